@@ -133,10 +133,16 @@ mod tests {
     #[test]
     fn arithmetic_saturates_instead_of_wrapping() {
         let t = Instant::from_secs(5);
-        assert_eq!(t + Duration::from_millis(250), Instant::from_micros(5_250_000));
+        assert_eq!(
+            t + Duration::from_millis(250),
+            Instant::from_micros(5_250_000)
+        );
         assert_eq!(Instant::from_secs(1) - t, Duration::ZERO);
         assert_eq!(t - Instant::from_secs(1), Duration::from_secs(4));
-        assert_eq!(Instant::from_micros(u64::MAX) + Duration::from_secs(1), Instant::from_micros(u64::MAX));
+        assert_eq!(
+            Instant::from_micros(u64::MAX) + Duration::from_secs(1),
+            Instant::from_micros(u64::MAX)
+        );
     }
 
     #[test]

@@ -1,0 +1,372 @@
+//! The swarm `Node`: one peer's whole view of one image — its sessions, piece
+//! picker, choker, tracker client side, and seed role — as a sans-IO state machine.
+//!
+//! # Use
+//! - Inputs: [`Node::handle_input`] with the current time.
+//! - Outputs: after every input, drain [`Node::poll_output`] until it returns
+//!   [`Output::Timeout`]; call `handle_input(now, Input::Timeout)` at that instant.
+//! - Getters: [`Node::is_complete`], [`Node::stats`], [`Node::peer_count`], ...
+//!
+//! The node never touches block payloads except to pass received bytes to
+//! [`Output::StoreBlock`]; it asks the driver to send blocks ([`Output::SendBlock`])
+//! and to hash pieces ([`Output::VerifyPiece`]), so the simulator can skip both.
+
+mod peers;
+mod types;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+pub use types::{
+    AnnounceParams, ApiError, BanReason, DisconnectReason, Input, NodeConfig, NodeEvent, Output,
+};
+
+use crate::choker::Choker;
+use crate::picker::Picker;
+use crate::pieceset::PieceSet;
+use crate::rng::Rng;
+use crate::session::Session;
+use crate::time::Instant;
+use crate::tracker::{AnnounceEvent, AnnounceResponse};
+use crate::ConnId;
+
+/// Totals of one node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Accepted block bytes received.
+    pub bytes_down: u64,
+    /// Block bytes sent.
+    pub bytes_up: u64,
+    /// Block bytes received but thrown away (duplicates, unrequested, failed pieces).
+    pub bytes_wasted: u64,
+    /// Pieces that failed verification.
+    pub hash_failures: u32,
+    /// Peers banned.
+    pub bans: u32,
+}
+
+/// Who a ban or a trust score applies to: the verified identity when there is
+/// one, otherwise the remote IP address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PeerKey {
+    Identity(String),
+    Ip(IpAddr),
+}
+
+/// One peer's view of one image.
+pub struct Node {
+    config: crate::node::NodeConfig,
+    rng: Rng,
+    picker: Picker,
+    choker: Choker,
+    sessions: BTreeMap<ConnId, Session>,
+    out: VecDeque<Output>,
+    stats: NodeStats,
+    banned: BTreeSet<PeerKey>,
+    failures: BTreeMap<PeerKey, u32>,
+    /// Peers the tracker told us about, not yet connected.
+    candidates: BTreeSet<SocketAddr>,
+    /// Listen addresses of connected peers (dialed, or learned from the extended handshake).
+    connected_addrs: BTreeMap<SocketAddr, ConnId>,
+    dialing: BTreeSet<SocketAddr>,
+    next_rechoke: Instant,
+    next_announce: Option<Instant>,
+    announce_in_flight: bool,
+    pending_event: Option<AnnounceEvent>,
+    started: bool,
+    shut_down: bool,
+    now: Instant,
+}
+
+impl Node {
+    /// A node for `config.info_hash`, starting with the verified pieces in `have`
+    /// (full for a seed), its RNG seeded with `rng_seed`.
+    pub fn new(config: NodeConfig, have: PieceSet, rng_seed: u64, now: Instant) -> Self {
+        let mut picker_config = config.picker.clone();
+        picker_config.block_len = picker_config.block_len.max(1);
+        let picker = Picker::new(picker_config, config.geometry, have);
+        let choker = Choker::new(config.choker.clone());
+        Node {
+            rng: crate::rng::from_seed(rng_seed),
+            picker,
+            choker,
+            sessions: BTreeMap::new(),
+            out: VecDeque::new(),
+            stats: NodeStats::default(),
+            banned: BTreeSet::new(),
+            failures: BTreeMap::new(),
+            candidates: BTreeSet::new(),
+            connected_addrs: BTreeMap::new(),
+            dialing: BTreeSet::new(),
+            next_rechoke: now + config.choker.rechoke_interval,
+            next_announce: None,
+            announce_in_flight: false,
+            pending_event: None,
+            started: false,
+            shut_down: false,
+            now,
+            config,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Every piece verified.
+    pub fn is_complete(&self) -> bool {
+        self.picker.is_complete()
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &PieceSet {
+        self.picker.have()
+    }
+
+    /// Bytes still missing.
+    pub fn bytes_left(&self) -> u64 {
+        self.picker.bytes_left()
+    }
+
+    /// Totals.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Open connections (handshaken or not).
+    pub fn peer_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The open sessions, for drivers that show per-peer figures.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    /// True when the identity or address is banned.
+    pub fn is_banned(&self, addr: SocketAddr, identity: Option<&str>) -> bool {
+        self.banned.contains(&peer_key(addr, identity))
+    }
+
+    // ---- inputs ----
+
+    /// Feed one input at `now`. Then drain [`Node::poll_output`].
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), ApiError> {
+        if self.shut_down {
+            return Err(ApiError::ShutDown);
+        }
+        self.now = self.now.max(now);
+        match input {
+            Input::Timeout => self.handle_timers(),
+            Input::Start => self.start(),
+            Input::Shutdown => self.shutdown(),
+            Input::Connected {
+                conn,
+                addr,
+                outbound,
+                identity,
+            } => return self.handle_connected(conn, addr, outbound, identity),
+            Input::ConnectFailed { addr } => {
+                self.dialing.remove(&addr);
+            }
+            Input::Handshake { conn, handshake } => self.handle_handshake(conn, handshake),
+            Input::Message { conn, msg } => self.handle_message(conn, msg),
+            Input::Closed { conn, reason } => {
+                self.drop_session(conn, DisconnectReason::Closed(reason), false)
+            }
+            Input::BlockSent { conn, block } => self.handle_block_sent(conn, block),
+            Input::PieceVerified { piece, ok } => return self.handle_verdict(piece, ok),
+            Input::Announced(result) => self.handle_announced(result),
+        }
+        Ok(())
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to do. Returns [`Output::Timeout`] when nothing is queued.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Output {
+        match self.out.pop_front() {
+            Some(o) => o,
+            None => Output::Timeout(
+                self.poll_timeout()
+                    .unwrap_or(Instant::from_micros(u64::MAX)),
+            ),
+        }
+    }
+
+    /// When the node next needs an [`Input::Timeout`], if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.shut_down {
+            return None;
+        }
+        let mut t = self.next_announce;
+        if self.started {
+            t = Some(t.map_or(self.next_rechoke, |x| x.min(self.next_rechoke)));
+        }
+        for s in self.sessions.values() {
+            let d = s.next_deadline(&self.config.session);
+            t = Some(t.map_or(d, |x| x.min(d)));
+        }
+        t
+    }
+
+    fn emit(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+
+    fn event(&mut self, e: NodeEvent) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    // ---- tracker client ----
+
+    fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.next_rechoke = self.now + self.config.choker.rechoke_interval;
+        self.announce(AnnounceEvent::Started);
+    }
+
+    fn announce(&mut self, event: AnnounceEvent) {
+        if self.announce_in_flight {
+            // Report the event with the next announce; Completed/Stopped must not be lost.
+            if event != AnnounceEvent::Periodic {
+                self.pending_event = Some(event);
+            }
+            return;
+        }
+        self.announce_in_flight = event != AnnounceEvent::Stopped;
+        self.next_announce = None;
+        let params = AnnounceParams {
+            event,
+            uploaded: self.stats.bytes_up,
+            downloaded: self.stats.bytes_down,
+            left: self.picker.bytes_left(),
+            numwant: if event == AnnounceEvent::Stopped {
+                0
+            } else {
+                self.config.numwant
+            },
+            port: self.config.listen_port,
+        };
+        self.emit(Output::Announce(params));
+    }
+
+    fn handle_announced(&mut self, result: Result<AnnounceResponse, String>) {
+        self.announce_in_flight = false;
+        match result {
+            Ok(resp) => {
+                let interval = crate::time::Duration::from_secs(u64::from(resp.interval_s.max(1)));
+                self.next_announce = Some(self.now + interval);
+                for identity in &resp.revoked {
+                    self.revoke(identity);
+                }
+                for p in &resp.peers {
+                    let addr = SocketAddr::new(p.ip, p.port);
+                    if !self.connected_addrs.contains_key(&addr)
+                        && !self.banned.contains(&PeerKey::Ip(addr.ip()))
+                    {
+                        self.candidates.insert(addr);
+                    }
+                }
+                self.dial_candidates();
+            }
+            Err(reason) => {
+                self.next_announce = Some(self.now + self.config.announce_retry);
+                self.event(NodeEvent::AnnounceFailed { reason });
+            }
+        }
+        if let Some(event) = self.pending_event.take() {
+            self.announce(event);
+        }
+    }
+
+    fn dial_candidates(&mut self) {
+        while self.sessions.len() + self.dialing.len() < self.config.max_peers {
+            let Some(addr) = self.pick_candidate() else {
+                break;
+            };
+            self.dialing.insert(addr);
+            self.emit(Output::Connect { addr });
+        }
+    }
+
+    fn pick_candidate(&mut self) -> Option<SocketAddr> {
+        use rand::RngExt;
+        if self.candidates.is_empty() {
+            return None;
+        }
+        let i = self.rng.random_range(0..self.candidates.len());
+        let addr = *self.candidates.iter().nth(i)?;
+        self.candidates.remove(&addr);
+        Some(addr)
+    }
+
+    fn revoke(&mut self, identity: &str) {
+        let key = PeerKey::Identity(identity.to_string());
+        self.banned.insert(key);
+        let victims: Vec<(ConnId, SocketAddr)> = self
+            .sessions
+            .values()
+            .filter(|s| s.identity.as_deref() == Some(identity))
+            .map(|s| (s.conn, s.addr))
+            .collect();
+        for (conn, addr) in victims {
+            self.event(NodeEvent::PeerBanned {
+                conn,
+                addr,
+                identity: Some(identity.to_string()),
+                reason: BanReason::Revoked,
+            });
+            self.stats.bans += 1;
+            self.drop_session(conn, DisconnectReason::Revoked, true);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        for conn in conns {
+            self.drop_session(conn, DisconnectReason::Shutdown, true);
+        }
+        if self.started {
+            self.announce_in_flight = false;
+            self.announce(AnnounceEvent::Stopped);
+        }
+        self.shut_down = true;
+    }
+
+    // ---- timers ----
+
+    fn handle_timers(&mut self) {
+        let now = self.now;
+        if self.next_announce.is_some_and(|t| now >= t) {
+            self.announce(AnnounceEvent::Periodic);
+        }
+        if self.started && now >= self.next_rechoke {
+            self.next_rechoke = now + self.config.choker.rechoke_interval;
+            self.rechoke();
+        }
+        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        for conn in conns {
+            self.session_timers(conn);
+        }
+        self.dial_candidates();
+    }
+}
+
+fn peer_key(addr: SocketAddr, identity: Option<&str>) -> PeerKey {
+    match identity {
+        Some(id) => PeerKey::Identity(id.to_string()),
+        None => PeerKey::Ip(addr.ip()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,537 @@
+//! The node's handling of connections: handshakes, messages, requests, uploads,
+//! verdicts, choking and per-connection timers.
+
+use std::net::SocketAddr;
+
+use super::{peer_key, ApiError, BanReason, DisconnectReason, Node, NodeEvent, Output, PeerKey};
+use crate::choker::ChokerPeer;
+use crate::picker::BlockOutcome;
+use crate::session::{Phase, Session, SessionEvent};
+use crate::tracker::AnnounceEvent;
+use crate::wire::{BlockRef, ExtendedHandshake, Handshake, Message};
+use crate::ConnId;
+
+impl Node {
+    pub(super) fn handle_connected(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        outbound: bool,
+        identity: Option<String>,
+    ) -> Result<(), ApiError> {
+        if self.sessions.contains_key(&conn) {
+            return Err(ApiError::ConnIdInUse(conn));
+        }
+        if outbound {
+            self.dialing.remove(&addr);
+        }
+        let refuse = if self.banned.contains(&peer_key(addr, identity.as_deref()))
+            || self.banned.contains(&PeerKey::Ip(addr.ip())) && identity.is_none()
+        {
+            Some(DisconnectReason::Banned)
+        } else if self.config.require_auth && identity.is_none() {
+            Some(DisconnectReason::NotAuthenticated)
+        } else if self.sessions.len() >= self.config.max_peers {
+            Some(DisconnectReason::TooManyPeers)
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            // Not one protocol byte goes to a refused peer.
+            self.emit(Output::Disconnect { conn });
+            self.event(NodeEvent::PeerDisconnected { conn, reason });
+            return Ok(());
+        }
+        let n = self.config.geometry.num_pieces();
+        let session = Session::new(conn, addr, outbound, identity, n, self.now);
+        self.sessions.insert(conn, session);
+        if outbound {
+            self.connected_addrs.insert(addr, conn);
+            self.send_handshake(conn);
+        }
+        Ok(())
+    }
+
+    fn send_handshake(&mut self, conn: ConnId) {
+        let handshake = Handshake {
+            info_hash: self.config.info_hash,
+            peer_id: self.config.peer_id,
+            extended: true,
+        };
+        self.emit(Output::SendHandshake { conn, handshake });
+    }
+
+    pub(super) fn handle_handshake(&mut self, conn: ConnId, hs: Handshake) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        if session.phase != Phase::AwaitingHandshake {
+            let v = crate::session::Violation::DuplicateHandshake;
+            return self.drop_session(conn, v.into(), true);
+        }
+        if hs.info_hash != self.config.info_hash {
+            return self.drop_session(conn, DisconnectReason::WrongInfoHash, true);
+        }
+        if hs.peer_id == self.config.peer_id {
+            return self.drop_session(conn, DisconnectReason::OwnPeerId, true);
+        }
+        let outbound = session.outbound;
+        if let Some(other) = self
+            .sessions
+            .values()
+            .find(|s| s.conn != conn && s.peer_id == Some(hs.peer_id))
+            .map(|s| s.conn)
+        {
+            // Both sides keep the connection dialed by the lower peer id.
+            let dialer_of_new = if outbound {
+                self.config.peer_id
+            } else {
+                hs.peer_id
+            };
+            let lower = self.config.peer_id.min(hs.peer_id);
+            if dialer_of_new == lower {
+                self.drop_session(other, DisconnectReason::DuplicatePeer, true);
+            } else {
+                return self.drop_session(conn, DisconnectReason::DuplicatePeer, true);
+            }
+        }
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        session.phase = Phase::Established;
+        session.peer_id = Some(hs.peer_id);
+        let identity = session.identity.clone();
+        if !outbound {
+            self.send_handshake(conn);
+        }
+        if hs.extended {
+            let ext = ExtendedHandshake {
+                client: Some(self.config.client_name.clone()),
+                listen_port: Some(self.config.listen_port),
+                reqq: Some(self.config.session.max_peer_requests as u32),
+                upload_only: self.picker.is_complete(),
+                revocation_epoch: None,
+            };
+            self.transmit(conn, Message::ExtendedHandshake(ext));
+        }
+        if self.picker.have().count() > 0 {
+            let bits = bytes::Bytes::from(self.picker.have().to_bitfield());
+            self.transmit(conn, Message::Bitfield(bits));
+        }
+        self.event(NodeEvent::PeerConnected {
+            conn,
+            peer_id: hs.peer_id,
+            identity,
+        });
+        self.try_unchoke_now(conn);
+    }
+
+    pub(super) fn transmit(&mut self, conn: ConnId, msg: Message) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.last_send = self.now;
+        }
+        self.emit(Output::Transmit { conn, msg });
+    }
+
+    pub(super) fn handle_message(&mut self, conn: ConnId, msg: Message) {
+        let now = self.now;
+        let geometry = self.config.geometry;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let ext_port = match &msg {
+            Message::ExtendedHandshake(ext) => ext.listen_port,
+            _ => None,
+        };
+        let have = self.picker.have();
+        let result = session.on_message(
+            now,
+            msg,
+            &self.config.session,
+            |p| have.contains(p),
+            |p| geometry.piece_len(p),
+        );
+        let event = match result {
+            Ok(e) => e,
+            Err(v) => return self.drop_session(conn, v.into(), true),
+        };
+        if let Some(port) = ext_port {
+            let addr = SocketAddr::new(session.addr.ip(), port);
+            self.candidates.remove(&addr);
+            self.connected_addrs.insert(addr, conn);
+        }
+        match event {
+            SessionEvent::None => {}
+            SessionEvent::Bitfield => {
+                let has = session.remote_has.clone();
+                self.picker.add_peer(&has);
+                self.after_remote_pieces_changed(conn, None);
+            }
+            SessionEvent::Have(piece) => {
+                self.picker.peer_has(piece);
+                self.after_remote_pieces_changed(conn, Some(piece));
+            }
+            SessionEvent::Unchoked => self.fill_requests(conn),
+            SessionEvent::Choked(dropped) => {
+                for block in dropped {
+                    self.picker.request_dropped(conn, block);
+                }
+            }
+            SessionEvent::InterestChanged => {
+                if session.peer_interested {
+                    self.try_unchoke_now(conn);
+                }
+            }
+            SessionEvent::Requested => self.serve_uploads(conn),
+            SessionEvent::Block(block, data) => self.handle_block(conn, block, data),
+        }
+    }
+
+    fn after_remote_pieces_changed(&mut self, conn: ConnId, piece: Option<u32>) {
+        let complete = self.picker.is_complete();
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        if complete && (session.remote_has.is_full() || session.upload_only) {
+            return self.drop_session(conn, DisconnectReason::BothSeeds, true);
+        }
+        if !session.am_interested {
+            let interesting = match piece {
+                Some(p) => !self.picker.have().contains(p) && self.picker.is_interesting_piece(p),
+                None => self.picker.is_interesting(&session.remote_has),
+            };
+            if interesting {
+                self.set_interest(conn, true);
+            }
+        }
+        self.fill_requests(conn);
+    }
+
+    fn set_interest(&mut self, conn: ConnId, interested: bool) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if session.am_interested == interested {
+            return;
+        }
+        session.am_interested = interested;
+        let msg = if interested {
+            Message::Interested
+        } else {
+            Message::NotInterested
+        };
+        self.transmit(conn, msg);
+    }
+
+    pub(super) fn fill_requests(&mut self, conn: ConnId) {
+        let now = self.now;
+        let depth = self.config.session.request_queue_depth;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if !session.am_interested || !session.can_request(&self.config.session) {
+            return;
+        }
+        let room = depth - session.requests_out.len();
+        let mut blocks = Vec::new();
+        self.picker
+            .pick(conn, &session.remote_has, room, &mut self.rng, &mut blocks);
+        if blocks.is_empty() && session.requests_out.is_empty() {
+            // Nothing left to ask this peer for: tell it, so it frees our slot.
+            let interesting = self.picker.is_interesting(&session.remote_has);
+            if !interesting {
+                self.set_interest(conn, false);
+            }
+            return;
+        }
+        for block in &blocks {
+            session.requests_out.push((*block, now));
+        }
+        for block in blocks {
+            self.transmit(conn, Message::Request(block));
+        }
+    }
+
+    fn handle_block(&mut self, conn: ConnId, block: BlockRef, data: bytes::Bytes) {
+        match self.picker.block_received(conn, block) {
+            BlockOutcome::Accepted {
+                cancel,
+                piece_complete,
+            } => {
+                self.stats.bytes_down += u64::from(block.length);
+                self.emit(Output::StoreBlock { block, data });
+                self.event(NodeEvent::BlockReceived {
+                    conn,
+                    bytes: block.length,
+                });
+                for other in cancel {
+                    if let Some(s) = self.sessions.get_mut(&other) {
+                        s.requests_out.retain(|(b, _)| *b != block);
+                        self.transmit(other, Message::Cancel(block));
+                    }
+                }
+                if piece_complete {
+                    self.emit(Output::VerifyPiece { piece: block.piece });
+                }
+            }
+            BlockOutcome::Duplicate | BlockOutcome::Unrequested => {
+                self.stats.bytes_wasted += u64::from(block.length);
+            }
+        }
+        self.fill_requests(conn);
+    }
+
+    pub(super) fn handle_block_sent(&mut self, conn: ConnId, block: BlockRef) {
+        let now = self.now;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let Some(i) = session.upload_inflight.iter().position(|b| *b == block) else {
+            return;
+        };
+        session.upload_inflight.swap_remove(i);
+        session.bytes_up += u64::from(block.length);
+        session.upload_rate.add(now, u64::from(block.length));
+        self.stats.bytes_up += u64::from(block.length);
+        self.event(NodeEvent::BlockUploaded {
+            conn,
+            bytes: block.length,
+        });
+        self.serve_uploads(conn);
+    }
+
+    pub(super) fn serve_uploads(&mut self, conn: ConnId) {
+        let max = self.config.session.max_upload_inflight;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        while !session.am_choking && session.upload_inflight.len() < max {
+            let Some(block) = session.their_queue.pop_front() else {
+                break;
+            };
+            session.upload_inflight.push(block);
+            sends.push(block);
+        }
+        if !sends.is_empty() {
+            session.last_send = self.now;
+        }
+        for block in sends {
+            self.emit(Output::SendBlock { conn, block });
+        }
+    }
+
+    pub(super) fn handle_verdict(&mut self, piece: u32, ok: bool) -> Result<(), ApiError> {
+        let Some(outcome) = self.picker.piece_verified(piece, ok) else {
+            return Err(ApiError::NotVerifying(piece));
+        };
+        if ok {
+            self.event(NodeEvent::PieceVerified { piece });
+            let conns: Vec<ConnId> = self
+                .sessions
+                .values()
+                .filter(|s| s.phase == Phase::Established && !s.remote_has.contains(piece))
+                .map(|s| s.conn)
+                .collect();
+            for conn in conns {
+                self.transmit(conn, Message::Have(piece));
+            }
+            if self.picker.is_complete() {
+                self.on_complete();
+            }
+        } else {
+            self.stats.hash_failures += 1;
+            let len = self.config.geometry.piece_len(piece);
+            self.stats.bytes_wasted += u64::from(len);
+            self.stats.bytes_down = self.stats.bytes_down.saturating_sub(u64::from(len));
+            self.event(NodeEvent::PieceFailed { piece });
+            self.blame(piece, &outcome.contributors);
+            let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+            for conn in conns {
+                self.fill_requests(conn);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_complete(&mut self) {
+        self.event(NodeEvent::Complete);
+        self.announce(AnnounceEvent::Completed);
+        let seeds: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.remote_has.is_full() || s.upload_only)
+            .map(|s| s.conn)
+            .collect();
+        for conn in seeds {
+            self.drop_session(conn, DisconnectReason::BothSeeds, true);
+        }
+        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        for conn in conns {
+            self.set_interest(conn, false);
+        }
+    }
+
+    fn blame(&mut self, piece: u32, contributors: &[(ConnId, u32)]) {
+        let sole = contributors.len() == 1;
+        for &(conn, _) in contributors {
+            let Some(s) = self.sessions.get(&conn) else {
+                continue;
+            };
+            let key = peer_key(s.addr, s.identity.as_deref());
+            let failures = {
+                let f = self.failures.entry(key).or_insert(0);
+                *f += 1;
+                *f
+            };
+            let reason = if sole {
+                Some(BanReason::SoleSourceOfBadPiece { piece })
+            } else if failures >= self.config.ban_after_failures {
+                Some(BanReason::TooManyHashFailures { failures })
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                self.ban(conn, reason);
+            }
+        }
+    }
+
+    fn ban(&mut self, conn: ConnId, reason: BanReason) {
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        let (addr, identity) = (s.addr, s.identity.clone());
+        self.banned.insert(peer_key(addr, identity.as_deref()));
+        self.stats.bans += 1;
+        self.event(NodeEvent::PeerBanned {
+            conn,
+            addr,
+            identity,
+            reason,
+        });
+        self.drop_session(conn, DisconnectReason::Banned, true);
+    }
+
+    /// Forget a session; `tell_driver` when the node itself closes it.
+    pub(super) fn drop_session(
+        &mut self,
+        conn: ConnId,
+        reason: DisconnectReason,
+        tell_driver: bool,
+    ) {
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
+        self.picker.remove_peer(conn, &session.remote_has);
+        self.choker.remove(conn);
+        self.connected_addrs.retain(|_, c| *c != conn);
+        if tell_driver {
+            self.emit(Output::Disconnect { conn });
+        }
+        self.event(NodeEvent::PeerDisconnected { conn, reason });
+        // Blocks requested from this peer are free again: ask others.
+        let conns: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| !s.peer_choking && s.am_interested)
+            .map(|s| s.conn)
+            .collect();
+        for c in conns {
+            self.fill_requests(c);
+        }
+    }
+
+    pub(super) fn session_timers(&mut self, conn: ConnId) {
+        let now = self.now;
+        let config = self.config.session.clone();
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        match session.phase {
+            Phase::AwaitingHandshake => {
+                if now >= session.connected_at + config.handshake_timeout {
+                    self.drop_session(conn, DisconnectReason::HandshakeTimeout, true);
+                }
+                return;
+            }
+            Phase::Established => {}
+        }
+        if now >= session.last_recv + config.idle_timeout {
+            return self.drop_session(conn, DisconnectReason::IdleTimeout, true);
+        }
+        let expired = session.expire_requests(now, &config);
+        let keepalive = now >= session.last_send + config.keepalive_interval;
+        for block in &expired {
+            self.picker.request_dropped(conn, *block);
+        }
+        if keepalive {
+            self.transmit(conn, Message::KeepAlive);
+        }
+        if !expired.is_empty() {
+            let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+            for c in conns {
+                self.fill_requests(c);
+            }
+        }
+    }
+
+    /// Unchoke `conn` at once when it is interested and a slot is free, so a
+    /// newcomer does not wait for the next rechoke round.
+    fn try_unchoke_now(&mut self, conn: ConnId) {
+        let slots = self.config.choker.slots + self.config.choker.optimistic_slots;
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        if !s.peer_interested || !s.am_choking || s.phase != Phase::Established {
+            return;
+        }
+        let unchoked = self.sessions.values().filter(|s| !s.am_choking).count();
+        if unchoked < slots {
+            self.set_choke(conn, false);
+        }
+    }
+
+    pub(super) fn rechoke(&mut self) {
+        let now = self.now;
+        let peers: Vec<ChokerPeer> = self
+            .sessions
+            .values()
+            .filter(|s| s.phase == Phase::Established)
+            .map(|s| ChokerPeer {
+                conn: s.conn,
+                interested: s.peer_interested,
+                snubbed: s.snubbed,
+                download_bps: s.download_rate.get(now),
+                bytes_given: s.bytes_up,
+                connected_at: s.connected_at,
+            })
+            .collect();
+        let seeding = self.picker.is_complete();
+        let unchoke = self
+            .choker
+            .rechoke(now, seeding, &peers, &mut self.rng)
+            .clone();
+        for p in peers {
+            self.set_choke(p.conn, !unchoke.contains(&p.conn));
+        }
+    }
+
+    fn set_choke(&mut self, conn: ConnId, choke: bool) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if s.am_choking == choke {
+            return;
+        }
+        s.am_choking = choke;
+        if choke {
+            s.choked_at = now;
+            s.their_queue.clear();
+            self.transmit(conn, Message::Choke);
+        } else {
+            self.transmit(conn, Message::Unchoke);
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Swarm-level tests of the node through the in-memory harness.
+
+use crate::memswarm::{HostSpec, Swarm};
+
+use super::*;
+use crate::time::Duration;
+use crate::Id20;
+
+const MIB: usize = 1024 * 1024;
+
+fn seed(upload_bps: u64) -> HostSpec {
+    HostSpec {
+        seed: true,
+        corrupt: false,
+        upload_bps,
+    }
+}
+
+fn leecher(upload_bps: u64) -> HostSpec {
+    HostSpec {
+        seed: false,
+        corrupt: false,
+        upload_bps,
+    }
+}
+
+fn one_seed_five_leechers(rng_seed: u64) -> Swarm {
+    let mut specs = vec![seed(2_000_000)];
+    specs.extend((0..5).map(|_| leecher(2_000_000)));
+    let mut swarm = Swarm::new(4 * MIB, &specs, rng_seed);
+    swarm.start();
+    swarm
+}
+
+#[test]
+fn one_seed_and_five_leechers_complete_with_correct_bytes() {
+    let mut swarm = one_seed_five_leechers(42);
+    assert!(
+        swarm.run(Duration::from_secs(600)),
+        "swarm did not complete"
+    );
+    for (i, h) in swarm.hosts.iter().enumerate() {
+        assert!(h.node.is_complete(), "host {i} incomplete");
+        assert!(h.storage == swarm.data, "host {i} stored wrong bytes");
+        assert_eq!(h.node.bytes_left(), 0);
+    }
+    // Leechers upload to each other: together they carry a real share of the load.
+    let peer_upload: u64 = (1..6).map(|i| swarm.uploaded(i)).sum();
+    let seed_upload = swarm.uploaded(0);
+    assert!(peer_upload > 0, "leechers uploaded nothing");
+    assert!(
+        peer_upload as f64 >= 0.5 * seed_upload as f64,
+        "leechers uploaded {peer_upload} bytes, seed {seed_upload}"
+    );
+    // Five copies of the image left the seed and the leechers in total (at least).
+    assert!(seed_upload + peer_upload >= 5 * 4 * MIB as u64);
+    // With P2P the seed sends well under five full copies.
+    assert!(seed_upload < 5 * 4 * MIB as u64, "seed sent {seed_upload}");
+}
+
+#[test]
+fn same_seed_gives_same_trace_and_different_seed_a_different_one() {
+    let run = |s| {
+        let mut swarm = one_seed_five_leechers(s);
+        assert!(swarm.run(Duration::from_secs(600)));
+        swarm.trace.join("\n")
+    };
+    let a = run(7);
+    let b = run(7);
+    let c = run(8);
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "same seed, different trace");
+    assert_ne!(a, c, "different seed, same trace");
+}
+
+#[test]
+fn corrupt_peer_is_banned_and_others_complete_correctly() {
+    let mut specs = vec![
+        seed(1_000_000),
+        HostSpec {
+            seed: true,
+            corrupt: true,
+            upload_bps: 4_000_000,
+        },
+    ];
+    specs.extend((0..4).map(|_| leecher(1_000_000)));
+    let mut swarm = Swarm::new(2 * MIB, &specs, 3);
+    swarm.start();
+    assert!(
+        swarm.run(Duration::from_secs(600)),
+        "swarm did not complete"
+    );
+    for i in 2..6 {
+        let h = &swarm.hosts[i];
+        assert!(h.storage == swarm.data, "host {i} has wrong bytes");
+        let banned_bad = h.events.iter().any(|e| {
+            matches!(e,
+            NodeEvent::PeerBanned { identity: Some(id), .. } if id == "client-1")
+        });
+        let saw_failure = h
+            .events
+            .iter()
+            .any(|e| matches!(e, NodeEvent::PieceFailed { .. }));
+        if saw_failure {
+            assert!(
+                banned_bad,
+                "host {i} saw a bad piece but did not ban the corrupt peer"
+            );
+        }
+        assert!(
+            !h.events.iter().any(|e| matches!(e,
+                NodeEvent::PeerBanned { identity: Some(id), .. } if id != "client-1")),
+            "host {i} banned an honest peer"
+        );
+    }
+    let bans = (2..6)
+        .filter(|&i| swarm.hosts[i].node.stats().bans > 0)
+        .count();
+    assert!(bans >= 1, "nobody banned the corrupt peer");
+}
+
+#[test]
+fn unauthenticated_peer_gets_no_bitfield() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let config = NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g);
+    let mut node = Node::new(config, PieceSet::full(4), 1, Instant::ZERO);
+    let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    node.handle_input(
+        Instant::ZERO,
+        Input::Connected {
+            conn: ConnId(1),
+            addr,
+            outbound: false,
+            identity: None,
+        },
+    )
+    .unwrap();
+    let mut outs = Vec::new();
+    loop {
+        match node.poll_output() {
+            Output::Timeout(_) => break,
+            o => outs.push(o),
+        }
+    }
+    assert!(
+        matches!(outs[0], Output::Disconnect { conn: ConnId(1) }),
+        "{outs:?}"
+    );
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::Transmit { .. } | Output::SendHandshake { .. })));
+    assert_eq!(node.peer_count(), 0);
+}
+
+fn drain(node: &mut Node) -> Vec<Output> {
+    let mut outs = Vec::new();
+    loop {
+        match node.poll_output() {
+            Output::Timeout(_) => return outs,
+            o => outs.push(o),
+        }
+    }
+}
+
+fn connected_seed() -> (Node, ConnId) {
+    // 64 pieces of 256 KiB: 1,024 distinct blocks, more than a peer may queue.
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 24,
+        piece_length: 1 << 18,
+    };
+    let info = Id20::new([1; 20]);
+    let config = NodeConfig::new(info, Id20::new([2; 20]), g);
+    let mut node = Node::new(config, PieceSet::full(64), 1, Instant::ZERO);
+    let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    let conn = ConnId(1);
+    node.handle_input(
+        Instant::ZERO,
+        Input::Connected {
+            conn,
+            addr,
+            outbound: false,
+            identity: Some("a".into()),
+        },
+    )
+    .unwrap();
+    let hs = crate::wire::Handshake {
+        info_hash: info,
+        peer_id: Id20::new([3; 20]),
+        extended: false,
+    };
+    node.handle_input(
+        Instant::ZERO,
+        Input::Handshake {
+            conn,
+            handshake: hs,
+        },
+    )
+    .unwrap();
+    drain(&mut node);
+    (node, conn)
+}
+
+#[test]
+fn wrong_info_hash_and_own_peer_id_close_the_connection() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let info = Id20::new([1; 20]);
+    let me = Id20::new([2; 20]);
+    let mut node = Node::new(
+        NodeConfig::new(info, me, g),
+        PieceSet::full(4),
+        1,
+        Instant::ZERO,
+    );
+    let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    for (conn, hs_info, hs_peer, reason) in [
+        (
+            ConnId(1),
+            Id20::new([9; 20]),
+            Id20::new([3; 20]),
+            DisconnectReason::WrongInfoHash,
+        ),
+        (ConnId(2), info, me, DisconnectReason::OwnPeerId),
+    ] {
+        node.handle_input(
+            Instant::ZERO,
+            Input::Connected {
+                conn,
+                addr,
+                outbound: false,
+                identity: Some("x".into()),
+            },
+        )
+        .unwrap();
+        let hs = crate::wire::Handshake {
+            info_hash: hs_info,
+            peer_id: hs_peer,
+            extended: false,
+        };
+        node.handle_input(
+            Instant::ZERO,
+            Input::Handshake {
+                conn,
+                handshake: hs,
+            },
+        )
+        .unwrap();
+        let outs = drain(&mut node);
+        assert!(!outs
+            .iter()
+            .any(|o| matches!(o, Output::SendHandshake { .. } | Output::Transmit { .. })));
+        assert!(outs.iter().any(|o| matches!(o, Output::Event(NodeEvent::PeerDisconnected { reason: r, .. }) if *r == reason)), "{outs:?}");
+    }
+}
+
+#[test]
+fn request_flood_disconnects() {
+    let (mut node, conn) = connected_seed();
+    node.handle_input(
+        Instant::ZERO,
+        Input::Message {
+            conn,
+            msg: crate::wire::Message::Interested,
+        },
+    )
+    .unwrap();
+    let outs = drain(&mut node);
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Transmit {
+            msg: crate::wire::Message::Unchoke,
+            ..
+        }
+    )));
+    let limit = node.config().session.max_peer_requests;
+    let max_inflight = node.config().session.max_upload_inflight;
+    let mut closed = false;
+    for i in 0..(limit + max_inflight + 1) as u32 {
+        let block = crate::wire::BlockRef {
+            piece: i % 64,
+            begin: (i / 64 % 16) * 16384,
+            length: 16384,
+        };
+        node.handle_input(
+            Instant::ZERO,
+            Input::Message {
+                conn,
+                msg: crate::wire::Message::Request(block),
+            },
+        )
+        .unwrap();
+        if node.peer_count() == 0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a flood of requests must close the connection");
+}
+
+#[test]
+fn requests_while_choked_disconnect_after_grace() {
+    let (mut node, conn) = connected_seed();
+    let block = crate::wire::BlockRef {
+        piece: 0,
+        begin: 0,
+        length: 16384,
+    };
+    // Within the grace period after the initial choke, requests are dropped quietly.
+    node.handle_input(
+        Instant::ZERO,
+        Input::Message {
+            conn,
+            msg: crate::wire::Message::Request(block),
+        },
+    )
+    .unwrap();
+    assert_eq!(node.peer_count(), 1);
+    assert!(!drain(&mut node)
+        .iter()
+        .any(|o| matches!(o, Output::SendBlock { .. })));
+    let late = Instant::from_secs(30);
+    node.handle_input(
+        late,
+        Input::Message {
+            conn,
+            msg: crate::wire::Message::Request(block),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        node.peer_count(),
+        0,
+        "requests long after a choke must close the connection"
+    );
+}
+
+#[test]
+fn handshake_timeout_closes_silent_connections() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let mut node = Node::new(
+        NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g),
+        PieceSet::new(4),
+        1,
+        Instant::ZERO,
+    );
+    let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    node.handle_input(
+        Instant::ZERO,
+        Input::Connected {
+            conn: ConnId(5),
+            addr,
+            outbound: false,
+            identity: Some("x".into()),
+        },
+    )
+    .unwrap();
+    drain(&mut node);
+    let t = node.poll_timeout().expect("a handshake deadline");
+    assert_eq!(t, Instant::ZERO + node.config().session.handshake_timeout);
+    node.handle_input(t, Input::Timeout).unwrap();
+    assert_eq!(node.peer_count(), 0);
+}

@@ -1,0 +1,495 @@
+//! Piece picker: decides which blocks to request from which peer, keeps per-block
+//! bookkeeping, and handles endgame and failed hashes.
+//!
+//! Policy (rarest-first strategy): the first `random_first_pieces` pieces are
+//! chosen at random among those the peer has (rare pieces are slow to finish, and a
+//! new peer needs something to trade quickly); after that the rarest piece the peer
+//! has, ties broken at random. Partially downloaded pieces are always continued
+//! before a new piece is started. When every missing block is already requested
+//! (strict endgame), outstanding blocks are requested again from other peers, and
+//! the picker reports whom to cancel when a block arrives.
+
+mod rarity;
+
+use std::collections::BTreeMap;
+
+use rand::RngExt;
+
+use crate::metainfo::Geometry;
+use crate::pieceset::PieceSet;
+use crate::rng::Rng;
+use crate::wire::BlockRef;
+use crate::ConnId;
+use rarity::RarityIndex;
+
+/// How new pieces are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PickStrategy {
+    /// Rarest piece first, random tie-break (the BitTorrent default).
+    #[default]
+    RarestFirst,
+    /// Uniformly random piece among those the peer has.
+    Random,
+    /// Lowest piece index first (what streaming clients do; poor for swarms).
+    Sequential,
+}
+
+/// Picker knobs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PickerConfig {
+    /// Strategy for new pieces. Default: rarest-first.
+    pub strategy: PickStrategy,
+    /// Pieces picked at random before rarest-first takes over. Default: 4.
+    pub random_first_pieces: u32,
+    /// Block size in bytes. Default: 16 KiB.
+    pub block_len: u32,
+    /// In endgame, how many peers may be asked for the same block at once. Default: 3.
+    pub endgame_max_duplicates: usize,
+}
+
+impl Default for PickerConfig {
+    fn default() -> Self {
+        PickerConfig {
+            strategy: PickStrategy::RarestFirst,
+            random_first_pieces: 4,
+            block_len: crate::wire::BLOCK_LEN,
+            endgame_max_duplicates: 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum BlockState {
+    Missing,
+    Requested(Vec<ConnId>),
+    Received(ConnId),
+}
+
+#[derive(Clone, Debug)]
+struct Partial {
+    blocks: Vec<BlockState>,
+    missing: u32,
+    received: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PieceState {
+    Wanted,
+    Partial,
+    Verifying,
+    Have,
+}
+
+/// What became of a block that arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// Stored; `cancel` lists peers that were also asked for it (endgame);
+    /// `piece_complete` means every block of the piece is now in and it must be verified.
+    Accepted {
+        /// Peers to send a cancel for this block.
+        cancel: Vec<ConnId>,
+        /// All blocks of the piece are in.
+        piece_complete: bool,
+    },
+    /// The block was already received from someone (an endgame race); drop it.
+    Duplicate,
+    /// Nobody asked for this block (wrong offset or length, or a piece we are
+    /// not downloading); drop it.
+    Unrequested,
+}
+
+/// The verdict on a piece, with the peers that supplied its blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyOutcome {
+    /// Peers that supplied at least one block, with the number of blocks each.
+    pub contributors: Vec<(ConnId, u32)>,
+}
+
+/// The piece picker of one node for one image.
+#[derive(Clone, Debug)]
+pub struct Picker {
+    config: PickerConfig,
+    geometry: Geometry,
+    have: PieceSet,
+    state: Vec<PieceState>,
+    availability: Vec<u32>,
+    rarity: RarityIndex,
+    partials: BTreeMap<u32, Partial>,
+    missing_in_partials: u64,
+    seq_cursor: u32,
+}
+
+impl Picker {
+    /// A picker for an image of `geometry`, starting with the pieces in `have`.
+    pub fn new(config: PickerConfig, geometry: Geometry, have: PieceSet) -> Self {
+        let n = geometry.num_pieces();
+        let mut rarity = RarityIndex::new(n);
+        let mut state = vec![PieceState::Wanted; n as usize];
+        for piece in have.iter() {
+            state[piece as usize] = PieceState::Have;
+            rarity.set_key(piece, 0, true);
+        }
+        Picker {
+            config,
+            geometry,
+            have,
+            state,
+            availability: vec![0; n as usize],
+            rarity,
+            partials: BTreeMap::new(),
+            missing_in_partials: 0,
+            seq_cursor: 0,
+        }
+    }
+
+    /// Pieces verified so far.
+    pub fn have(&self) -> &PieceSet {
+        &self.have
+    }
+
+    /// True when every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Bytes still missing (not verified).
+    pub fn bytes_left(&self) -> u64 {
+        let have_bytes: u64 = if self.have.is_full() {
+            self.geometry.total_length
+        } else {
+            self.have
+                .iter()
+                .map(|p| u64::from(self.geometry.piece_len(p)))
+                .sum()
+        };
+        self.geometry.total_length - have_bytes
+    }
+
+    /// How many connected peers have `piece`.
+    pub fn availability(&self, piece: u32) -> u32 {
+        self.availability.get(piece as usize).copied().unwrap_or(0)
+    }
+
+    /// True when every missing block is already requested from someone.
+    pub fn in_endgame(&self) -> bool {
+        self.rarity.wanted_len() == 0 && self.missing_in_partials == 0 && !self.is_complete()
+    }
+
+    /// True when a peer having `has` has something we still need.
+    pub fn is_interesting(&self, has: &PieceSet) -> bool {
+        has.iter().any(|p| {
+            matches!(
+                self.state[p as usize],
+                PieceState::Wanted | PieceState::Partial
+            )
+        })
+    }
+
+    /// True when `piece` is still to be downloaded (not verified, not awaiting
+    /// verification).
+    pub fn is_interesting_piece(&self, piece: u32) -> bool {
+        matches!(
+            self.state.get(piece as usize),
+            Some(PieceState::Wanted | PieceState::Partial)
+        )
+    }
+
+    /// A peer announced a full set of pieces (bitfield).
+    pub fn add_peer(&mut self, has: &PieceSet) {
+        for piece in has.iter() {
+            self.inc(piece);
+        }
+    }
+
+    /// A peer with `has` went away, or its bitfield is replaced.
+    pub fn remove_peer(&mut self, peer: ConnId, has: &PieceSet) {
+        for piece in has.iter() {
+            self.dec(piece);
+        }
+        self.drop_requests_of(peer);
+    }
+
+    /// A peer announced one more piece (have).
+    pub fn peer_has(&mut self, piece: u32) {
+        if piece < self.geometry.num_pieces() {
+            self.inc(piece);
+        }
+    }
+
+    fn inc(&mut self, piece: u32) {
+        let a = &mut self.availability[piece as usize];
+        *a += 1;
+        let a = *a;
+        if self.state[piece as usize] == PieceState::Wanted {
+            self.rarity.set_key(piece, a, false);
+        }
+    }
+
+    fn dec(&mut self, piece: u32) {
+        let a = &mut self.availability[piece as usize];
+        *a = a.saturating_sub(1);
+        let a = *a;
+        if self.state[piece as usize] == PieceState::Wanted {
+            self.rarity.set_key(piece, a, false);
+        }
+    }
+
+    /// Choose up to `max` blocks to request from `peer`, which has `has`.
+    /// Appends to `out`; never returns a block of a piece the peer lacks, a
+    /// verified piece, or a block already requested from this peer.
+    pub fn pick(
+        &mut self,
+        peer: ConnId,
+        has: &PieceSet,
+        max: usize,
+        rng: &mut Rng,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let start = out.len();
+        let budget = |out: &Vec<BlockRef>| max.saturating_sub(out.len() - start);
+        // 1. Continue partial pieces.
+        let partial_pieces: Vec<u32> = self.partials.keys().copied().collect();
+        for piece in partial_pieces {
+            if budget(out) == 0 {
+                return;
+            }
+            if has.contains(piece) {
+                self.take_missing(piece, peer, budget(out), out);
+            }
+        }
+        // 2. Start new pieces.
+        while budget(out) > 0 {
+            let Some(piece) = self.choose_new_piece(has, rng) else {
+                break;
+            };
+            self.start_piece(piece);
+            self.take_missing(piece, peer, budget(out), out);
+        }
+        // 3. Endgame: ask for blocks already requested from others.
+        if budget(out) > 0 && self.in_endgame() {
+            self.take_endgame(peer, has, budget(out), out);
+        }
+    }
+
+    fn choose_new_piece(&self, has: &PieceSet, rng: &mut Rng) -> Option<u32> {
+        if self.rarity.wanted_len() == 0 {
+            return None;
+        }
+        let random = self.config.strategy == PickStrategy::Random
+            || (self.config.strategy == PickStrategy::RarestFirst
+                && self.have.count() < self.config.random_first_pieces);
+        if self.config.strategy == PickStrategy::Sequential {
+            return (self.seq_cursor..self.geometry.num_pieces())
+                .find(|&p| self.state[p as usize] == PieceState::Wanted && has.contains(p));
+        }
+        if random {
+            // Pieces of availability 0 cannot be in `has`: scan from bucket 1.
+            return scan_from_random(self.rarity.wanted_from(1), has, rng);
+        }
+        (1..self.rarity.cap()).find_map(|k| scan_from_random(self.rarity.bucket(k), has, rng))
+    }
+
+    fn start_piece(&mut self, piece: u32) {
+        let blocks = self.geometry.num_blocks(piece, self.config.block_len);
+        self.state[piece as usize] = PieceState::Partial;
+        self.rarity.set_key(piece, 0, true);
+        self.partials.insert(
+            piece,
+            Partial {
+                blocks: vec![BlockState::Missing; blocks as usize],
+                missing: blocks,
+                received: 0,
+            },
+        );
+        self.missing_in_partials += u64::from(blocks);
+        while self.seq_cursor < self.geometry.num_pieces()
+            && self.state[self.seq_cursor as usize] != PieceState::Wanted
+        {
+            self.seq_cursor += 1;
+        }
+    }
+
+    fn block_ref(&self, piece: u32, block: u32) -> BlockRef {
+        BlockRef {
+            piece,
+            begin: block * self.config.block_len,
+            length: self.geometry.block_len(piece, block, self.config.block_len),
+        }
+    }
+
+    fn take_missing(&mut self, piece: u32, peer: ConnId, max: usize, out: &mut Vec<BlockRef>) {
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return;
+        };
+        if partial.missing == 0 {
+            return;
+        }
+        let mut taken = Vec::new();
+        for (i, b) in partial.blocks.iter_mut().enumerate() {
+            if taken.len() == max {
+                break;
+            }
+            if *b == BlockState::Missing {
+                *b = BlockState::Requested(vec![peer]);
+                partial.missing -= 1;
+                taken.push(i as u32);
+            }
+        }
+        self.missing_in_partials -= taken.len() as u64;
+        for block in taken {
+            out.push(self.block_ref(piece, block));
+        }
+    }
+
+    fn take_endgame(&mut self, peer: ConnId, has: &PieceSet, max: usize, out: &mut Vec<BlockRef>) {
+        let limit = self.config.endgame_max_duplicates;
+        let mut taken = Vec::new();
+        for (&piece, partial) in self.partials.iter_mut() {
+            if !has.contains(piece) {
+                continue;
+            }
+            for (i, b) in partial.blocks.iter_mut().enumerate() {
+                if taken.len() == max {
+                    break;
+                }
+                if let BlockState::Requested(peers) = b {
+                    if peers.len() < limit && !peers.contains(&peer) {
+                        peers.push(peer);
+                        taken.push((piece, i as u32));
+                    }
+                }
+            }
+        }
+        for (piece, block) in taken {
+            out.push(self.block_ref(piece, block));
+        }
+    }
+
+    /// A request to `peer` for `block` is abandoned (choked, timed out, rejected).
+    pub fn request_dropped(&mut self, peer: ConnId, block: BlockRef) {
+        let Some(index) = self.block_index(block) else {
+            return;
+        };
+        if let Some(partial) = self.partials.get_mut(&block.piece) {
+            if let BlockState::Requested(peers) = &mut partial.blocks[index] {
+                peers.retain(|p| *p != peer);
+                if peers.is_empty() {
+                    partial.blocks[index] = BlockState::Missing;
+                    partial.missing += 1;
+                    self.missing_in_partials += 1;
+                }
+            }
+        }
+    }
+
+    /// Forget every outstanding request to `peer` (it went away).
+    pub fn drop_requests_of(&mut self, peer: ConnId) {
+        for partial in self.partials.values_mut() {
+            for b in partial.blocks.iter_mut() {
+                if let BlockState::Requested(peers) = b {
+                    peers.retain(|p| *p != peer);
+                    if peers.is_empty() {
+                        *b = BlockState::Missing;
+                        partial.missing += 1;
+                        self.missing_in_partials += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn block_index(&self, block: BlockRef) -> Option<usize> {
+        if block.piece >= self.geometry.num_pieces() || block.begin % self.config.block_len != 0 {
+            return None;
+        }
+        let index = block.begin / self.config.block_len;
+        if index >= self.geometry.num_blocks(block.piece, self.config.block_len)
+            || self
+                .geometry
+                .block_len(block.piece, index, self.config.block_len)
+                != block.length
+        {
+            return None;
+        }
+        Some(index as usize)
+    }
+
+    /// `block` arrived from `peer`.
+    pub fn block_received(&mut self, peer: ConnId, block: BlockRef) -> BlockOutcome {
+        let Some(index) = self.block_index(block) else {
+            return BlockOutcome::Unrequested;
+        };
+        let Some(partial) = self.partials.get_mut(&block.piece) else {
+            return match self.state[block.piece as usize] {
+                PieceState::Have | PieceState::Verifying => BlockOutcome::Duplicate,
+                _ => BlockOutcome::Unrequested,
+            };
+        };
+        let cancel = match &partial.blocks[index] {
+            BlockState::Received(_) => return BlockOutcome::Duplicate,
+            BlockState::Requested(peers) if peers.contains(&peer) => {
+                peers.iter().copied().filter(|p| *p != peer).collect()
+            }
+            // A late block for a request we gave up on is still welcome.
+            BlockState::Missing => {
+                partial.missing -= 1;
+                self.missing_in_partials -= 1;
+                Vec::new()
+            }
+            BlockState::Requested(_) => return BlockOutcome::Unrequested,
+        };
+        partial.blocks[index] = BlockState::Received(peer);
+        partial.received += 1;
+        let piece_complete = partial.received as usize == partial.blocks.len();
+        if piece_complete {
+            self.state[block.piece as usize] = PieceState::Verifying;
+        }
+        BlockOutcome::Accepted {
+            cancel,
+            piece_complete,
+        }
+    }
+
+    /// The verdict on a piece that was complete. On success the piece is ours; on
+    /// failure it is queued again. Either way, the contributors are returned so the
+    /// caller can credit or blame them.
+    pub fn piece_verified(&mut self, piece: u32, ok: bool) -> Option<VerifyOutcome> {
+        if self.state.get(piece as usize) != Some(&PieceState::Verifying) {
+            return None;
+        }
+        let partial = self.partials.remove(&piece)?;
+        let mut contributors: Vec<(ConnId, u32)> = Vec::new();
+        for b in &partial.blocks {
+            if let BlockState::Received(p) = b {
+                match contributors.iter_mut().find(|(c, _)| c == p) {
+                    Some((_, n)) => *n += 1,
+                    None => contributors.push((*p, 1)),
+                }
+            }
+        }
+        if ok {
+            self.state[piece as usize] = PieceState::Have;
+            self.have.insert(piece);
+        } else {
+            self.state[piece as usize] = PieceState::Wanted;
+            let a = self.availability[piece as usize];
+            self.rarity.set_key(piece, a, false);
+            self.seq_cursor = self.seq_cursor.min(piece);
+        }
+        Some(VerifyOutcome { contributors })
+    }
+}
+
+/// First piece of `pieces` that `has` contains, scanning from a random start.
+fn scan_from_random(pieces: &[u32], has: &PieceSet, rng: &mut Rng) -> Option<u32> {
+    if pieces.is_empty() {
+        return None;
+    }
+    let start = rng.random_range(0..pieces.len());
+    let (a, b) = pieces.split_at(start);
+    b.iter().chain(a).copied().find(|&p| has.contains(p))
+}
+
+#[cfg(test)]
+mod tests;

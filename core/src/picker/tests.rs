@@ -1,0 +1,264 @@
+use super::*;
+use crate::rng::from_seed;
+use proptest::prelude::*;
+
+const BLOCK: u32 = 16 * 1024;
+
+fn geometry(pieces: u32) -> Geometry {
+    Geometry {
+        total_length: u64::from(pieces) * 4 * u64::from(BLOCK) - 100,
+        piece_length: 4 * BLOCK,
+    }
+}
+
+fn picker(pieces: u32, strategy: PickStrategy) -> Picker {
+    let config = PickerConfig {
+        strategy,
+        random_first_pieces: 0,
+        ..PickerConfig::default()
+    };
+    Picker::new(config, geometry(pieces), PieceSet::new(pieces))
+}
+
+fn set(len: u32, pieces: &[u32]) -> PieceSet {
+    let mut s = PieceSet::new(len);
+    for &p in pieces {
+        s.insert(p);
+    }
+    s
+}
+
+#[test]
+fn rarest_piece_is_picked_first() {
+    let mut p = picker(8, PickStrategy::RarestFirst);
+    let mut rng = from_seed(1);
+    let common = set(8, &[0, 1, 2, 3, 4, 5, 6, 7]);
+    p.add_peer(&common);
+    p.add_peer(&common);
+    p.add_peer(&set(8, &[0, 1, 2, 3, 4, 6, 7]));
+    // Piece 5 is held by two peers, every other by three.
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &common, 1, &mut rng, &mut out);
+    assert_eq!(out[0].piece, 5);
+}
+
+#[test]
+fn sequential_strategy_goes_in_index_order() {
+    let mut p = picker(6, PickStrategy::Sequential);
+    let mut rng = from_seed(1);
+    let has = set(6, &[1, 2, 4]);
+    p.add_peer(&has);
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &has, 12, &mut rng, &mut out);
+    let pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
+    assert_eq!(pieces, vec![1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4]);
+}
+
+#[test]
+fn partial_pieces_are_continued_before_new_ones() {
+    let mut p = picker(4, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(4);
+    p.add_peer(&all);
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &all, 2, &mut rng, &mut out);
+    let first = out[0].piece;
+    let mut more = Vec::new();
+    p.pick(ConnId(2), &all, 2, &mut rng, &mut more);
+    assert!(more.iter().all(|b| b.piece == first), "{more:?}");
+}
+
+#[test]
+fn last_block_is_short() {
+    let mut p = picker(2, PickStrategy::Sequential);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(2);
+    p.add_peer(&all);
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &all, 8, &mut rng, &mut out);
+    assert_eq!(out.len(), 8);
+    assert_eq!(out[7].length, BLOCK - 100);
+    let total: u64 = out.iter().map(|b| u64::from(b.length)).sum();
+    assert_eq!(total, geometry(2).total_length);
+}
+
+#[test]
+fn endgame_duplicates_requests_and_reports_cancels() {
+    let mut p = picker(1, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(1);
+    p.add_peer(&all);
+    p.add_peer(&all);
+    let mut a = Vec::new();
+    p.pick(ConnId(1), &all, 10, &mut rng, &mut a);
+    assert_eq!(a.len(), 4);
+    assert!(p.in_endgame());
+    let mut b = Vec::new();
+    p.pick(ConnId(2), &all, 10, &mut rng, &mut b);
+    assert_eq!(a, b, "endgame asks the second peer for the same blocks");
+    let outcome = p.block_received(ConnId(2), b[0]);
+    assert_eq!(
+        outcome,
+        BlockOutcome::Accepted {
+            cancel: vec![ConnId(1)],
+            piece_complete: false
+        }
+    );
+    assert_eq!(p.block_received(ConnId(1), a[0]), BlockOutcome::Duplicate);
+}
+
+#[test]
+fn failed_piece_is_requeued_and_contributors_reported() {
+    let mut p = picker(1, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(1);
+    p.add_peer(&all);
+    let mut out = Vec::new();
+    p.pick(ConnId(7), &all, 4, &mut rng, &mut out);
+    let mut last = None;
+    for b in &out {
+        last = Some(p.block_received(ConnId(7), *b));
+    }
+    assert_eq!(
+        last,
+        Some(BlockOutcome::Accepted {
+            cancel: vec![],
+            piece_complete: true
+        })
+    );
+    let verdict = p.piece_verified(0, false).unwrap();
+    assert_eq!(verdict.contributors, vec![(ConnId(7), 4)]);
+    assert!(!p.have().contains(0));
+    let mut again = Vec::new();
+    p.pick(ConnId(8), &all, 4, &mut rng, &mut again);
+    assert_eq!(again, out, "the failed piece is requested again");
+    for b in &again {
+        p.block_received(ConnId(8), *b);
+    }
+    p.piece_verified(0, true).unwrap();
+    assert!(p.is_complete());
+    assert_eq!(p.bytes_left(), 0);
+}
+
+#[test]
+fn unrequested_and_misaligned_blocks_are_refused() {
+    let mut p = picker(2, PickStrategy::RarestFirst);
+    let bogus = BlockRef {
+        piece: 0,
+        begin: 5,
+        length: BLOCK,
+    };
+    assert_eq!(
+        p.block_received(ConnId(1), bogus),
+        BlockOutcome::Unrequested
+    );
+    let out_of_range = BlockRef {
+        piece: 9,
+        begin: 0,
+        length: BLOCK,
+    };
+    assert_eq!(
+        p.block_received(ConnId(1), out_of_range),
+        BlockOutcome::Unrequested
+    );
+    let not_started = BlockRef {
+        piece: 1,
+        begin: 0,
+        length: BLOCK,
+    };
+    assert_eq!(
+        p.block_received(ConnId(1), not_started),
+        BlockOutcome::Unrequested
+    );
+}
+
+#[test]
+fn dropped_requests_become_missing_again() {
+    let mut p = picker(1, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(1);
+    p.add_peer(&all);
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &all, 4, &mut rng, &mut out);
+    p.remove_peer(ConnId(1), &all);
+    p.add_peer(&all);
+    let mut again = Vec::new();
+    p.pick(ConnId(2), &all, 4, &mut rng, &mut again);
+    assert_eq!(again.len(), 4);
+    assert!(!p.in_endgame() || again.len() == 4);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    AddPeer(u8, Vec<u16>),
+    Have(u8, u16),
+    Pick(u8, u8),
+    Receive(u8),
+    Drop(u8),
+    Leave(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..6, proptest::collection::vec(0u16..40, 0..40)).prop_map(|(p, v)| Op::AddPeer(p, v)),
+        (0u8..6, 0u16..40).prop_map(|(p, x)| Op::Have(p, x)),
+        (0u8..6, 1u8..20).prop_map(|(p, n)| Op::Pick(p, n)),
+        (0u8..6).prop_map(Op::Receive),
+        (0u8..6).prop_map(Op::Drop),
+        (0u8..6).prop_map(Op::Leave),
+    ]
+}
+
+proptest! {
+    /// Over random peer arrivals, haves, picks, arrivals of blocks, drops and
+    /// departures: no pick names a piece the peer lacks or one already verified.
+    #[test]
+    fn picks_respect_peer_pieces_and_completed_pieces(
+        ops in proptest::collection::vec(op(), 1..200),
+        strategy in prop_oneof![Just(PickStrategy::RarestFirst), Just(PickStrategy::Random), Just(PickStrategy::Sequential)],
+        seed in any::<u64>(),
+    ) {
+        const N: u32 = 40;
+        let mut p = Picker::new(PickerConfig { strategy, ..PickerConfig::default() }, geometry(N), PieceSet::new(N));
+        let mut rng = from_seed(seed);
+        let mut peers: BTreeMap<u8, (PieceSet, Vec<BlockRef>)> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::AddPeer(id, pieces) => {
+                    if let Some((old, _)) = peers.remove(&id) { p.remove_peer(ConnId(id.into()), &old); }
+                    let s = set(N, &pieces.iter().map(|&x| u32::from(x)).collect::<Vec<_>>());
+                    p.add_peer(&s);
+                    peers.insert(id, (s, Vec::new()));
+                }
+                Op::Have(id, x) => if let Some((s, _)) = peers.get_mut(&id) {
+                    if s.insert(u32::from(x)) { p.peer_has(u32::from(x)); }
+                },
+                Op::Pick(id, n) => if let Some((s, pending)) = peers.get_mut(&id) {
+                    let mut out = Vec::new();
+                    p.pick(ConnId(id.into()), s, n.into(), &mut rng, &mut out);
+                    prop_assert!(out.len() <= n as usize);
+                    for b in &out {
+                        prop_assert!(s.contains(b.piece), "picked piece {} the peer lacks", b.piece);
+                        prop_assert!(!p.have().contains(b.piece), "picked verified piece {}", b.piece);
+                        prop_assert!(!pending.contains(b), "asked the same peer twice for {b:?}");
+                    }
+                    pending.extend(out);
+                },
+                Op::Receive(id) => if let Some((_, pending)) = peers.get_mut(&id) {
+                    if let Some(b) = pending.pop() {
+                        if let BlockOutcome::Accepted { piece_complete: true, .. } = p.block_received(ConnId(id.into()), b) {
+                            p.piece_verified(b.piece, true);
+                        }
+                    }
+                },
+                Op::Drop(id) => if let Some((_, pending)) = peers.get_mut(&id) {
+                    if let Some(b) = pending.pop() { p.request_dropped(ConnId(id.into()), b); }
+                },
+                Op::Leave(id) => if let Some((s, _)) = peers.remove(&id) {
+                    p.remove_peer(ConnId(id.into()), &s);
+                },
+            }
+            p.rarity.check_invariants();
+        }
+    }
+}

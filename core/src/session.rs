@@ -1,0 +1,435 @@
+//! One peer connection's protocol state (BEP 3): handshake phase, choke and
+//! interest flags, the remote's pieces, our outstanding requests, the remote's
+//! queued requests, rates and timers. It validates every message against that
+//! state; what to *do* about a valid message (pick, choke, verify) is the swarm
+//! [`Node`](crate::node::Node)'s job.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::pieceset::PieceSet;
+use crate::time::{Duration, Instant};
+use crate::wire::{BlockRef, Message};
+use crate::{ConnId, Id20};
+
+/// Per-connection knobs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionConfig {
+    /// Blocks we keep requested from one unchoking peer. Default: 32
+    /// (512 KiB in flight, enough for 100 Mbit/s at 40 ms round trip).
+    pub request_queue_depth: usize,
+    /// Requests a peer may have queued with us; one more is a flood and the
+    /// peer is disconnected. Default: 256.
+    pub max_peer_requests: usize,
+    /// Piece messages handed to the driver and not yet reported sent. Default: 4.
+    pub max_upload_inflight: usize,
+    /// Close a connection whose handshake has not arrived by then. Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// A request unanswered this long is dropped and re-queued elsewhere. Default: 30 s.
+    pub request_timeout: Duration,
+    /// No block for this long while requests are outstanding: snubbed. Default: 60 s.
+    pub snub_timeout: Duration,
+    /// Close a connection silent for this long. Default: 150 s.
+    pub idle_timeout: Duration,
+    /// Send a keep-alive after this much silence of ours. Default: 60 s.
+    pub keepalive_interval: Duration,
+    /// Longest block a peer may request (the swarm's block size). Default: 16 KiB.
+    pub max_block_len: u32,
+    /// Requests that arrive within this time after we choked the peer are dropped
+    /// quietly (they crossed our choke on the wire); later ones close the
+    /// connection. Default: 10 s.
+    pub choked_request_grace: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            request_queue_depth: 32,
+            max_peer_requests: 256,
+            max_upload_inflight: 4,
+            max_block_len: crate::wire::BLOCK_LEN,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            snub_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(150),
+            keepalive_interval: Duration::from_secs(60),
+            choked_request_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a peer's message broke the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Violation {
+    /// A protocol message arrived before the handshake.
+    #[error("{0} before the handshake")]
+    BeforeHandshake(&'static str),
+    /// A second bitfield, or one after other messages.
+    #[error("bitfield sent after the first message")]
+    LateBitfield,
+    /// A bitfield of the wrong size or with spare bits set.
+    #[error("bitfield does not match {pieces} pieces")]
+    BadBitfield {
+        /// Pieces in the image.
+        pieces: u32,
+    },
+    /// A have or request for a piece that does not exist.
+    #[error("piece index {index} out of range (image has {pieces})")]
+    PieceOutOfRange {
+        /// The index received.
+        index: u32,
+        /// Pieces in the image.
+        pieces: u32,
+    },
+    /// A request for a block outside its piece or longer than a block.
+    #[error("request {0:?} outside the piece or longer than a block")]
+    BadRequest(BlockRef),
+    /// Requests for pieces we do not have.
+    #[error("request for piece {0} that we do not have")]
+    RequestedMissingPiece(u32),
+    /// Requests kept coming long after we choked the peer.
+    #[error("requests while choked")]
+    RequestWhileChoked,
+    /// More requests queued than `max_peer_requests`.
+    #[error("request flood: more than {0} requests queued")]
+    RequestFlood(usize),
+    /// A second handshake.
+    #[error("second handshake")]
+    DuplicateHandshake,
+}
+
+/// Rate estimate: an exponentially weighted moving average of bytes per
+/// second with a 5 s time constant, updated lazily when bytes arrive.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rate {
+    bps: f64,
+    last: Option<Instant>,
+}
+
+impl Rate {
+    const TAU_S: f64 = 5.0;
+
+    /// Record `bytes` moved at `now`.
+    pub fn add(&mut self, now: Instant, bytes: u64) {
+        self.decay(now);
+        self.bps += bytes as f64 / Self::TAU_S;
+    }
+
+    fn decay(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let dt = now.saturating_since(last).as_secs_f64();
+            self.bps *= (-dt / Self::TAU_S).exp();
+        }
+        self.last = Some(now);
+    }
+
+    /// The estimate at `now`, in bytes per second.
+    pub fn get(&self, now: Instant) -> f64 {
+        match self.last {
+            Some(last) => {
+                let dt = now.saturating_since(last).as_secs_f64();
+                self.bps * (-dt / Self::TAU_S).exp()
+            }
+            None => 0.0,
+        }
+    }
+}
+
+/// Handshake phase of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Connected; the remote's handshake has not arrived yet.
+    AwaitingHandshake,
+    /// Handshakes exchanged; BitTorrent messages flow.
+    Established,
+}
+
+/// A valid message's meaning for the node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEvent {
+    /// Nothing for the node to do (keep-alive, repeated flag, ignored extension).
+    None,
+    /// The peer's full piece set is known now (bitfield).
+    Bitfield,
+    /// The peer has a new piece.
+    Have(u32),
+    /// The peer unchoked us: time to request.
+    Unchoked,
+    /// The peer choked us: our requests to it are void.
+    Choked(Vec<BlockRef>),
+    /// The peer's interest changed.
+    InterestChanged,
+    /// The peer queued a request; the node decides when to serve it.
+    Requested,
+    /// A block arrived.
+    Block(BlockRef, bytes::Bytes),
+}
+
+/// The state of one connection.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Driver's connection id.
+    pub conn: ConnId,
+    /// Remote address as the driver knows it.
+    pub addr: SocketAddr,
+    /// We dialed.
+    pub outbound: bool,
+    /// Identity verified by the driver (TLS certificate), if any.
+    pub identity: Option<String>,
+    /// Handshake phase.
+    pub phase: Phase,
+    /// Remote peer id from its handshake.
+    pub peer_id: Option<Id20>,
+    /// Pieces the remote has.
+    pub remote_has: PieceSet,
+    /// We refuse to upload to the remote.
+    pub am_choking: bool,
+    /// We want pieces from the remote.
+    pub am_interested: bool,
+    /// The remote refuses to upload to us.
+    pub peer_choking: bool,
+    /// The remote wants pieces from us.
+    pub peer_interested: bool,
+    /// Our requests to the remote, with the time sent.
+    pub requests_out: Vec<(BlockRef, Instant)>,
+    /// The remote's requests waiting to be served.
+    pub their_queue: VecDeque<BlockRef>,
+    /// Blocks handed to the driver to send, not yet reported sent.
+    pub upload_inflight: Vec<BlockRef>,
+    /// Rate at which the remote sends us block data.
+    pub download_rate: Rate,
+    /// Rate at which we send block data to the remote.
+    pub upload_rate: Rate,
+    /// Block bytes received.
+    pub bytes_down: u64,
+    /// Block bytes sent.
+    pub bytes_up: u64,
+    /// When the connection came up.
+    pub connected_at: Instant,
+    /// Last message received.
+    pub last_recv: Instant,
+    /// Last message sent.
+    pub last_send: Instant,
+    /// Last block received (or when we last started waiting for one).
+    pub last_block_at: Instant,
+    /// When we last choked the remote.
+    pub choked_at: Instant,
+    /// The remote has not delivered for `snub_timeout` although asked.
+    pub snubbed: bool,
+    /// The peer announced it only uploads (BEP 21 style `upload_only`).
+    pub upload_only: bool,
+    bitfield_allowed: bool,
+}
+
+impl Session {
+    /// A new connection at `now`.
+    pub fn new(
+        conn: ConnId,
+        addr: SocketAddr,
+        outbound: bool,
+        identity: Option<String>,
+        num_pieces: u32,
+        now: Instant,
+    ) -> Self {
+        Session {
+            conn,
+            addr,
+            outbound,
+            identity,
+            phase: Phase::AwaitingHandshake,
+            peer_id: None,
+            remote_has: PieceSet::new(num_pieces),
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            requests_out: Vec::new(),
+            their_queue: VecDeque::new(),
+            upload_inflight: Vec::new(),
+            download_rate: Rate::default(),
+            upload_rate: Rate::default(),
+            bytes_down: 0,
+            bytes_up: 0,
+            connected_at: now,
+            last_recv: now,
+            last_send: now,
+            last_block_at: now,
+            choked_at: now,
+            snubbed: false,
+            upload_only: false,
+            bitfield_allowed: true,
+        }
+    }
+
+    /// Validate a message from the remote and update the state. `we_have`
+    /// answers whether we can serve a piece; `piece_len` gives piece sizes.
+    pub fn on_message(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        config: &SessionConfig,
+        we_have: impl Fn(u32) -> bool,
+        piece_len: impl Fn(u32) -> u32,
+    ) -> Result<SessionEvent, Violation> {
+        let pieces = self.remote_has.len();
+        if self.phase != Phase::Established {
+            return Err(Violation::BeforeHandshake(msg.name()));
+        }
+        self.last_recv = now;
+        let bitfield_allowed = self.bitfield_allowed;
+        if !matches!(msg, Message::KeepAlive | Message::ExtendedHandshake(_)) {
+            self.bitfield_allowed = false;
+        }
+        let event = match msg {
+            Message::KeepAlive | Message::Extended { .. } => SessionEvent::None,
+            Message::ExtendedHandshake(ext) => {
+                self.upload_only = ext.upload_only;
+                SessionEvent::None
+            }
+            Message::Choke => {
+                if self.peer_choking {
+                    return Ok(SessionEvent::None);
+                }
+                self.peer_choking = true;
+                let dropped = self.requests_out.drain(..).map(|(b, _)| b).collect();
+                SessionEvent::Choked(dropped)
+            }
+            Message::Unchoke => {
+                if !self.peer_choking {
+                    return Ok(SessionEvent::None);
+                }
+                self.peer_choking = false;
+                self.last_block_at = now;
+                SessionEvent::Unchoked
+            }
+            Message::Interested | Message::NotInterested => {
+                let interested = matches!(msg, Message::Interested);
+                if interested == self.peer_interested {
+                    return Ok(SessionEvent::None);
+                }
+                self.peer_interested = interested;
+                SessionEvent::InterestChanged
+            }
+            Message::Have(index) => {
+                if index >= pieces {
+                    return Err(Violation::PieceOutOfRange { index, pieces });
+                }
+                if self.remote_has.insert(index) {
+                    SessionEvent::Have(index)
+                } else {
+                    SessionEvent::None
+                }
+            }
+            Message::Bitfield(bytes) => {
+                // The extended handshake may precede the bitfield (BEP 10).
+                if !bitfield_allowed {
+                    return Err(Violation::LateBitfield);
+                }
+                self.remote_has = PieceSet::from_bitfield(&bytes, pieces)
+                    .ok_or(Violation::BadBitfield { pieces })?;
+                SessionEvent::Bitfield
+            }
+            Message::Request(block) => self.on_request(now, block, config, we_have, piece_len)?,
+            Message::Cancel(block) => {
+                self.their_queue.retain(|b| *b != block);
+                SessionEvent::None
+            }
+            Message::Piece(block, data) => {
+                self.bytes_down += u64::from(block.length);
+                self.download_rate.add(now, u64::from(block.length));
+                self.last_block_at = now;
+                self.snubbed = false;
+                self.requests_out.retain(|(b, _)| *b != block);
+                SessionEvent::Block(block, data)
+            }
+        };
+        Ok(event)
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        block: BlockRef,
+        config: &SessionConfig,
+        we_have: impl Fn(u32) -> bool,
+        piece_len: impl Fn(u32) -> u32,
+    ) -> Result<SessionEvent, Violation> {
+        let pieces = self.remote_has.len();
+        if block.piece >= pieces {
+            return Err(Violation::PieceOutOfRange {
+                index: block.piece,
+                pieces,
+            });
+        }
+        let end = u64::from(block.begin) + u64::from(block.length);
+        if block.length == 0
+            || block.length > config.max_block_len
+            || end > u64::from(piece_len(block.piece))
+        {
+            return Err(Violation::BadRequest(block));
+        }
+        if !we_have(block.piece) {
+            return Err(Violation::RequestedMissingPiece(block.piece));
+        }
+        if self.am_choking {
+            if now.saturating_since(self.choked_at) > config.choked_request_grace {
+                return Err(Violation::RequestWhileChoked);
+            }
+            return Ok(SessionEvent::None);
+        }
+        if self.their_queue.len() >= config.max_peer_requests {
+            return Err(Violation::RequestFlood(config.max_peer_requests));
+        }
+        if !self.their_queue.contains(&block) && !self.upload_inflight.contains(&block) {
+            self.their_queue.push_back(block);
+        }
+        Ok(SessionEvent::Requested)
+    }
+
+    /// Requests outstanding longer than `request_timeout` at `now`; they are
+    /// removed from this session and the peer is marked snubbed when nothing has
+    /// arrived for `snub_timeout`.
+    pub fn expire_requests(&mut self, now: Instant, config: &SessionConfig) -> Vec<BlockRef> {
+        if !self.requests_out.is_empty()
+            && now.saturating_since(self.last_block_at) >= config.snub_timeout
+        {
+            self.snubbed = true;
+        }
+        let mut expired = Vec::new();
+        self.requests_out.retain(|(b, at)| {
+            let keep = now.saturating_since(*at) < config.request_timeout;
+            if !keep {
+                expired.push(*b);
+            }
+            keep
+        });
+        expired
+    }
+
+    /// The next instant at which a timer of this session fires.
+    pub fn next_deadline(&self, config: &SessionConfig) -> Instant {
+        let mut t = match self.phase {
+            Phase::AwaitingHandshake => self.connected_at + config.handshake_timeout,
+            Phase::Established => (self.last_recv + config.idle_timeout)
+                .min(self.last_send + config.keepalive_interval),
+        };
+        if let Some(oldest) = self.requests_out.iter().map(|(_, at)| *at).min() {
+            t = t.min(oldest + config.request_timeout);
+        }
+        if !self.requests_out.is_empty() && !self.snubbed {
+            t = t.min(self.last_block_at + config.snub_timeout);
+        }
+        t
+    }
+
+    /// True when more requests fit in the pipeline to this peer.
+    pub fn can_request(&self, config: &SessionConfig) -> bool {
+        !self.peer_choking
+            && self.phase == Phase::Established
+            && self.requests_out.len() < config.request_queue_depth
+    }
+}
+
+#[cfg(test)]
+mod tests;
