@@ -351,7 +351,7 @@ impl Swarm {
             ConnEnd {
                 host,
                 peer: b,
-                decoder: Decoder::new(limits.clone()),
+                decoder: Decoder::new(limits),
                 handshaken: false,
             },
         );

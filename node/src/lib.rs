@@ -1,1 +1,18 @@
-//! placeholder
+//! swarmhub-node: the tokio driver of swarmhub-core.
+//!
+//! - [`hub`]: `swarmhub hub ...`: image cache, private tracker, HTTP API, web seed, seeder.
+//! - [`client`]: `swarmhub login|pull|images|config|service|doctor`.
+//! - [`peer`]: the peer driver shared by both: transport, listener, one task per swarm.
+//! - [`store`], [`db`], [`image`], [`rate`], [`paths`], [`logging`]: the pieces they share.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod db;
+pub mod hub;
+pub mod image;
+pub mod logging;
+pub mod paths;
+pub mod peer;
+pub mod rate;
+pub mod store;
+pub mod util;

@@ -32,10 +32,12 @@ impl RarityIndex {
     }
 
     /// The key meaning "not wanted".
+    #[cfg(test)]
     pub(crate) fn removed_key(&self) -> u32 {
         self.cap
     }
 
+    #[cfg(test)]
     pub(crate) fn key(&self, piece: u32) -> u32 {
         self.key[piece as usize]
     }

@@ -16,7 +16,7 @@ pub(crate) const GRANULARITY: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Record {
     pub(crate) swarm: Id20,
-    pub(crate) slab: u32,
+    pub(crate) peer_id: Id20,
     pub(crate) serial: u64,
 }
 
@@ -78,7 +78,7 @@ mod tests {
     fn rec(serial: u64) -> Record {
         Record {
             swarm: Id20::new([0; 20]),
-            slab: 0,
+            peer_id: Id20::new([0; 20]),
             serial,
         }
     }

@@ -40,7 +40,7 @@ use crate::Id20;
 use expiry::{Record, Schedule};
 use hash::{Keyed, Map};
 use sample::Sampler;
-use swarm::{IdentityId, NewPeer, SiteId, Swarm};
+use swarm::{Figures, IdentityId, NewPeer, SiteId, Swarm};
 
 pub use types::{
     AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Auth, PeerAddr, SwarmStats,
@@ -141,10 +141,8 @@ impl Tracker {
         let Some((_, swarm)) = self.swarms.get_mut(index as usize).and_then(Option::take) else {
             return;
         };
-        for id in swarm.ids() {
-            if let Some(peer) = swarm.peer(id) {
-                self.forget_entry(peer.identity, info_hash, &peer.peer_id);
-            }
+        for (peer_id, peer) in swarm.entries() {
+            self.forget_entry(peer.identity, info_hash, peer_id);
         }
     }
 
@@ -167,9 +165,7 @@ impl Tracker {
                 continue;
             };
             if let Some(Some((_, swarm))) = self.swarms.get_mut(index as usize) {
-                if let Some(id) = swarm.find(peer_id) {
-                    swarm.set_site(id, site);
-                }
+                swarm.set_site(peer_id, site);
             }
         }
     }
@@ -194,9 +190,7 @@ impl Tracker {
                 continue;
             };
             if let Some(swarm) = self.swarm_at(index) {
-                if let Some(id) = swarm.find(&peer_id) {
-                    swarm.remove(id);
-                }
+                swarm.remove(&peer_id);
             }
             self.drop_if_abandoned(index);
         }
@@ -235,42 +229,45 @@ impl Tracker {
                 info_hash: req.info_hash,
             });
         };
-        let existing = swarm
-            .find(&req.peer_id)
-            .and_then(|id| Some((id, swarm.peer(id)?)));
-        let existing = match existing {
-            Some((_, peer)) if peer.identity != caller.id => {
+        let existing = match swarm.find(&req.peer_id) {
+            Some(peer) if peer.identity != caller.id => {
                 return Err(AnnounceError::PeerIdTaken {
                     peer_id: req.peer_id,
                 })
             }
-            Some((id, peer)) => Some((id, peer.addr)),
+            Some(peer) => Some(peer.addr),
             None => None,
         };
         if req.event == AnnounceEvent::Stopped {
-            if let Some((id, _)) = existing {
-                self.remove_entry(index, id);
+            if existing.is_some() {
+                self.remove_entry(index, &req.peer_id);
             }
             let stats = self.swarm_at(index).map(|s| s.stats()).unwrap_or_default();
             self.drop_if_abandoned(index);
             return Ok(self.response(stats, Vec::new(), Vec::new()));
         }
-        let id = match existing {
-            Some((id, old_addr)) => {
+        match existing {
+            Some(old_addr) => {
                 if old_addr != addr {
                     self.evict_addr_squatter(index, addr);
                 }
+                let figures = Figures {
+                    addr,
+                    left: req.left,
+                    uploaded: req.uploaded,
+                    downloaded: req.downloaded,
+                    now,
+                };
                 if let Some(swarm) = self.swarm_at(index) {
-                    swarm.update(id, addr, req.left, req.uploaded, req.downloaded, now);
+                    swarm.update(&req.peer_id, figures);
                 }
-                id
             }
             None => {
                 self.evict_addr_squatter(index, addr);
-                self.insert_entry(index, now, caller, addr, req)
+                self.insert_entry(index, now, caller, addr, req);
             }
-        };
-        Ok(self.answer(index, req, id))
+        }
+        Ok(self.answer(index, req))
     }
 
     /// Counters of the requested swarms (all swarms, by info hash, when
@@ -296,7 +293,7 @@ impl Tracker {
             let Some(&index) = self.swarm_ids.get(&record.swarm) else {
                 continue;
             };
-            let Some(peer) = self.swarm_at(index).and_then(|s| s.peer(record.slab)) else {
+            let Some(peer) = self.swarm_at(index).and_then(|s| s.find(&record.peer_id)) else {
                 continue;
             };
             if peer.serial != record.serial {
@@ -304,7 +301,7 @@ impl Tracker {
             }
             let deadline = peer.last_announce + window;
             if deadline <= now {
-                self.remove_entry(index, record.slab);
+                self.remove_entry(index, &record.peer_id);
                 self.drop_if_abandoned(index);
                 dropped += 1;
             } else {
@@ -425,7 +422,7 @@ impl Tracker {
         caller: IdentityState,
         addr: PeerAddr,
         req: &AnnounceRequest,
-    ) -> u32 {
+    ) {
         let serial = self.next_serial;
         self.next_serial += 1;
         let new = NewPeer {
@@ -440,18 +437,17 @@ impl Tracker {
             serial,
         };
         let Some(swarm) = self.swarm_at(index) else {
-            return u32::MAX;
+            return;
         };
-        let slab = swarm.insert(new);
+        swarm.insert(new);
         self.entries[caller.id as usize].insert((req.info_hash, req.peer_id));
         let record = Record {
             swarm: req.info_hash,
-            slab,
+            peer_id: req.peer_id,
             serial,
         };
-        self.schedule
-            .push(now + self.config.expiry_window(), record);
-        slab
+        let deadline = now + self.config.expiry_window();
+        self.schedule.push(deadline, record);
     }
 
     /// Removes the entry that claims `addr` in this swarm, if any: an
@@ -459,18 +455,18 @@ impl Tracker {
     /// client that restarted with a new peer id replaces its old entry).
     fn evict_addr_squatter(&mut self, index: SwarmIndex, addr: PeerAddr) {
         let squatter = self.swarm_at(index).and_then(|s| s.find_addr(&addr));
-        if let Some(id) = squatter {
-            self.remove_entry(index, id);
+        if let Some(peer_id) = squatter {
+            self.remove_entry(index, &peer_id);
         }
     }
 
-    fn remove_entry(&mut self, index: SwarmIndex, id: u32) {
+    fn remove_entry(&mut self, index: SwarmIndex, peer_id: &Id20) {
         let Some(Some((info_hash, swarm))) = self.swarms.get_mut(index as usize) else {
             return;
         };
-        if let Some(peer) = swarm.remove(id) {
+        if let Some(peer) = swarm.remove(peer_id) {
             let info_hash = *info_hash;
-            self.forget_entry(peer.identity, &info_hash, &peer.peer_id);
+            self.forget_entry(peer.identity, &info_hash, peer_id);
         }
     }
 
@@ -480,31 +476,30 @@ impl Tracker {
         }
     }
 
-    /// Builds the answer for entry `id`: counters, revocations, peer sample.
-    fn answer(&mut self, index: SwarmIndex, req: &AnnounceRequest, id: u32) -> AnnounceResponse {
+    /// Builds the answer for the requester's entry: counters, revocations,
+    /// peer sample.
+    fn answer(&mut self, index: SwarmIndex, req: &AnnounceRequest) -> AnnounceResponse {
         let Some(Some((_, swarm))) = self.swarms.get_mut(index as usize) else {
             return self.response(SwarmStats::default(), Vec::new(), Vec::new());
         };
-        if req.event == AnnounceEvent::Completed {
-            swarm.count_completed(id);
-        }
-        let mut revoked = Vec::new();
-        if let Some(peer) = swarm.peer_mut(id) {
-            if peer.epoch_sent < self.epoch {
-                peer.epoch_sent = self.epoch;
-                revoked.clone_from(&self.revoked);
-            }
-        }
+        let completed = req.event == AnnounceEvent::Completed;
+        let reply = swarm.reply(&req.peer_id, completed, self.epoch);
+        let revoked = if reply.send_revoked {
+            self.revoked.clone()
+        } else {
+            Vec::new()
+        };
         let want = req
             .numwant
             .unwrap_or(self.config.default_numwant)
             .min(self.config.max_numwant);
-        let (near, far) = swarm.pools(id);
         let positions = &mut self.positions;
         positions.clear();
-        self.sampler.sample(&mut self.rng, &near, want, positions);
+        self.sampler
+            .sample(&mut self.rng, &reply.near, want, positions);
         let rest = want - positions.len() as u32;
-        self.sampler.sample(&mut self.rng, &far, rest, positions);
+        self.sampler
+            .sample(&mut self.rng, &reply.far, rest, positions);
         let peers = positions.iter().map(|&pos| swarm.addr_at(pos)).collect();
         let stats = swarm.stats();
         self.response(stats, peers, revoked)

@@ -38,7 +38,8 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         1 => (0..400u64).prop_map(|secs| Op::Advance { secs }),
         1 => (0..5u8).prop_map(|ident| Op::Revoke { ident }),
-        1 => (0..5u8, proptest::option::of(0..2u8)).prop_map(|(ident, site)| Op::SetSite { ident, site }),
+        1 => (0..5u8, proptest::option::of(0..2u8))
+            .prop_map(|(ident, site)| Op::SetSite { ident, site }),
     ]
 }
 
@@ -182,7 +183,10 @@ fn check_announce(
 
 proptest! {
     #[test]
-    fn peer_lists_match_the_model(ops in proptest::collection::vec(op(), 1..80), seed in any::<u64>()) {
+    fn peer_lists_match_the_model(
+        ops in proptest::collection::vec(op(), 1..80),
+        seed in any::<u64>(),
+    ) {
         let mut t = Tracker::new(TrackerConfig::default(), seed);
         for s in 0..3u8 {
             t.add_swarm(Id20::new([s; 20]));
@@ -191,7 +195,9 @@ proptest! {
         for op in ops {
             match op {
                 Op::Announce { swarm, ident, k, generation, seeder, event, numwant } => {
-                    check_announce(&mut t, &mut m, swarm, ident, k, generation, seeder, event, numwant)?;
+                    check_announce(
+                        &mut t, &mut m, swarm, ident, k, generation, seeder, event, numwant,
+                    )?;
                 }
                 Op::Advance { secs } => {
                     m.now += secs;

@@ -41,11 +41,11 @@ impl Pool {
         self.len
     }
 
-    /// Every position of the pool, in order.
-    fn positions(&self) -> impl Iterator<Item = u32> + '_ {
-        self.ranges[..self.count]
-            .iter()
-            .flat_map(|&(start, end)| start..end)
+    /// Appends every position of the pool, in order.
+    fn push_all(&self, out: &mut Vec<u32>) {
+        for &(start, end) in &self.ranges[..self.count] {
+            out.extend(start..end);
+        }
     }
 
     /// The `i`-th position of the pool (`i < len`).
@@ -94,7 +94,7 @@ impl Sampler {
     fn fisher_yates(&mut self, rng: &mut Rng, pool: &Pool, k: u32, out: &mut Vec<u32>) {
         let n = pool.len();
         self.deck.clear();
-        self.deck.extend(pool.positions());
+        pool.push_all(&mut self.deck);
         for i in 0..k {
             let j = i + below(rng, n - i);
             self.deck.swap(i as usize, j as usize);

@@ -147,17 +147,18 @@ pub struct TrackerConfig {
     pub interval: Duration,
     /// Minimum time between announces told to clients. Default 30 s.
     pub min_interval: Duration,
-    /// A peer is dropped by [`Tracker::expire`](super::Tracker::expire) once it has been silent for
-    /// this many intervals plus half an interval of slack
-    /// (`interval * n + interval / 2`). Default 2; 0 counts as 1.
+    /// A peer is dropped by [`Tracker::expire`](super::Tracker::expire) once
+    /// it has been silent for this many intervals plus half an interval of
+    /// slack (`interval * n + interval / 2`). Default 2; 0 counts as 1.
     pub expire_after_missed: u32,
     /// Peers returned when the request has no `numwant`. Default 50.
     pub default_numwant: u32,
     /// Upper bound on peers returned. Default 200.
     pub max_numwant: u32,
-    /// Refuse announces for info hashes not added with [`Tracker::add_swarm`](super::Tracker::add_swarm).
-    /// Default true (the hub serves its own images only); when false, unknown
-    /// swarms are created on first announce and dropped when they empty.
+    /// Refuse announces for info hashes not added with
+    /// [`Tracker::add_swarm`](super::Tracker::add_swarm). Default true (the
+    /// hub serves its own images only); when false, unknown swarms are
+    /// created on first announce and dropped when they empty.
     pub only_known_swarms: bool,
 }
 

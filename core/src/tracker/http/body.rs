@@ -108,15 +108,16 @@ pub fn encode_announce_response(resp: &AnnounceResponse) -> Vec<u8> {
     let mut v4 = Vec::with_capacity(resp.peers.len() * 6);
     let mut v6 = Vec::new();
     for peer in &resp.peers {
-        match peer.ip {
-            IpAddr::V4(ip) => v4.extend_from_slice(&ip.octets()),
-            IpAddr::V6(ip) => v6.extend_from_slice(&ip.octets()),
-        }
         let port = peer.port.to_be_bytes();
-        if peer.ip.is_ipv4() {
-            v4.extend_from_slice(&port);
-        } else {
-            v6.extend_from_slice(&port);
+        match peer.ip {
+            IpAddr::V4(ip) => {
+                v4.extend_from_slice(&ip.octets());
+                v4.extend_from_slice(&port);
+            }
+            IpAddr::V6(ip) => {
+                v6.extend_from_slice(&ip.octets());
+                v6.extend_from_slice(&port);
+            }
         }
     }
     let out = AnnounceOut {

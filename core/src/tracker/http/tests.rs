@@ -215,9 +215,10 @@ fn decode_rejects_bad_bodies_without_panicking() {
     let deep = [&[b'l'; 64][..], &[b'e'; 64][..]].concat();
     assert!(decode_announce_response(&deep).is_err());
     let huge = vec![b'0'; MAX_BODY_LEN + 1];
-    assert!(
-        matches!(decode_announce_response(&huge), Err(AnnounceDecodeError::Bencode(m)) if m.contains("limit"))
-    );
+    assert!(matches!(
+        decode_announce_response(&huge),
+        Err(AnnounceDecodeError::Bencode(m)) if m.contains("limit")
+    ));
     let err = decode_announce_response(b"d8:intervali120e5:peers5:abcdee").unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -1,0 +1,229 @@
+//! The client: `login`, `pull`, `images`, `config`, `service`, `doctor`.
+
+mod doctor;
+mod hubapi;
+mod pull;
+mod service;
+
+use std::path::PathBuf;
+
+pub use doctor::doctor;
+pub use hubapi::{HubClient, HubError};
+pub use pull::{pull, PullOptions, PullSummary};
+pub use service::service;
+
+use crate::db::{Db, DbError};
+use crate::paths::ClientPaths;
+use crate::peer::PortRange;
+use crate::store::StoreError;
+use crate::util::{human_rate, parse_size};
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Database trouble.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// File trouble.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The hub said no or could not be reached.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// Not enrolled.
+    #[error("not logged in: run `swarmhub login HUB_URL --key KEY` first")]
+    NotLoggedIn,
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Setting keys of the client.
+pub mod keys {
+    /// Hub base URL.
+    pub const HUB_URL: &str = "hub_url";
+    /// Enrolled identity.
+    pub const IDENTITY: &str = "identity";
+    /// Client secret.
+    pub const SECRET: &str = "secret";
+    /// Peer-to-peer download on/off.
+    pub const P2P_DOWNLOAD: &str = "p2pdownload";
+    /// Upload limit, bytes/s.
+    pub const MAX_UPLOAD_RATE: &str = "max_upload_rate";
+    /// Download limit, bytes/s.
+    pub const MAX_DOWNLOAD_RATE: &str = "max_download_rate";
+    /// Peer port range.
+    pub const PEER_PORTS: &str = "peer_ports";
+    /// Seconds without progress before falling back to HTTP.
+    pub const FALLBACK_AFTER: &str = "fallback_after_s";
+}
+
+/// Everything in the client's settings table, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Hub URL, when logged in.
+    pub hub_url: Option<String>,
+    /// Identity, when logged in.
+    pub identity: Option<String>,
+    /// Secret, when logged in.
+    pub secret: Option<String>,
+    /// Peer-to-peer download (default on).
+    pub p2p_download: bool,
+    /// Upload limit, bytes/s (0: none).
+    pub max_upload_bps: u64,
+    /// Download limit, bytes/s (0: none).
+    pub max_download_bps: u64,
+    /// Peer ports.
+    pub peer_ports: PortRange,
+    /// Seconds without progress before HTTP fallback.
+    pub fallback_after_s: u64,
+}
+
+impl ClientConfig {
+    /// Read from the database.
+    pub fn load(db: &Db) -> Result<Self, ClientError> {
+        let num = |key: &str, default: u64| -> Result<u64, ClientError> {
+            match db.setting(key)? {
+                Some(v) => parse_size(&v).map_err(|e| ClientError::Other(format!("setting {key}: {e}"))),
+                None => Ok(default),
+            }
+        };
+        Ok(ClientConfig {
+            hub_url: db.setting(keys::HUB_URL)?,
+            identity: db.setting(keys::IDENTITY)?,
+            secret: db.setting(keys::SECRET)?,
+            p2p_download: db.flag(keys::P2P_DOWNLOAD, true)?,
+            max_upload_bps: num(keys::MAX_UPLOAD_RATE, 0)?,
+            max_download_bps: num(keys::MAX_DOWNLOAD_RATE, 0)?,
+            peer_ports: match db.setting(keys::PEER_PORTS)? {
+                Some(v) => v.parse().map_err(ClientError::Other)?,
+                None => PortRange::default(),
+            },
+            fallback_after_s: num(keys::FALLBACK_AFTER, 20)?,
+        })
+    }
+
+    /// The hub client, or [`ClientError::NotLoggedIn`].
+    pub fn hub(&self) -> Result<HubClient, ClientError> {
+        match (&self.hub_url, &self.secret) {
+            (Some(url), Some(secret)) => Ok(HubClient::new(url, Some(secret.clone()))?),
+            _ => Err(ClientError::NotLoggedIn),
+        }
+    }
+
+    /// `config --all` lines.
+    pub fn lines(&self) -> Vec<String> {
+        let on = |b: bool| if b { "Enabled" } else { "Disabled" };
+        vec![
+            format!("Hub: {}", self.hub_url.as_deref().unwrap_or("(not logged in)")),
+            format!("Identity: {}", self.identity.as_deref().unwrap_or("(none)")),
+            format!("Peer-to-peer download: {}", on(self.p2p_download)),
+            format!("Max upload rate: {}", human_rate(self.max_upload_bps)),
+            format!("Max download rate: {}", human_rate(self.max_download_bps)),
+            format!("Peer ports: {}", self.peer_ports),
+            format!("HTTP fallback after: {} s without progress", self.fallback_after_s),
+        ]
+    }
+}
+
+/// Open the client database under `paths`.
+pub fn open_db(paths: &ClientPaths) -> Result<Db, ClientError> {
+    std::fs::create_dir_all(&paths.root)
+        .map_err(|e| ClientError::Other(format!("{}: {e}", paths.root.display())))?;
+    Ok(Db::open(&paths.db())?)
+}
+
+/// `login HUB_URL --key KEY`: enroll and store the credentials.
+pub async fn login(paths: &ClientPaths, url: &str, key: &str) -> Result<String, ClientError> {
+    let hub = HubClient::new(url, None)?;
+    let enrolled = hub.enroll(key).await?;
+    let db = open_db(paths)?;
+    db.set_setting(keys::HUB_URL, hub.base())?;
+    db.set_setting(keys::IDENTITY, &enrolled.identity)?;
+    db.set_setting(keys::SECRET, &enrolled.secret)?;
+    Ok(enrolled.identity)
+}
+
+/// Changes asked of `config`.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigChanges {
+    /// `--enable` items.
+    pub enable: Vec<String>,
+    /// `--disable` items.
+    pub disable: Vec<String>,
+    /// `--max-upload-rate`.
+    pub max_upload_rate: Option<String>,
+    /// `--max-download-rate`.
+    pub max_download_rate: Option<String>,
+    /// `--peer-ports`.
+    pub peer_ports: Option<String>,
+    /// `--fallback-after`.
+    pub fallback_after_s: Option<u64>,
+}
+
+/// `config`: apply changes, return the resulting configuration.
+pub fn config(paths: &ClientPaths, ch: &ConfigChanges) -> Result<ClientConfig, ClientError> {
+    let db = open_db(paths)?;
+    for (list, value) in [(&ch.enable, "1"), (&ch.disable, "0")] {
+        for item in list {
+            if item != keys::P2P_DOWNLOAD {
+                return Err(ClientError::Other(format!(
+                    "unknown setting {item:?}: the switch is p2pdownload"
+                )));
+            }
+            db.set_setting(keys::P2P_DOWNLOAD, value)?;
+        }
+    }
+    for (key, v) in [
+        (keys::MAX_UPLOAD_RATE, &ch.max_upload_rate),
+        (keys::MAX_DOWNLOAD_RATE, &ch.max_download_rate),
+    ] {
+        if let Some(v) = v {
+            let bps = parse_size(v).map_err(ClientError::Other)?;
+            db.set_setting(key, &bps.to_string())?;
+        }
+    }
+    if let Some(p) = &ch.peer_ports {
+        let r: PortRange = p.parse().map_err(ClientError::Other)?;
+        db.set_setting(keys::PEER_PORTS, &r.to_string())?;
+    }
+    if let Some(s) = ch.fallback_after_s {
+        db.set_setting(keys::FALLBACK_AFTER, &s.to_string())?;
+    }
+    ClientConfig::load(&db)
+}
+
+/// One local image.
+#[derive(Clone, Debug)]
+pub struct LocalImage {
+    /// `NAME:TAG`.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Files.
+    pub files: usize,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// `images`: the local store.
+pub fn images(paths: &ClientPaths) -> Result<Vec<LocalImage>, ClientError> {
+    let db = open_db(paths)?;
+    let mut out = Vec::new();
+    for row in db.images()? {
+        let meta = swarmhub_core::metainfo::Metainfo::from_bytes(&row.metainfo)
+            .map_err(|e| ClientError::Other(format!("stored metainfo of {}: {e}", row.name)))?;
+        let image: crate::image::ImageName = row
+            .name
+            .parse()
+            .map_err(|e: crate::image::ImageNameError| ClientError::Other(e.to_string()))?;
+        out.push(LocalImage {
+            name: row.name.clone(),
+            size: meta.total_length(),
+            files: meta.files.len(),
+            path: paths.image_dir(&image),
+        });
+    }
+    Ok(out)
+}

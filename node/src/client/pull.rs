@@ -1,0 +1,486 @@
+//! `pull NAME:TAG`: peer-to-peer download with HTTP fallback, resume by
+//! re-verifying, file checks, atomic publication, optional seeding afterwards.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use swarmhub_core::metainfo::Metainfo;
+use swarmhub_core::pieceset::PieceSet;
+use tokio::time::Instant;
+
+use super::{open_db, ClientConfig, ClientError, HubClient};
+use crate::db::ImageRow;
+use crate::image::ImageName;
+use crate::paths::ClientPaths;
+use crate::peer::{self, Announcer, PlainTcp, Registry, SwarmHandle, SwarmSpec, SwarmStatus, Transport};
+use crate::rate::Limits;
+use crate::store::{self, Storage};
+use crate::util::{hex, human_bytes, random_hex};
+
+/// Web-seed requests in flight at once.
+const HTTP_PARALLEL: usize = 4;
+
+/// Options of `pull`.
+#[derive(Clone, Debug, Default)]
+pub struct PullOptions {
+    /// `NAME:TAG`.
+    pub image: String,
+    /// Keep seeding after completion until interrupted.
+    pub wait_after_exit: bool,
+    /// Also place the files in this folder.
+    pub out: Option<PathBuf>,
+    /// Override the upload limit, bytes/s.
+    pub max_upload_bps: Option<u64>,
+    /// Override the download limit, bytes/s.
+    pub max_download_bps: Option<u64>,
+    /// Override the HTTP fallback delay, seconds.
+    pub fallback_after_s: Option<u64>,
+    /// Override the peer port range.
+    pub peer_ports: Option<peer::PortRange>,
+}
+
+/// What a pull did (also written as JSON to `HOME/run/last_pull.json`).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct PullSummary {
+    /// Image.
+    pub image: String,
+    /// Image size.
+    pub size: u64,
+    /// Bytes already on disk at start (resume).
+    pub resumed_bytes: u64,
+    /// Bytes from the hub seeder (P2P).
+    pub from_hub: u64,
+    /// Bytes from other clients.
+    pub from_peers: u64,
+    /// Bytes over HTTP (web seed).
+    pub from_http: u64,
+    /// Bytes we uploaded.
+    pub uploaded: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Already complete locally.
+    pub up_to_date: bool,
+    /// Where the image is.
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for PullSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.up_to_date {
+            return write!(f, "{} is up to date ({}) at {}", self.image, human_bytes(self.size), self.path.display());
+        }
+        let got = self.from_hub + self.from_peers + self.from_http;
+        write!(
+            f,
+            "pulled {} ({}) in {:.1} s, {}/s: {} from hub seeder, {} from peers, {} over HTTP, {} resumed, {} uploaded -> {}",
+            self.image,
+            human_bytes(self.size),
+            self.seconds,
+            human_bytes((got as f64 / self.seconds.max(0.001)) as u64),
+            human_bytes(self.from_hub),
+            human_bytes(self.from_peers),
+            human_bytes(self.from_http),
+            human_bytes(self.resumed_bytes),
+            human_bytes(self.uploaded),
+            self.path.display()
+        )
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Other(e.to_string())
+}
+
+/// Pull an image. Returns after completion (or, with `wait_after_exit`, after
+/// seeding ends with SIGINT/SIGTERM).
+pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary, ClientError> {
+    let image: ImageName = opts.image.parse().map_err(other)?;
+    let db = open_db(paths)?;
+    let cfg = ClientConfig::load(&db)?;
+    let hub = cfg.hub()?;
+    let info = hub.info().await?;
+    let torrent = hub.metainfo(&image).await?;
+    let meta = Metainfo::from_bytes(&torrent).map_err(|e| other(format!("the hub sent invalid metainfo for {image}: {e}")))?;
+    if meta.name != image.to_string() {
+        return Err(other(format!("the hub sent metainfo named {:?} for {image}", meta.name)));
+    }
+    let meta = Arc::new(meta);
+    let limits = Arc::new(Limits::new(
+        opts.max_upload_bps.unwrap_or(cfg.max_upload_bps),
+        opts.max_download_bps.unwrap_or(cfg.max_download_bps),
+    ));
+    let p2p = cfg.p2p_download && info.p2p;
+    let final_dir = paths.image_dir(&image);
+    let started = Instant::now();
+    let mut summary = PullSummary {
+        image: image.to_string(),
+        size: meta.total_length(),
+        path: final_dir.clone(),
+        ..PullSummary::default()
+    };
+
+    let existing = db.image(&image.to_string())?;
+    if existing.is_some_and(|r| r.info_hash == hex(&meta.info_hash.0)) && final_dir.is_dir() {
+        summary.up_to_date = true;
+        export(&final_dir, &meta, opts.out.as_deref())?;
+        record(paths, &summary);
+        println!("{summary}");
+        if opts.wait_after_exit && p2p {
+            let storage = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
+            let seeding = Seeding::start(&cfg, opts, &hub, storage, PieceSet::full(meta.num_pieces()), limits).await?;
+            eprintln!("seeding {image} until interrupted (Ctrl-C)");
+            seeding.wait_for_signal().await;
+        }
+        return Ok(summary);
+    }
+
+    let partial = paths.partial(&meta.info_hash);
+    let resuming = partial.exists();
+    let storage = {
+        let (p, m) = (partial.clone(), meta.clone());
+        Arc::new(blocking(move || Storage::open(&p, m, true)).await??)
+    };
+    let bar = progress_bar(meta.total_length());
+    let mut have = PieceSet::new(meta.num_pieces());
+    if resuming {
+        bar.set_message("re-verifying what is on disk");
+        have = verify_all(storage.clone(), &bar).await?;
+        summary.resumed_bytes = have_bytes(&meta, &have);
+        tracing::info!("{image}: resuming with {} of {} pieces", have.count(), meta.num_pieces());
+    }
+    bar.set_position(have_bytes(&meta, &have));
+
+    let mut seeding = None;
+    if !have.is_full() && p2p {
+        let s = Seeding::start(&cfg, opts, &hub, storage.clone(), have.clone(), limits.clone()).await?;
+        let fallback = Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
+        let outcome = watch_swarm(&s.handle, &bar, &meta, fallback).await;
+        let status = s.handle.status.borrow().clone();
+        summary.from_hub = status.bytes_from_hub;
+        summary.from_peers = status.bytes_from_peers;
+        match outcome {
+            SwarmOutcome::Complete => {
+                have = PieceSet::full(meta.num_pieces());
+                seeding = Some(s);
+            }
+            SwarmOutcome::Stalled => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "no peer or seeder delivered for {} s: falling back to HTTP from the hub",
+                        fallback.as_secs()
+                    )
+                });
+                tracing::warn!("{image}: swarm stalled, falling back to HTTP");
+                s.stop().await;
+                have = verify_all(storage.clone(), &bar).await?;
+            }
+            SwarmOutcome::Interrupted => {
+                s.stop().await;
+                bar.abandon();
+                return Err(other(format!("interrupted: run `swarmhub pull {image}` again to resume")));
+            }
+            SwarmOutcome::Failed(e) => {
+                s.stop().await;
+                bar.abandon();
+                return Err(other(e));
+            }
+        }
+    } else if !have.is_full() {
+        let why = if info.p2p { "peer-to-peer download is disabled in this client's config" } else { "peer-to-peer is disabled on the hub" };
+        bar.suspend(|| eprintln!("{why}: downloading over HTTP from the hub"));
+    }
+    if !have.is_full() {
+        tokio::select! {
+            r = http_fetch(&hub, storage.clone(), &have, &bar, &limits) => summary.from_http = r?,
+            _ = signal() => {
+                bar.abandon();
+                return Err(other(format!("interrupted: run `swarmhub pull {image}` again to resume")));
+            }
+        }
+    }
+    bar.set_message("checking file hashes");
+    {
+        let (p, m, st) = (partial.clone(), meta.clone(), storage.clone());
+        blocking(move || {
+            st.sync().map_err(|e| other(format!("{}: {e}", p.display())))?;
+            store::verify_file_hashes(&p, &m).map_err(ClientError::from)
+        })
+        .await??;
+    }
+    publish(paths, &image, &meta, &partial, &final_dir)?;
+    bar.finish_and_clear();
+    summary.seconds = started.elapsed().as_secs_f64();
+    if let Some(s) = &seeding {
+        summary.uploaded = s.handle.status.borrow().bytes_up;
+    }
+    export(&final_dir, &meta, opts.out.as_deref())?;
+    record(paths, &summary);
+    println!("{summary}");
+
+    if opts.wait_after_exit && p2p {
+        let s = match seeding {
+            Some(s) => s,
+            None => {
+                let st = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
+                Seeding::start(&cfg, opts, &hub, st, PieceSet::full(meta.num_pieces()), limits).await?
+            }
+        };
+        eprintln!("seeding {image} until interrupted (Ctrl-C)");
+        s.wait_for_signal().await;
+    } else if let Some(s) = seeding {
+        s.stop().await;
+    }
+    Ok(summary)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(f).await.map_err(other)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn have_bytes(meta: &Metainfo, have: &PieceSet) -> u64 {
+    have.iter().map(|p| u64::from(meta.piece_len(p))).sum()
+}
+
+async fn verify_all(storage: Arc<Storage>, bar: &ProgressBar) -> Result<PieceSet, ClientError> {
+    let bar = bar.clone();
+    blocking(move || {
+        let meta = storage.meta().clone();
+        let mut have = PieceSet::new(meta.num_pieces());
+        for p in 0..meta.num_pieces() {
+            if storage.verify(p).map_err(|e| other(format!("verifying piece {p}: {e}")))? {
+                have.insert(p);
+                bar.inc(u64::from(meta.piece_len(p)));
+            }
+        }
+        bar.set_position(have_bytes(&meta, &have));
+        Ok(have)
+    })
+    .await?
+}
+
+/// A running swarm with its listener.
+struct Seeding {
+    handle: SwarmHandle,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Seeding {
+    async fn start(
+        cfg: &ClientConfig,
+        opts: &PullOptions,
+        hub: &HubClient,
+        storage: Arc<Storage>,
+        have: PieceSet,
+        limits: Arc<Limits>,
+    ) -> Result<Seeding, ClientError> {
+        let ports = opts.peer_ports.unwrap_or(cfg.peer_ports);
+        let tcp = peer::bind_first_free(IpAddr::V4(Ipv4Addr::UNSPECIFIED), ports)
+            .await
+            .map_err(|e| other(format!("cannot listen for peers: {e}")))?;
+        let port = tcp.local_addr().map_err(other)?.port();
+        let transport: Arc<dyn Transport> = Arc::new(PlainTcp::default());
+        let registry = Registry::default();
+        let listener = peer::spawn_listener(tcp, transport.clone(), registry.clone());
+        let spec = SwarmSpec {
+            meta: storage.meta().clone(),
+            storage,
+            have,
+            peer_id: peer::new_peer_id(peer::CLIENT_PEER_ID_PREFIX),
+            listen_port: port,
+            transport,
+            announcer: Announcer::Http {
+                client: hub.http().clone(),
+                url: hub.announce_url(),
+                key: hub.secret().unwrap_or_default().to_owned(),
+            },
+            limits,
+            registry,
+        };
+        tracing::info!("listening for peers on port {port}");
+        let handle = peer::spawn_swarm(spec).map_err(other)?;
+        Ok(Seeding { handle, listener })
+    }
+
+    async fn stop(self) {
+        self.listener.abort();
+        self.handle.shutdown().await;
+    }
+
+    async fn wait_for_signal(self) {
+        signal().await;
+        self.stop().await;
+    }
+}
+
+enum SwarmOutcome {
+    Complete,
+    Stalled,
+    Interrupted,
+    Failed(String),
+}
+
+async fn watch_swarm(handle: &SwarmHandle, bar: &ProgressBar, meta: &Metainfo, fallback: Duration) -> SwarmOutcome {
+    let mut rx = handle.status.clone();
+    let mut last_bytes = 0;
+    let mut last_progress = Instant::now();
+    let sig = signal();
+    tokio::pin!(sig);
+    loop {
+        let s: SwarmStatus = rx.borrow_and_update().clone();
+        bar.set_position(meta.total_length() - s.bytes_left);
+        bar.set_message(format!(
+            "peers {} | hub {} | peers {}",
+            s.peers,
+            human_bytes(s.bytes_from_hub),
+            human_bytes(s.bytes_from_peers)
+        ));
+        if s.complete {
+            return SwarmOutcome::Complete;
+        }
+        if let Some(e) = s.fatal {
+            return SwarmOutcome::Failed(e);
+        }
+        let got = s.bytes_from_hub + s.bytes_from_peers;
+        if got != last_bytes {
+            last_bytes = got;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() >= fallback {
+            return SwarmOutcome::Stalled;
+        }
+        tokio::select! {
+            _ = &mut sig => return SwarmOutcome::Interrupted,
+            _ = rx.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+/// Fetch every piece not in `have` from the web seed; returns bytes fetched.
+async fn http_fetch(
+    hub: &HubClient,
+    storage: Arc<Storage>,
+    have: &PieceSet,
+    bar: &ProgressBar,
+    limits: &Arc<Limits>,
+) -> Result<u64, ClientError> {
+    let meta = storage.meta().clone();
+    let geometry = meta.geometry();
+    let missing: Vec<u32> = (0..meta.num_pieces()).filter(|p| !have.contains(*p)).collect();
+    bar.set_message("over HTTP from the hub");
+    let queue = Arc::new(std::sync::Mutex::new(missing.into_iter()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..HTTP_PARALLEL {
+        let (queue, hub, storage, bar, limits) = (queue.clone(), hub.clone(), storage.clone(), bar.clone(), limits.clone());
+        tasks.spawn(async move {
+            let mut fetched = 0u64;
+            loop {
+                let next = queue.lock().map_err(other)?.next();
+                let Some(piece) = next else { return Ok::<u64, ClientError>(fetched) };
+                let first = geometry.piece_offset(piece);
+                let len = u64::from(geometry.piece_len(piece));
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let data = hub.range(&storage.meta().info_hash, first, first + len - 1).await?;
+                    limits.down.acquire(data.len()).await;
+                    let st = storage.clone();
+                    let ok = tokio::task::spawn_blocking(move || {
+                        st.write(piece, 0, &data)?;
+                        st.verify(piece)
+                    })
+                    .await
+                    .map_err(other)?
+                    .map_err(|e| other(format!("writing piece {piece}: {e}")))?;
+                    if ok {
+                        fetched += len;
+                        bar.inc(len);
+                        break;
+                    }
+                    if attempt >= 3 {
+                        return Err(other(format!("piece {piece} from the hub's web seed failed its hash 3 times")));
+                    }
+                }
+            }
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = tasks.join_next().await {
+        total += r.map_err(other)??;
+    }
+    Ok(total)
+}
+
+/// Move the verified download into the store and record it.
+fn publish(paths: &ClientPaths, image: &ImageName, meta: &Metainfo, partial: &Path, final_dir: &Path) -> Result<(), ClientError> {
+    let io = |p: &Path, e: std::io::Error| other(format!("{}: {e}", p.display()));
+    if let Some(parent) = final_dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    }
+    if final_dir.exists() {
+        let old = final_dir.with_file_name(format!(".old-{}", random_hex(6).map_err(other)?));
+        std::fs::rename(final_dir, &old).map_err(|e| io(final_dir, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    std::fs::rename(partial, final_dir).map_err(|e| io(partial, e))?;
+    let db = open_db(paths)?;
+    db.put_image(&ImageRow {
+        name: image.to_string(),
+        info_hash: hex(&meta.info_hash.0),
+        metainfo: meta.to_bytes(),
+        stamps: store::stamps(final_dir, meta)?,
+    })?;
+    Ok(())
+}
+
+/// Write the summary for scripts and tests (best effort).
+fn record(paths: &ClientPaths, summary: &PullSummary) {
+    if let Ok(json) = serde_json::to_vec_pretty(summary) {
+        let _ = crate::paths::write_atomic(&paths.run_file("last_pull.json"), &json);
+    }
+}
+
+/// Place the image's files in `out` too (hard links when possible).
+fn export(dir: &Path, meta: &Metainfo, out: Option<&Path>) -> Result<(), ClientError> {
+    let Some(out) = out else { return Ok(()) };
+    for f in &meta.files {
+        let rel: PathBuf = f.path.iter().collect();
+        let (src, dst) = (dir.join(&rel), out.join(&rel));
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| other(format!("{}: {e}", parent.display())))?;
+        }
+        let _ = std::fs::remove_file(&dst);
+        if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).map_err(|e| other(format!("copying to {}: {e}", dst.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub(crate) async fn signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

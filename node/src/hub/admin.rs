@@ -1,0 +1,290 @@
+//! Hub administration on the database and the cache folder: images, users,
+//! settings. Safe to run while `hub serve` runs: it picks changes up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use swarmhub_core::metainfo::Metainfo;
+
+use super::{HubSettings, SETTING_CACHE, SETTING_P2P, SETTING_SEED};
+use crate::db::{Db, DbError, ImageRow};
+use crate::image::{ImageName, ImageNameError};
+use crate::paths::HubPaths;
+use crate::store::{self, StoreError};
+use crate::util::{hex, random_hex, secret_hash};
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// Database trouble.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// File trouble.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Bad image name.
+    #[error(transparent)]
+    Name(#[from] ImageNameError),
+    /// The image exists.
+    #[error("image {0} is already in the cache; remove it first with `swarmhub hub image rm {0}`")]
+    ImageExists(String),
+    /// No such image.
+    #[error("no image {0} in the cache")]
+    NoSuchImage(String),
+    /// The cache is switched off.
+    #[error("the hub image cache is disabled; enable it with `swarmhub hub config --enable=cache`")]
+    CacheDisabled,
+    /// A stored metainfo does not parse.
+    #[error("stored metainfo of {name} is corrupt: {detail}")]
+    CorruptMetainfo {
+        /// Image.
+        name: String,
+        /// Parse error.
+        detail: String,
+    },
+    /// Bad user name.
+    #[error("user name {0:?}: use 1-64 ASCII letters, digits, '.', '_' or '-'")]
+    BadUserName(String),
+    /// I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Open the hub database in `paths`.
+pub fn open_db(paths: &HubPaths) -> Result<Db, AdminError> {
+    std::fs::create_dir_all(&paths.root)
+        .map_err(|e| AdminError::Io(format!("{}: {e}", paths.root.display())))?;
+    Ok(Db::open(&paths.db())?)
+}
+
+/// Parse a stored row's metainfo.
+pub fn row_metainfo(row: &ImageRow) -> Result<Metainfo, AdminError> {
+    Metainfo::from_bytes(&row.metainfo).map_err(|e| AdminError::CorruptMetainfo {
+        name: row.name.clone(),
+        detail: e.to_string(),
+    })
+}
+
+fn make_row(name: &ImageName, meta: &Metainfo, dir: &std::path::Path) -> Result<ImageRow, AdminError> {
+    Ok(ImageRow {
+        name: name.to_string(),
+        info_hash: hex(&meta.info_hash.0),
+        metainfo: meta.to_bytes(),
+        stamps: store::stamps(dir, meta)?,
+    })
+}
+
+/// `hub image add NAME:TAG PATH...`: copy the files into the cache while hashing
+/// them, then publish the image (rename into place, catalog row).
+pub fn image_add(paths: &HubPaths, name: &str, inputs: &[PathBuf]) -> Result<Metainfo, AdminError> {
+    let image: ImageName = name.parse()?;
+    let db = open_db(paths)?;
+    if !HubSettings::load(&db)?.cache {
+        return Err(AdminError::CacheDisabled);
+    }
+    let dest = paths.image_dir(&image);
+    if db.image(&image.to_string())?.is_some() || dest.exists() {
+        return Err(AdminError::ImageExists(image.to_string()));
+    }
+    let files = store::collect_inputs(inputs)?;
+    let tmp = paths
+        .cache()
+        .join(format!(".tmp-{}", random_hex(8).map_err(|e| AdminError::Io(e.to_string()))?));
+    let result = store::build_metainfo(&image.to_string(), &files, Some(&tmp));
+    let meta = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e.into());
+        }
+    };
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| AdminError::Io(format!("{}: {e}", parent.display())))?;
+    }
+    std::fs::rename(&tmp, &dest).map_err(|e| AdminError::Io(format!("{}: {e}", dest.display())))?;
+    db.put_image(&make_row(&image, &meta, &dest)?)?;
+    Ok(meta)
+}
+
+/// `hub image rm NAME:TAG`.
+pub fn image_rm(paths: &HubPaths, name: &str) -> Result<(), AdminError> {
+    let image: ImageName = name.parse()?;
+    let db = open_db(paths)?;
+    if !db.remove_image(&image.to_string())? {
+        return Err(AdminError::NoSuchImage(image.to_string()));
+    }
+    let dir = paths.image_dir(&image);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| AdminError::Io(format!("{}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// One line of `hub image list`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// `NAME:TAG`.
+    pub name: String,
+    /// Info hash, hex.
+    pub info_hash: String,
+    /// Bytes.
+    pub size: u64,
+    /// Pieces.
+    pub pieces: u32,
+    /// Files.
+    pub files: usize,
+    /// Seeders now (when the hub is running).
+    pub seeders: Option<u32>,
+    /// Leechers now (when the hub is running).
+    pub leechers: Option<u32>,
+}
+
+/// The catalog, without live counts.
+pub fn image_list(db: &Db) -> Result<Vec<ImageInfo>, AdminError> {
+    db.images()?
+        .iter()
+        .map(|row| {
+            let meta = row_metainfo(row)?;
+            Ok(ImageInfo {
+                name: row.name.clone(),
+                info_hash: row.info_hash.clone(),
+                size: meta.total_length(),
+                pieces: meta.num_pieces(),
+                files: meta.files.len(),
+                seeders: None,
+                leechers: None,
+            })
+        })
+        .collect()
+}
+
+/// What `cache update` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CacheReport {
+    /// Images hashed (new or changed).
+    pub hashed: Vec<String>,
+    /// Images unchanged.
+    pub unchanged: Vec<String>,
+    /// Catalog entries dropped (folder gone).
+    pub dropped: Vec<String>,
+    /// Folders skipped, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// `hub cache update`: build metainfo for image folders put in the cache by
+/// hand or changed, drop catalog entries whose folder is gone. Also used by
+/// `hub serve` at start (only changed images are re-hashed).
+pub fn cache_update(paths: &HubPaths, db: &Db) -> Result<CacheReport, AdminError> {
+    let mut report = CacheReport::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let cache = paths.cache();
+    let names = match std::fs::read_dir(&cache) {
+        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>(),
+        Err(_) => Vec::new(),
+    };
+    for name_dir in names {
+        let Some(n) = name_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if n.starts_with('.') || !name_dir.is_dir() {
+            continue;
+        }
+        let Ok(tags) = std::fs::read_dir(&name_dir) else {
+            continue;
+        };
+        for tag_dir in tags.filter_map(Result::ok).map(|e| e.path()) {
+            let Some(t) = tag_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if !tag_dir.is_dir() {
+                continue;
+            }
+            let image: ImageName = match format!("{n}:{t}").parse() {
+                Ok(i) => i,
+                Err(e) => {
+                    report.skipped.push(format!("{}: {e}", tag_dir.display()));
+                    continue;
+                }
+            };
+            seen.insert(image.to_string());
+            match refresh(db, &image, &tag_dir) {
+                Ok(true) => report.hashed.push(image.to_string()),
+                Ok(false) => report.unchanged.push(image.to_string()),
+                Err(e) => report.skipped.push(format!("{image}: {e}")),
+            }
+        }
+    }
+    for row in db.images()? {
+        if !seen.contains(&row.name) {
+            db.remove_image(&row.name)?;
+            report.dropped.push(row.name);
+        }
+    }
+    Ok(report)
+}
+
+/// Re-hash `image` if its files changed since the catalog row; true if hashed.
+fn refresh(db: &Db, image: &ImageName, dir: &std::path::Path) -> Result<bool, AdminError> {
+    if let Some(row) = db.image(&image.to_string())? {
+        if let Ok(meta) = row_metainfo(&row) {
+            let same_files = store::collect_dir(dir)
+                .map(|f| f.iter().map(|s| s.rel.join("/")).collect::<Vec<_>>())
+                .ok()
+                == Some(meta.files.iter().map(|f| f.path.join("/")).collect());
+            if same_files && store::stamps(dir, &meta).ok().as_ref() == Some(&row.stamps) {
+                return Ok(false);
+            }
+        }
+    }
+    let files = store::collect_dir(dir)?;
+    let meta = store::build_metainfo(&image.to_string(), &files, None)?;
+    db.put_image(&make_row(image, &meta, dir)?)?;
+    Ok(true)
+}
+
+/// `hub user add NAME`: returns the one-time enrollment key.
+pub fn user_add(paths: &HubPaths, name: &str) -> Result<String, AdminError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok || name == "hub" {
+        return Err(AdminError::BadUserName(name.to_owned()));
+    }
+    let db = open_db(paths)?;
+    let key = format!("shk_{}", random_hex(20).map_err(|e| AdminError::Io(e.to_string()))?);
+    db.add_user(name, &secret_hash(&key))?;
+    Ok(key)
+}
+
+/// `hub user rm NAME`: revoke.
+pub fn user_rm(paths: &HubPaths, name: &str) -> Result<(), AdminError> {
+    Ok(open_db(paths)?.revoke_user(name)?)
+}
+
+/// `hub config`: apply `--enable`/`--disable` and return the settings.
+pub fn config(paths: &HubPaths, enable: &[String], disable: &[String]) -> Result<HubSettings, AdminError> {
+    let db = open_db(paths)?;
+    for (list, value) in [(enable, "1"), (disable, "0")] {
+        for item in list {
+            let key = match item.as_str() {
+                "cache" => SETTING_CACHE,
+                "p2p" => SETTING_P2P,
+                "seed" => SETTING_SEED,
+                other => {
+                    return Err(AdminError::Io(format!(
+                        "unknown hub setting {other:?}: use cache, p2p or seed"
+                    )))
+                }
+            };
+            db.set_setting(key, value)?;
+        }
+    }
+    Ok(HubSettings::load(&db)?)
+}
+
+/// A parsed metainfo shared between tasks.
+pub type SharedMeta = Arc<Metainfo>;

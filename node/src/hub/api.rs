@@ -1,0 +1,429 @@
+//! The hub's HTTP surface: enrollment, catalog, metainfo, tracker (announce,
+//! scrape) and web seed. Every handler answers bad input with a status and a
+//! message naming the problem.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use swarmhub_core::tracker::http::{
+    encode_announce_response, encode_failure, encode_scrape_response, parse_announce_query,
+    parse_scrape_query,
+};
+use swarmhub_core::tracker::Auth;
+use swarmhub_core::Id20;
+
+use super::admin::ImageInfo;
+use super::serve::{HubState, Served};
+use super::{ADMIN_HEADER, AUTH_HEADER};
+use crate::image::ImageName;
+use crate::logging::TRACKER_TARGET;
+use crate::util::{random_hex, secret_hash, unhex};
+
+/// Largest web-seed range served in one request.
+pub(crate) const MAX_RANGE_BYTES: u64 = 16 << 20;
+
+/// Both ends of an API connection: the local address tells clients where the
+/// seeder is when it announces without an explicit address.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ConnInfo {
+    remote: SocketAddr,
+    local: Option<SocketAddr>,
+}
+
+impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ConnInfo {
+            remote: *stream.remote_addr(),
+            local: stream.io().local_addr().ok(),
+        }
+    }
+}
+
+type Shared = Arc<HubState>;
+
+pub(super) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/enroll", post(enroll))
+        .route("/api/v1/info", get(info))
+        .route("/api/v1/images", get(images))
+        .route("/api/v1/images/{image}/metainfo", get(metainfo))
+        .route("/announce", get(announce))
+        .route("/scrape", get(scrape))
+        .route("/webseed/{info_hash}", get(webseed))
+        .fallback(|| async { api_error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(state)
+}
+
+fn api_error(status: StatusCode, msg: impl Into<String>) -> Response {
+    #[derive(Serialize)]
+    struct E {
+        error: String,
+    }
+    (status, Json(E { error: msg.into() })).into_response()
+}
+
+enum Caller {
+    Client(String),
+    Admin,
+}
+
+/// The secret from `Authorization: Bearer ...`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTH_HEADER)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Response> {
+    if let Some(token) = headers.get(ADMIN_HEADER).and_then(|v| v.to_str().ok()) {
+        if token == state.admin_token {
+            return Ok(Caller::Admin);
+        }
+        return Err(api_error(StatusCode::UNAUTHORIZED, "wrong admin token"));
+    }
+    let Some(secret) = bearer(headers) else {
+        return Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "missing credentials: enroll with `swarmhub login HUB_URL --key KEY`",
+        ));
+    };
+    match lookup(state, secret) {
+        Auth::Verified {
+            identity,
+            registered: true,
+        } => Ok(Caller::Client(identity)),
+        Auth::Verified { identity, .. } => Err(api_error(
+            StatusCode::FORBIDDEN,
+            format!("client {identity:?} has been revoked on this hub"),
+        )),
+        Auth::Anonymous => Err(api_error(
+            StatusCode::UNAUTHORIZED,
+            "unknown client secret: enroll again with `swarmhub login HUB_URL --key KEY`",
+        )),
+    }
+}
+
+/// What the user database says about a secret.
+fn lookup(state: &HubState, secret: &str) -> Auth {
+    let found = state
+        .db
+        .lock()
+        .ok()
+        .and_then(|db| db.user_by_secret(&secret_hash(secret)).ok().flatten());
+    match found {
+        Some((identity, revoked)) => Auth::Verified {
+            identity,
+            registered: !revoked,
+        },
+        None => Auth::Anonymous,
+    }
+}
+
+#[derive(Deserialize)]
+struct EnrollRequest {
+    key: String,
+}
+
+/// Answer to `POST /api/v1/enroll`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct EnrollResponse {
+    /// The enrolled identity (user name).
+    pub identity: String,
+    /// The client secret for API calls and announces.
+    pub secret: String,
+}
+
+async fn enroll(State(state): State<Shared>, body: Bytes) -> Response {
+    let req: EnrollRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                format!("enroll body must be JSON {{\"key\": \"...\"}}: {e}"),
+            )
+        }
+    };
+    let Ok(secret) = random_hex(32) else {
+        return api_error(StatusCode::INTERNAL_SERVER_ERROR, "no OS randomness");
+    };
+    let result = match state.db.lock() {
+        Ok(db) => db.enroll(&secret_hash(req.key.trim()), &secret_hash(&secret)),
+        Err(_) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, "database lock poisoned"),
+    };
+    match result {
+        Ok(Some(identity)) => {
+            tracing::info!("enrolled client {identity:?}");
+            Json(EnrollResponse { identity, secret }).into_response()
+        }
+        Ok(None) => api_error(
+            StatusCode::FORBIDDEN,
+            "enrollment key unknown or already used: ask an operator for a new one (`swarmhub hub user add NAME`)",
+        ),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Answer to `GET /api/v1/info`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct HubInfo {
+    /// swarmhub version of the hub.
+    pub version: String,
+    /// Who the caller is.
+    pub identity: String,
+    /// The seeder's port.
+    pub seed_port: u16,
+    /// Peer-to-peer distribution enabled.
+    pub p2p: bool,
+    /// Image cache enabled.
+    pub cache: bool,
+}
+
+async fn info(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let identity = match authenticate(&state, &headers) {
+        Ok(Caller::Client(id)) => id,
+        Ok(Caller::Admin) => "admin".to_owned(),
+        Err(r) => return r,
+    };
+    let s = state.settings();
+    Json(HubInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        identity,
+        seed_port: state.seed_port,
+        p2p: s.p2p,
+        cache: s.cache,
+    })
+    .into_response()
+}
+
+async fn images(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&state, &headers) {
+        return r;
+    }
+    if !state.settings().cache {
+        return Json(Vec::<ImageInfo>::new()).into_response();
+    }
+    let served: Vec<Arc<Served>> = state
+        .by_name
+        .read()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    let tracker = state.tracker.lock().ok();
+    let list: Vec<ImageInfo> = served
+        .iter()
+        .map(|s| {
+            let stats = tracker.as_ref().and_then(|t| t.swarm_stats(&s.meta.info_hash));
+            ImageInfo {
+                name: s.name.clone(),
+                info_hash: crate::util::hex(&s.meta.info_hash.0),
+                size: s.meta.total_length(),
+                pieces: s.meta.num_pieces(),
+                files: s.meta.files.len(),
+                seeders: Some(stats.map_or(0, |x| x.seeders)),
+                leechers: Some(stats.map_or(0, |x| x.leechers)),
+            }
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+async fn metainfo(State(state): State<Shared>, headers: HeaderMap, Path(image): Path<String>) -> Response {
+    if let Err(r) = authenticate(&state, &headers) {
+        return r;
+    }
+    let image: ImageName = match image.parse() {
+        Ok(i) => i,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if !state.settings().cache {
+        return api_error(StatusCode::SERVICE_UNAVAILABLE, "the hub image cache is disabled");
+    }
+    let served = state.by_name.read().ok().and_then(|m| m.get(&image.to_string()).cloned());
+    match served {
+        Some(s) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-bittorrent"))],
+            s.torrent.clone(),
+        )
+            .into_response(),
+        None => api_error(StatusCode::NOT_FOUND, format!("no image {image} on this hub")),
+    }
+}
+
+/// The `key` query parameter (client secret) of an announce or scrape.
+fn query_key(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "key")
+        .map(|(_, v)| v)
+}
+
+fn bencoded(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], body).into_response()
+}
+
+fn tracker_failure(status: u16, reason: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    bencoded(status, encode_failure(reason))
+}
+
+async fn announce(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let remote = conn.remote.ip().to_canonical();
+    let req = match parse_announce_query(&query, remote) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(target: TRACKER_TARGET, "announce from {remote} refused: malformed: {e}");
+            return tracker_failure(400, &format!("malformed announce: {e}"));
+        }
+    };
+    let auth = query_key(&query).map_or(Auth::Anonymous, |k| lookup(&state, k));
+    if !state.settings().p2p {
+        return tracker_failure(
+            403,
+            "peer-to-peer distribution is disabled on this hub: download over HTTP",
+        );
+    }
+    let now = state.now();
+    let result = match state.tracker.lock() {
+        Ok(mut t) => t.handle_announce(now, &auth, &req),
+        Err(_) => return tracker_failure(500, "tracker lock poisoned"),
+    };
+    match result {
+        Ok(mut resp) => {
+            let seeder_ip = conn.local.map(|a| a.ip().to_canonical());
+            for p in &mut resp.peers {
+                if p.ip.is_unspecified() {
+                    if let Some(ip) = seeder_ip {
+                        p.ip = ip;
+                    }
+                }
+            }
+            resp.peers.retain(|p| !p.ip.is_unspecified());
+            tracing::debug!(
+                target: TRACKER_TARGET,
+                "announce {:?} from {remote}:{} ({:?}, left {}): {} peers",
+                req.event, req.port, identity(&auth), req.left, resp.peers.len()
+            );
+            bencoded(StatusCode::OK, encode_announce_response(&resp))
+        }
+        Err(e) => {
+            tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(&auth));
+            tracker_failure(e.http_status(), &e.to_string())
+        }
+    }
+}
+
+fn identity(auth: &Auth) -> Option<&str> {
+    match auth {
+        Auth::Verified { identity, .. } => Some(identity),
+        Auth::Anonymous => None,
+    }
+}
+
+async fn scrape(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    match query_key(&query).map(|k| lookup(&state, k)) {
+        Some(Auth::Verified { registered: true, .. }) => {}
+        Some(Auth::Verified { identity, .. }) => {
+            return tracker_failure(403, &format!("identity {identity:?} has been revoked"))
+        }
+        _ => return tracker_failure(401, "not authenticated: pass the client secret as key="),
+    }
+    let hashes = match parse_scrape_query(&query) {
+        Ok(h) => h,
+        Err(e) => return tracker_failure(400, &format!("malformed scrape: {e}")),
+    };
+    let files = match state.tracker.lock() {
+        Ok(t) => t.scrape(&hashes),
+        Err(_) => return tracker_failure(500, "tracker lock poisoned"),
+    };
+    bencoded(StatusCode::OK, encode_scrape_response(&files))
+}
+
+/// Parse `bytes=FIRST-LAST` (one range, both ends given).
+fn parse_range(h: &str) -> Option<(u64, u64)> {
+    let (a, b) = h.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (b >= a).then_some((a, b))
+}
+
+async fn webseed(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(info_hash): Path<String>,
+) -> Response {
+    if let Err(r) = authenticate(&state, &headers) {
+        return r;
+    }
+    let Some(hash) = unhex(&info_hash).and_then(|b| <[u8; 20]>::try_from(b).ok()) else {
+        return api_error(StatusCode::BAD_REQUEST, format!("{info_hash:?} is not a 40-digit hex info hash"));
+    };
+    let Some(served) = state.by_hash.read().ok().and_then(|m| m.get(&Id20::new(hash)).cloned()) else {
+        return api_error(StatusCode::NOT_FOUND, format!("no image with info hash {info_hash} on this hub"));
+    };
+    let total = served.meta.total_length();
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return api_error(StatusCode::BAD_REQUEST, "a Range: bytes=FIRST-LAST header is required");
+    };
+    let Some((first, last)) = parse_range(range) else {
+        return api_error(StatusCode::BAD_REQUEST, format!("unsupported Range {range:?}: use one bytes=FIRST-LAST range"));
+    };
+    if first >= total || last >= total {
+        return (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{total}"))],
+        )
+            .into_response();
+    }
+    let len = last - first + 1;
+    if len > MAX_RANGE_BYTES {
+        return api_error(StatusCode::BAD_REQUEST, format!("range of {len} bytes is over the {MAX_RANGE_BYTES} byte limit"));
+    }
+    let storage = served.storage.clone();
+    match tokio::task::spawn_blocking(move || storage.read_range(first, len)).await {
+        Ok(Ok(data)) => (
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}")),
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            ],
+            data,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!("web seed read of {}: {e}", served.name);
+            api_error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the image failed: {e}"))
+        }
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_keys_parse() {
+        assert_eq!(parse_range("bytes=0-99"), Some((0, 99)));
+        assert_eq!(parse_range("bytes=5-4"), None);
+        assert_eq!(parse_range("bytes=5-"), None);
+        assert_eq!(parse_range("items=1-2"), None);
+        assert_eq!(query_key("a=1&key=abc&b=2"), Some("abc"));
+        assert_eq!(query_key("a=1"), None);
+    }
+}

@@ -1,0 +1,441 @@
+//! `hub serve`: the HTTP API and tracker, the seeder, and the loop that picks
+//! up catalog, user and setting changes made by other `swarmhub hub` commands.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use swarmhub_core::metainfo::Metainfo;
+use swarmhub_core::pieceset::PieceSet;
+use swarmhub_core::tracker::{AnnounceRequest, Auth, Tracker, TrackerConfig};
+use swarmhub_core::{Id20, Instant};
+use tokio::sync::watch;
+
+use super::admin::{self, row_metainfo, AdminError};
+use super::HubSettings;
+use crate::db::Db;
+use crate::image::ImageName;
+use crate::logging::TRACKER_TARGET;
+use crate::paths::{write_atomic, HubPaths};
+use crate::peer::{self, Announcer, PlainTcp, PortRange, Registry, SwarmHandle, SwarmSpec, Transport};
+use crate::rate::Limits;
+use crate::store::Storage;
+use crate::util::{random_hex, random_u64};
+
+/// Identity the hub seeder announces with (user names may not be `hub`).
+pub const HUB_IDENTITY: &str = "hub";
+
+/// Options of `hub serve`.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// HTTP API and tracker address.
+    pub listen: SocketAddr,
+    /// Seeder port range.
+    pub seed_ports: PortRange,
+    /// Seeder upload limit, bytes/s (0: none).
+    pub max_upload_bps: u64,
+    /// Seconds between client announces.
+    pub announce_interval_s: u64,
+    /// Address clients reach the seeder at; default: the address each client reached the API on.
+    pub advertise_ip: Option<IpAddr>,
+}
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Admin-level failure (database, cache).
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        /// Which listener.
+        what: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Other I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// An image the hub serves.
+pub(super) struct Served {
+    pub(super) name: String,
+    pub(super) meta: Arc<Metainfo>,
+    pub(super) torrent: Vec<u8>,
+    pub(super) storage: Arc<Storage>,
+}
+
+/// What the API handlers share.
+pub(super) struct HubState {
+    pub(super) paths: HubPaths,
+    pub(super) db: Mutex<Db>,
+    pub(super) tracker: Mutex<Tracker>,
+    pub(super) origin: tokio::time::Instant,
+    pub(super) seed_port: u16,
+    pub(super) settings: RwLock<HubSettings>,
+    pub(super) by_name: RwLock<BTreeMap<String, Arc<Served>>>,
+    pub(super) by_hash: RwLock<HashMap<Id20, Arc<Served>>>,
+    pub(super) admin_token: String,
+    pub(super) advertise_ip: Option<IpAddr>,
+}
+
+impl HubState {
+    pub(super) fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    pub(super) fn settings(&self) -> HubSettings {
+        self.settings.read().map(|s| *s).unwrap_or(HubSettings {
+            cache: true,
+            p2p: true,
+            seed: true,
+        })
+    }
+}
+
+/// Run the hub until SIGINT or SIGTERM.
+pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError> {
+    let db = admin::open_db(&paths)?;
+    let report = admin::cache_update(&paths, &db)?;
+    for name in &report.hashed {
+        tracing::info!("image {name}: hashed (new or changed files)");
+    }
+    for name in &report.dropped {
+        tracing::warn!("image {name}: folder gone from the cache, dropped from the catalog");
+    }
+    for why in &report.skipped {
+        tracing::warn!("cache: skipped {why}");
+    }
+    tracing::info!("cache: {} images unchanged, not re-hashed", report.unchanged.len());
+    let settings = HubSettings::load(&db).map_err(AdminError::from)?;
+    let config = TrackerConfig {
+        interval: swarmhub_core::Duration::from_secs(opts.announce_interval_s.max(1)),
+        min_interval: swarmhub_core::Duration::from_secs((opts.announce_interval_s / 4).max(1)),
+        ..TrackerConfig::default()
+    };
+    let mut tracker = Tracker::new(config, random_u64());
+    for u in db.users().map_err(AdminError::from)? {
+        if u.revoked {
+            tracker.revoke(&u.name);
+        }
+    }
+
+    let api = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what: format!("{} (HTTP API)", opts.listen),
+            source,
+        })?;
+    let api_addr = api.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    let seeder = peer::bind_first_free(opts.listen.ip(), opts.seed_ports)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what: format!("seed ports {}", opts.seed_ports),
+            source,
+        })?;
+    let seed_addr = seeder.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    let admin_token = random_hex(24).map_err(|e| ServeError::Io(e.to_string()))?;
+
+    let state = Arc::new(HubState {
+        paths: paths.clone(),
+        db: Mutex::new(db),
+        tracker: Mutex::new(tracker),
+        origin: tokio::time::Instant::now(),
+        seed_port: seed_addr.port(),
+        settings: RwLock::new(settings),
+        by_name: RwLock::new(BTreeMap::new()),
+        by_hash: RwLock::new(HashMap::new()),
+        admin_token: admin_token.clone(),
+        advertise_ip: opts.advertise_ip,
+    });
+    write_run_files(&paths, api_addr, seed_addr, &admin_token)?;
+
+    let transport: Arc<dyn Transport> = Arc::new(PlainTcp::default());
+    let registry = Registry::default();
+    let listener = peer::spawn_listener(seeder, transport.clone(), registry.clone());
+    let mut seeders = Seeders {
+        state: state.clone(),
+        transport,
+        registry,
+        limits: Arc::new(Limits::new(opts.max_upload_bps, 0)),
+        running: HashMap::new(),
+    };
+    sync_catalog(&state, &mut seeders).await;
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let app = super::api::router(state.clone());
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            api,
+            app.into_make_service_with_connect_info::<super::api::ConnInfo>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    println!("swarmhub hub: API and tracker on http://{api_addr}, seeder on {seed_addr}");
+    tracing::info!("API and tracker on http://{api_addr}; seeder on {seed_addr}; state in {}", paths.root.display());
+
+    let signal = tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut version = -1;
+    loop {
+        tokio::select! {
+            _ = stop_rx.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let changed = {
+            let v = state.db.lock().ok().and_then(|db| db.data_version().ok()).unwrap_or(version);
+            let c = v != version;
+            version = v;
+            c
+        };
+        if changed {
+            sync_catalog(&state, &mut seeders).await;
+        }
+        expire(&state);
+    }
+    tracing::info!("shutting down: stopping the seeder and the API");
+    listener.abort();
+    seeders.stop_all().await;
+    let _ = server.await;
+    signal.abort();
+    for f in ["api.addr", "seed.addr", "admin.token"] {
+        let _ = std::fs::remove_file(paths.run_file(f));
+    }
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+fn write_run_files(paths: &HubPaths, api: SocketAddr, seed: SocketAddr, token: &str) -> Result<(), ServeError> {
+    let io = |e: std::io::Error| ServeError::Io(format!("{}: {e}", paths.run_file("").display()));
+    write_atomic(&paths.run_file("admin.token"), token.as_bytes()).map_err(io)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(paths.run_file("admin.token"), std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
+    write_atomic(&paths.run_file("seed.addr"), seed.to_string().as_bytes()).map_err(io)?;
+    write_atomic(&paths.run_file("api.addr"), api.to_string().as_bytes()).map_err(io)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn expire(state: &HubState) {
+    let now = state.now();
+    if let Ok(mut t) = state.tracker.lock() {
+        if t.poll_timeout().is_some_and(|at| at <= now) {
+            let n = t.expire(now);
+            if n > 0 {
+                tracing::info!(target: TRACKER_TARGET, "expired {n} silent peers");
+            }
+        }
+    }
+}
+
+struct Seeders {
+    state: Arc<HubState>,
+    transport: Arc<dyn Transport>,
+    registry: Registry,
+    limits: Arc<Limits>,
+    running: HashMap<Id20, SwarmHandle>,
+}
+
+impl Seeders {
+    fn start(&mut self, served: &Served) {
+        if self.running.contains_key(&served.meta.info_hash) {
+            return;
+        }
+        let state = self.state.clone();
+        let local = move |info_hash, peer_id, p: swarmhub_core::node::AnnounceParams| {
+            let req = AnnounceRequest {
+                info_hash,
+                peer_id,
+                ip: state.advertise_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                port: p.port,
+                uploaded: p.uploaded,
+                downloaded: p.downloaded,
+                left: p.left,
+                event: p.event,
+                numwant: Some(p.numwant),
+                compact: true,
+            };
+            let auth = Auth::Verified {
+                identity: HUB_IDENTITY.to_owned(),
+                registered: true,
+            };
+            let now = state.now();
+            let mut t = state.tracker.lock().map_err(|_| "tracker lock poisoned".to_owned())?;
+            t.handle_announce(now, &auth, &req).map_err(|e| e.to_string())
+        };
+        let spec = SwarmSpec {
+            meta: served.meta.clone(),
+            storage: served.storage.clone(),
+            have: PieceSet::full(served.meta.num_pieces()),
+            peer_id: peer::new_peer_id(peer::HUB_PEER_ID_PREFIX),
+            listen_port: self.state.seed_port,
+            transport: self.transport.clone(),
+            announcer: Announcer::Local(Arc::new(local)),
+            limits: self.limits.clone(),
+            registry: self.registry.clone(),
+        };
+        match peer::spawn_swarm(spec) {
+            Ok(h) => {
+                self.running.insert(served.meta.info_hash, h);
+            }
+            Err(e) => tracing::error!("image {}: cannot start seeding: {e}", served.name),
+        }
+    }
+
+    async fn stop(&mut self, info_hash: &Id20) {
+        if let Some(h) = self.running.remove(info_hash) {
+            h.shutdown().await;
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        let all: Vec<SwarmHandle> = self.running.drain().map(|(_, h)| h).collect();
+        for h in all {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// Bring the served images, the tracker's swarms and revocations, the settings
+/// and the seeders in line with the database.
+async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
+    let loaded = {
+        let Ok(db) = state.db.lock() else { return };
+        let settings = HubSettings::load(&db);
+        let rows = db.images();
+        let users = db.users();
+        (settings, rows, users)
+    };
+    let (Ok(settings), Ok(rows), Ok(users)) = loaded else {
+        tracing::error!("cannot read the hub database; keeping the current catalog");
+        return;
+    };
+    if let Ok(mut s) = state.settings.write() {
+        if *s != settings {
+            tracing::info!(
+                "settings: image cache {}, peer-to-peer {}, hub seeder {}",
+                on_off(settings.cache),
+                on_off(settings.p2p),
+                on_off(settings.seed)
+            );
+        }
+        *s = settings;
+    }
+    if let Ok(mut t) = state.tracker.lock() {
+        for u in users.iter().filter(|u| u.revoked) {
+            // Idempotent: revoking twice changes nothing.
+            t.revoke(&u.name);
+        }
+    }
+    let wanted: BTreeMap<String, crate::db::ImageRow> = rows.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let current: Vec<(String, Id20)> = state
+        .by_name
+        .read()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.meta.info_hash)).collect())
+        .unwrap_or_default();
+    for (name, hash) in &current {
+        let keep = wanted.get(name).is_some_and(|r| r.info_hash == crate::util::hex(&hash.0));
+        if !keep {
+            remove_image(state, name, hash);
+            seeders.stop(hash).await;
+            tracing::info!("image {name}: no longer served");
+        }
+    }
+    for (name, row) in &wanted {
+        let known = state.by_name.read().map(|m| m.contains_key(name)).unwrap_or(true);
+        if !known {
+            match load_image(&state.paths, row) {
+                Ok(served) => {
+                    add_image(state, served);
+                    tracing::info!("image {name}: served");
+                }
+                Err(e) => tracing::error!("image {name}: cannot serve: {e}"),
+            }
+        }
+    }
+    let served: Vec<Arc<Served>> = state
+        .by_name
+        .read()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    if settings.p2p && settings.seed {
+        for s in &served {
+            seeders.start(s);
+        }
+    } else if !seeders.running.is_empty() {
+        tracing::info!("peer-to-peer or hub seeder disabled: stopping the seeder");
+        seeders.stop_all().await;
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "enabled"
+    } else {
+        "disabled"
+    }
+}
+
+fn load_image(paths: &HubPaths, row: &crate::db::ImageRow) -> Result<Served, String> {
+    let image: ImageName = row.name.parse().map_err(|e| format!("{e}"))?;
+    let meta = Arc::new(row_metainfo(row).map_err(|e| e.to_string())?);
+    let dir = paths.image_dir(&image);
+    let storage = Storage::open(&dir, meta.clone(), false).map_err(|e| e.to_string())?;
+    Ok(Served {
+        name: row.name.clone(),
+        torrent: meta.to_bytes(),
+        meta,
+        storage: Arc::new(storage),
+    })
+}
+
+fn add_image(state: &HubState, served: Served) {
+    let served = Arc::new(served);
+    if let Ok(mut t) = state.tracker.lock() {
+        t.add_swarm(served.meta.info_hash);
+    }
+    if let Ok(mut m) = state.by_hash.write() {
+        m.insert(served.meta.info_hash, served.clone());
+    }
+    if let Ok(mut m) = state.by_name.write() {
+        m.insert(served.name.clone(), served);
+    }
+}
+
+fn remove_image(state: &HubState, name: &str, hash: &Id20) {
+    if let Ok(mut t) = state.tracker.lock() {
+        t.remove_swarm(hash);
+    }
+    if let Ok(mut m) = state.by_hash.write() {
+        m.remove(hash);
+    }
+    if let Ok(mut m) = state.by_name.write() {
+        m.remove(name);
+    }
+}

@@ -1,0 +1,432 @@
+//! `swarmhub`: the hub and the client of swarmhub.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use swarmhub_node::client::{self, ConfigChanges, PullOptions};
+use swarmhub_node::hub::{self, admin, serve::ServeOptions};
+use swarmhub_node::paths::{ClientPaths, HubPaths};
+use swarmhub_node::peer::PortRange;
+use swarmhub_node::util::{human_bytes, parse_size};
+
+#[derive(Parser)]
+#[command(name = "swarmhub", version, about = "Peer-to-peer image distribution: hub and client")]
+struct Cli {
+    /// Client state folder (default: the platform data folder).
+    #[arg(long, global = true, env = "SWARMHUB_HOME")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run or administer a hub.
+    Hub(HubArgs),
+    /// Enroll with a hub and store the credentials.
+    Login {
+        /// Hub URL, e.g. http://hub.example:7070
+        hub_url: String,
+        /// Enrollment key from `swarmhub hub user add NAME`.
+        #[arg(long)]
+        key: String,
+    },
+    /// Download an image (NAME:TAG) from the hub and peers.
+    Pull {
+        /// NAME:TAG
+        image: String,
+        /// Keep seeding after completion until interrupted.
+        #[arg(long)]
+        wait_after_exit: bool,
+        /// Also place the files in this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        net: NetArgs,
+        /// Seconds without progress before falling back to HTTP from the hub.
+        #[arg(long)]
+        fallback_after: Option<u64>,
+    },
+    /// Show or change client settings.
+    Config {
+        /// Switch on: p2pdownload.
+        #[arg(long)]
+        enable: Vec<String>,
+        /// Switch off: p2pdownload.
+        #[arg(long)]
+        disable: Vec<String>,
+        /// Print every setting.
+        #[arg(long)]
+        all: bool,
+        /// Upload limit to store (e.g. 20M, unlimited).
+        #[arg(long)]
+        max_upload_rate: Option<String>,
+        /// Download limit to store.
+        #[arg(long)]
+        max_download_rate: Option<String>,
+        /// Peer port range to store (e.g. 6881-6889).
+        #[arg(long)]
+        peer_ports: Option<String>,
+        /// HTTP fallback delay to store, seconds.
+        #[arg(long)]
+        fallback_after: Option<u64>,
+    },
+    /// Seed every local image and keep announcing (foreground).
+    Service {
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// List local images.
+    Images,
+    /// Check hub, tracker, seeder and local port; non-zero exit if any check fails.
+    Doctor,
+}
+
+#[derive(Args, Clone)]
+struct NetArgs {
+    /// Upload limit (bytes/s, e.g. 500K, 20M, unlimited).
+    #[arg(long, value_parser = parse_size)]
+    max_upload_rate: Option<u64>,
+    /// Download limit (bytes/s).
+    #[arg(long, value_parser = parse_size)]
+    max_download_rate: Option<u64>,
+    /// Peer ports (first free one is used; 0 = any).
+    #[arg(long)]
+    peer_ports: Option<PortRange>,
+}
+
+#[derive(Args)]
+struct HubArgs {
+    /// Hub state folder.
+    #[arg(long, env = "SWARMHUB_HUB_DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: HubCmd,
+}
+
+#[derive(Subcommand)]
+enum HubCmd {
+    /// Serve the API, tracker, web seed and seeder until SIGINT/SIGTERM.
+    Serve {
+        /// API and tracker address.
+        #[arg(long, default_value = "0.0.0.0:7070")]
+        listen: SocketAddr,
+        /// Seeder port range (first free port is used; 0 = any).
+        #[arg(long, default_value = "6881-6889")]
+        seed_ports: PortRange,
+        /// Seeder upload limit (bytes/s).
+        #[arg(long, value_parser = parse_size, default_value = "unlimited")]
+        max_upload_rate: u64,
+        /// Seconds between client announces.
+        #[arg(long, default_value_t = 120)]
+        announce_interval: u64,
+        /// Address clients reach the seeder at (default: the address they reach the API on).
+        #[arg(long)]
+        advertise_ip: Option<IpAddr>,
+    },
+    /// Manage cached images.
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// Manage the cache folder.
+    Cache {
+        #[command(subcommand)]
+        cmd: CacheCmd,
+    },
+    /// Manage users (clients).
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Show or change hub settings.
+    Config {
+        /// Switch on: cache, p2p, seed.
+        #[arg(long)]
+        enable: Vec<String>,
+        /// Switch off: cache, p2p, seed.
+        #[arg(long)]
+        disable: Vec<String>,
+        /// Print every setting.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Copy files into the cache and build the metainfo.
+    Add {
+        /// NAME:TAG
+        image: String,
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List cached images.
+    List,
+    /// Remove an image.
+    Rm {
+        /// NAME:TAG
+        image: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCmd {
+    /// Re-scan the cache folder: hash new or changed images, drop stale ones.
+    Update,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user and print its one-time enrollment key.
+    Add {
+        /// User name.
+        name: String,
+    },
+    /// Revoke a user.
+    Rm {
+        /// User name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_paths(home: Option<PathBuf>) -> Result<ClientPaths> {
+    home.or_else(ClientPaths::default_root)
+        .map(ClientPaths::new)
+        .ok_or_else(|| anyhow!("no home folder: pass --home DIR or set SWARMHUB_HOME"))
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "Enabled"
+    } else {
+        "Disabled"
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Hub(h) => {
+            let dir = h
+                .dir
+                .or_else(|| ClientPaths::default_root().map(|r| r.join("hub")))
+                .ok_or_else(|| anyhow!("no hub folder: pass --dir DIR"))?;
+            run_hub(HubPaths::new(dir), h.cmd).await
+        }
+        Cmd::Login { hub_url, key } => {
+            let paths = client_paths(cli.home)?;
+            let id = client::login(&paths, &hub_url, &key).await?;
+            println!("logged in to {hub_url} as {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pull {
+            image,
+            wait_after_exit,
+            out,
+            net,
+            fallback_after,
+        } => {
+            let paths = client_paths(cli.home)?;
+            let _ = swarmhub_node::logging::init_client(&paths.logs());
+            let opts = PullOptions {
+                image,
+                wait_after_exit,
+                out,
+                max_upload_bps: net.max_upload_rate,
+                max_download_bps: net.max_download_rate,
+                fallback_after_s: fallback_after,
+                peer_ports: net.peer_ports,
+            };
+            client::pull(&paths, &opts).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Config {
+            enable,
+            disable,
+            all,
+            max_upload_rate,
+            max_download_rate,
+            peer_ports,
+            fallback_after,
+        } => {
+            let paths = client_paths(cli.home)?;
+            let changes = ConfigChanges {
+                enable,
+                disable,
+                max_upload_rate,
+                max_download_rate,
+                peer_ports,
+                fallback_after_s: fallback_after,
+            };
+            let cfg = client::config(&paths, &changes)?;
+            if all {
+                for line in cfg.lines() {
+                    println!("{line}");
+                }
+            } else {
+                println!("Peer-to-peer download: {}", on_off(cfg.p2p_download));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Service { net } => {
+            let paths = client_paths(cli.home)?;
+            let _ = swarmhub_node::logging::init_client(&paths.logs());
+            client::service(&paths, net.peer_ports, net.max_upload_rate, net.max_download_rate).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Images => {
+            let paths = client_paths(cli.home)?;
+            let list = client::images(&paths)?;
+            if list.is_empty() {
+                println!("no local images");
+            }
+            for i in list {
+                println!("{}\t{}\t{} files\t{}", i.name, human_bytes(i.size), i.files, i.path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Doctor => {
+            let paths = client_paths(cli.home)?;
+            let checks = client::doctor(&paths).await?;
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            if failed > 0 {
+                eprintln!("{failed} check(s) failed");
+                return Ok(ExitCode::FAILURE);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
+    match cmd {
+        HubCmd::Serve {
+            listen,
+            seed_ports,
+            max_upload_rate,
+            announce_interval,
+            advertise_ip,
+        } => {
+            std::fs::create_dir_all(&paths.root).with_context(|| format!("creating {}", paths.root.display()))?;
+            swarmhub_node::logging::init_hub(&paths.logs()).with_context(|| format!("opening log files in {}", paths.logs().display()))?;
+            let opts = ServeOptions {
+                listen,
+                seed_ports,
+                max_upload_bps: max_upload_rate,
+                announce_interval_s: announce_interval,
+                advertise_ip,
+            };
+            hub::serve::serve(paths, opts).await?;
+        }
+        HubCmd::Image { cmd: ImageCmd::Add { image, paths: inputs } } => {
+            let p = paths.clone();
+            let meta = tokio::task::spawn_blocking(move || admin::image_add(&p, &image, &inputs)).await??;
+            println!(
+                "added {} ({}, {} files, {} pieces of {})",
+                meta.name,
+                human_bytes(meta.total_length()),
+                meta.files.len(),
+                meta.num_pieces(),
+                human_bytes(u64::from(meta.piece_length))
+            );
+        }
+        HubCmd::Image { cmd: ImageCmd::List } => {
+            let db = admin::open_db(&paths)?;
+            let mut list = admin::image_list(&db)?;
+            if let Some(live) = live_images(&paths).await {
+                for i in &mut list {
+                    if let Some(l) = live.iter().find(|l| l.name == i.name) {
+                        i.seeders = l.seeders;
+                        i.leechers = l.leechers;
+                    }
+                }
+            }
+            if list.is_empty() {
+                println!("no images in the cache");
+            }
+            println!("{:<32} {:>12} {:>8} {:>8} {:>8}", "IMAGE", "SIZE", "PIECES", "SEEDERS", "LEECHERS");
+            for i in list {
+                let n = |v: Option<u32>| v.map_or("-".to_owned(), |x| x.to_string());
+                println!("{:<32} {:>12} {:>8} {:>8} {:>8}", i.name, human_bytes(i.size), i.pieces, n(i.seeders), n(i.leechers));
+            }
+        }
+        HubCmd::Image { cmd: ImageCmd::Rm { image } } => {
+            admin::image_rm(&paths, &image)?;
+            println!("removed {image}");
+        }
+        HubCmd::Cache { cmd: CacheCmd::Update } => {
+            let p = paths.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                let db = admin::open_db(&p)?;
+                admin::cache_update(&p, &db)
+            })
+            .await??;
+            for n in &report.hashed {
+                println!("hashed {n}");
+            }
+            for n in &report.dropped {
+                println!("dropped {n} (folder gone)");
+            }
+            for n in &report.skipped {
+                println!("skipped {n}");
+            }
+            println!("{} unchanged", report.unchanged.len());
+        }
+        HubCmd::User { cmd: UserCmd::Add { name } } => {
+            let key = admin::user_add(&paths, &name)?;
+            println!("{key}");
+            eprintln!("one-time enrollment key for {name}: on the client run `swarmhub login HUB_URL --key {key}`");
+        }
+        HubCmd::User { cmd: UserCmd::Rm { name } } => {
+            admin::user_rm(&paths, &name)?;
+            println!("revoked {name}");
+        }
+        HubCmd::Config { enable, disable, all } => {
+            let s = admin::config(&paths, &enable, &disable)?;
+            let _ = all;
+            println!("Image cache: {}", on_off(s.cache));
+            println!("Peer-to-peer distribution: {}", on_off(s.p2p));
+            println!("Hub seeder: {}", on_off(s.seed));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Live counts from a running hub (through its admin token), if one runs.
+async fn live_images(paths: &HubPaths) -> Option<Vec<admin::ImageInfo>> {
+    let addr = std::fs::read_to_string(paths.run_file("api.addr")).ok()?;
+    let token = std::fs::read_to_string(paths.run_file("admin.token")).ok()?;
+    let addr: SocketAddr = addr.trim().parse().ok()?;
+    let host = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
+    let resp = reqwest::Client::new()
+        .get(format!("http://{host}/api/v1/images"))
+        .header(hub::ADMIN_HEADER, token.trim())
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?;
+    resp.json().await.ok()
+}

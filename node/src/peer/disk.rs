@@ -1,0 +1,56 @@
+//! The disk thread of one swarm: writes, reads and hashes in the order the
+//! node asked for them, so a piece is verified only after its blocks are stored.
+
+use std::sync::{mpsc as std_mpsc, Arc};
+
+use bytes::Bytes;
+use swarmhub_core::wire::BlockRef;
+use swarmhub_core::ConnId;
+use tokio::sync::mpsc;
+
+use super::driver::Event;
+use crate::store::Storage;
+
+pub(super) enum DiskOp {
+    Write(BlockRef, Bytes),
+    Read(ConnId, BlockRef),
+    Verify(u32),
+}
+
+/// Start the thread; it ends when the returned sender is dropped.
+pub(super) fn spawn(
+    storage: Arc<Storage>,
+    events: mpsc::UnboundedSender<Event>,
+) -> std::io::Result<(std_mpsc::Sender<DiskOp>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std_mpsc::channel::<DiskOp>();
+    let handle = std::thread::Builder::new()
+        .name("swarmhub-disk".into())
+        .spawn(move || {
+            for op in rx {
+                let ev = match op {
+                    DiskOp::Write(block, data) => match storage.write(block.piece, block.begin, &data) {
+                        Ok(()) => continue,
+                        Err(e) => Event::DiskFailed(format!(
+                            "writing piece {} at {}: {e}",
+                            block.piece, block.begin
+                        )),
+                    },
+                    DiskOp::Read(conn, block) => Event::BlockRead {
+                        conn,
+                        block,
+                        result: storage
+                            .read(block.piece, block.begin, block.length)
+                            .map(Bytes::from)
+                            .map_err(|e| e.to_string()),
+                    },
+                    DiskOp::Verify(piece) => Event::Verified {
+                        piece,
+                        result: storage.verify(piece).map_err(|e| e.to_string()),
+                    },
+                };
+                // The swarm may be gone; keep draining so queued writes land.
+                let _ = events.send(ev);
+            }
+        })?;
+    Ok((tx, handle))
+}

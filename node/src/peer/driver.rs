@@ -1,0 +1,504 @@
+//! One tokio task per swarm: owns the core [`Node`], carries out its outputs
+//! and feeds it socket, disk, tracker and timer inputs.
+//!
+//! After every input the driver drains [`Node::poll_output`] until
+//! [`Output::Timeout`], then sleeps until that instant or the next input.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use swarmhub_core::metainfo::Metainfo;
+use swarmhub_core::node::{AnnounceParams, NodeEvent};
+use swarmhub_core::pieceset::PieceSet;
+use swarmhub_core::tracker::{AnnounceEvent, AnnounceResponse};
+use swarmhub_core::wire::{BlockRef, Decoder, DecoderLimits};
+use swarmhub_core::{ConnId, Id20, Input, Instant, Node, NodeConfig, Output};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::conn::{self, ConnEvent, WriteItem};
+use super::disk::{self, DiskOp};
+use super::listener::{Inbound, Registry};
+use super::{Announcer, PeerLink, Transport, HUB_PEER_ID_PREFIX};
+use crate::rate::Limits;
+use crate::store::Storage;
+use crate::util::{hex, random_u64};
+
+/// Everything a swarm task needs.
+pub struct SwarmSpec {
+    /// The image.
+    pub meta: Arc<Metainfo>,
+    /// Its files.
+    pub storage: Arc<Storage>,
+    /// Pieces already verified on disk.
+    pub have: PieceSet,
+    /// Our peer id.
+    pub peer_id: Id20,
+    /// The port our listener accepts on (told to the tracker and peers).
+    pub listen_port: u16,
+    /// How links are made.
+    pub transport: Arc<dyn Transport>,
+    /// How to reach the tracker.
+    pub announcer: Announcer,
+    /// Bandwidth limits.
+    pub limits: Arc<Limits>,
+    /// The listener's routing table; the swarm adds itself.
+    pub registry: Registry,
+}
+
+/// What a swarm reports while it runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SwarmStatus {
+    /// Every piece verified.
+    pub complete: bool,
+    /// Verified pieces.
+    pub pieces: u32,
+    /// Bytes still missing.
+    pub bytes_left: u64,
+    /// Accepted block bytes from the hub seeder.
+    pub bytes_from_hub: u64,
+    /// Accepted block bytes from other clients.
+    pub bytes_from_peers: u64,
+    /// Block bytes we uploaded.
+    pub bytes_up: u64,
+    /// Open connections.
+    pub peers: usize,
+    /// Pieces that failed their hash.
+    pub hash_failures: u32,
+    /// The last announce error, cleared by a good announce.
+    pub announce_error: Option<String>,
+    /// Why the swarm stopped on its own (disk failure), if it did.
+    pub fatal: Option<String>,
+}
+
+/// A running swarm.
+pub struct SwarmHandle {
+    /// Live status.
+    pub status: watch::Receiver<SwarmStatus>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl SwarmHandle {
+    /// A handle for a swarm that never runs (a placeholder for skipped images).
+    pub fn finished() -> SwarmHandle {
+        let (_, status) = watch::channel(SwarmStatus::default());
+        SwarmHandle {
+            status,
+            stop: None,
+            task: tokio::spawn(async {}),
+        }
+    }
+
+    /// Leave the swarm (announce `stopped`, close connections) and wait for the task.
+    pub async fn shutdown(mut self) -> SwarmStatus {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        let s = self.status.borrow().clone();
+        s
+    }
+}
+
+/// What helper tasks and the disk thread tell the swarm task.
+pub(super) enum Event {
+    Dialed(std::net::SocketAddr, Result<PeerLink, String>),
+    BlockSent { conn: ConnId, block: BlockRef },
+    WriterFailed { conn: ConnId, reason: String },
+    BlockRead {
+        conn: ConnId,
+        block: BlockRef,
+        result: Result<bytes::Bytes, String>,
+    },
+    Verified { piece: u32, result: Result<bool, String> },
+    DiskFailed(String),
+    Announced(Result<AnnounceResponse, String>),
+}
+
+struct Conn {
+    writer: mpsc::UnboundedSender<WriteItem>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Start a swarm task for `spec`.
+pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
+    let geometry = spec.meta.geometry();
+    let mut config = NodeConfig::new(spec.meta.info_hash, spec.peer_id, geometry);
+    config.listen_port = spec.listen_port;
+    config.require_auth = spec.transport.authenticates();
+    let origin = tokio::time::Instant::now();
+    let node = Node::new(config, spec.have.clone(), random_u64(), Instant::ZERO);
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (msg_tx, msg_rx) = mpsc::channel(1024);
+    let (in_tx, in_rx) = mpsc::channel(64);
+    let (disk, disk_thread) = disk::spawn(spec.storage.clone(), ev_tx.clone())?;
+    spec.registry.insert(spec.meta.info_hash, in_tx);
+    let status = SwarmStatus {
+        complete: node.is_complete(),
+        pieces: node.have().count(),
+        bytes_left: node.bytes_left(),
+        ..SwarmStatus::default()
+    };
+    let (status_tx, status_rx) = watch::channel(status.clone());
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let driver = Driver {
+        node,
+        origin,
+        conns: HashMap::new(),
+        next_conn: 1,
+        hub_conns: HashSet::new(),
+        ev_tx,
+        msg_tx,
+        disk,
+        disk_thread: Some(disk_thread),
+        status,
+        status_tx,
+        last_status: origin,
+        final_announce: None,
+        spec,
+    };
+    let task = tokio::spawn(driver.run(ev_rx, msg_rx, in_rx, stop_rx));
+    Ok(SwarmHandle {
+        status: status_rx,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+struct Driver {
+    node: Node,
+    origin: tokio::time::Instant,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    hub_conns: HashSet<ConnId>,
+    ev_tx: mpsc::UnboundedSender<Event>,
+    msg_tx: mpsc::Sender<(ConnId, ConnEvent)>,
+    disk: std_mpsc::Sender<DiskOp>,
+    disk_thread: Option<std::thread::JoinHandle<()>>,
+    status: SwarmStatus,
+    status_tx: watch::Sender<SwarmStatus>,
+    last_status: tokio::time::Instant,
+    final_announce: Option<AnnounceParams>,
+    spec: SwarmSpec,
+}
+
+impl Driver {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    async fn run(
+        mut self,
+        mut ev_rx: mpsc::UnboundedReceiver<Event>,
+        mut msg_rx: mpsc::Receiver<(ConnId, ConnEvent)>,
+        mut in_rx: mpsc::Receiver<Inbound>,
+        mut stop_rx: oneshot::Receiver<()>,
+    ) {
+        let name = self.spec.meta.name.clone();
+        tracing::info!(
+            "swarm {name} ({}): started, {} of {} pieces",
+            hex(&self.spec.meta.info_hash.0),
+            self.node.have().count(),
+            self.spec.meta.num_pieces()
+        );
+        self.input(Input::Start);
+        loop {
+            let deadline = self.drain();
+            self.publish(false);
+            if self.status.fatal.is_some() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stop_rx => break,
+                Some(ev) = ev_rx.recv() => self.on_event(ev),
+                Some(inb) = in_rx.recv() => self.on_inbound(inb),
+                Some((conn, ev)) = msg_rx.recv() => self.on_conn_event(conn, ev),
+                _ = tokio::time::sleep_until(deadline) => self.input(Input::Timeout),
+            }
+        }
+        self.spec.registry.remove(&self.spec.meta.info_hash);
+        self.input(Input::Shutdown);
+        self.drain();
+        self.conns.clear();
+        if let Some(params) = self.final_announce.take() {
+            let fut = self.spec.announcer.announce(
+                self.spec.meta.info_hash,
+                self.spec.peer_id,
+                params,
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(3), fut).await;
+        }
+        // Let queued writes land before anyone re-reads the files.
+        let (closed, _) = std_mpsc::channel();
+        drop(std::mem::replace(&mut self.disk, closed));
+        if let Some(t) = self.disk_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        self.publish(true);
+        tracing::info!("swarm {name}: stopped");
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = self.now();
+        if let Err(e) = self.node.handle_input(now, input) {
+            tracing::debug!("swarm {}: node refused input: {e}", self.spec.meta.name);
+        }
+    }
+
+    /// Carry out every queued output; returns when to wake up for the timer.
+    fn drain(&mut self) -> tokio::time::Instant {
+        loop {
+            match self.node.poll_output() {
+                Output::Timeout(t) => {
+                    let cap = self.now().as_micros() + 3_600_000_000;
+                    let at = t.as_micros().min(cap);
+                    return self.origin + Duration::from_micros(at);
+                }
+                Output::SendHandshake { conn, handshake } => {
+                    let mut b = Vec::with_capacity(68);
+                    handshake.encode(&mut b);
+                    self.send(conn, WriteItem::Bytes(b));
+                }
+                Output::Transmit { conn, msg } => {
+                    let mut b = Vec::with_capacity(msg.wire_len());
+                    match msg.encode(&mut b) {
+                        Ok(()) => self.send(conn, WriteItem::Bytes(b)),
+                        Err(e) => tracing::warn!("cannot encode {}: {e}", msg.name()),
+                    }
+                }
+                Output::SendBlock { conn, block } => {
+                    let _ = self.disk.send(DiskOp::Read(conn, block));
+                }
+                Output::StoreBlock { block, data } => {
+                    let _ = self.disk.send(DiskOp::Write(block, data));
+                }
+                Output::VerifyPiece { piece } => {
+                    let _ = self.disk.send(DiskOp::Verify(piece));
+                }
+                Output::Connect { addr } => {
+                    let fut = self.spec.transport.connect(addr);
+                    let tx = self.ev_tx.clone();
+                    tokio::spawn(async move {
+                        let r = fut.await.map_err(|e| e.to_string());
+                        let _ = tx.send(Event::Dialed(addr, r));
+                    });
+                }
+                Output::Disconnect { conn } => {
+                    self.conns.remove(&conn);
+                    self.hub_conns.remove(&conn);
+                }
+                Output::Announce(params) => {
+                    if params.event == AnnounceEvent::Stopped {
+                        self.final_announce = Some(params);
+                        continue;
+                    }
+                    let fut = self.spec.announcer.announce(
+                        self.spec.meta.info_hash,
+                        self.spec.peer_id,
+                        params,
+                    );
+                    let tx = self.ev_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(Event::Announced(fut.await));
+                    });
+                }
+                Output::Event(e) => self.on_node_event(e),
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, item: WriteItem) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.writer.send(item);
+        }
+    }
+
+    fn on_node_event(&mut self, e: NodeEvent) {
+        let name = &self.spec.meta.name;
+        match e {
+            NodeEvent::BlockReceived { conn, bytes } => {
+                if self.hub_conns.contains(&conn) {
+                    self.status.bytes_from_hub += u64::from(bytes);
+                } else {
+                    self.status.bytes_from_peers += u64::from(bytes);
+                }
+            }
+            NodeEvent::BlockUploaded { bytes, .. } => self.status.bytes_up += u64::from(bytes),
+            NodeEvent::PeerConnected { conn, peer_id, .. } => {
+                if peer_id.0.starts_with(HUB_PEER_ID_PREFIX) {
+                    self.hub_conns.insert(conn);
+                }
+                tracing::debug!("swarm {name}: peer {conn:?} connected");
+            }
+            NodeEvent::PeerDisconnected { conn, reason } => {
+                self.conns.remove(&conn);
+                self.hub_conns.remove(&conn);
+                tracing::debug!("swarm {name}: peer {conn:?} disconnected: {reason}");
+            }
+            NodeEvent::PeerBanned {
+                addr, reason, ..
+            } => tracing::warn!("swarm {name}: banned peer {addr}: {reason}"),
+            NodeEvent::PieceFailed { piece } => {
+                self.status.hash_failures += 1;
+                tracing::warn!("swarm {name}: piece {piece} failed its hash, fetching it again");
+            }
+            NodeEvent::Complete => tracing::info!("swarm {name}: every piece verified"),
+            NodeEvent::AnnounceFailed { reason } => {
+                tracing::warn!("swarm {name}: announce failed: {reason}");
+                self.status.announce_error = Some(reason);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Dialed(addr, Ok(link)) => {
+                let identity = link.identity.clone();
+                let conn = self.open_conn(link, true);
+                self.input(Input::Connected {
+                    conn,
+                    addr,
+                    outbound: true,
+                    identity,
+                });
+            }
+            Event::Dialed(addr, Err(e)) => {
+                tracing::debug!("dial {addr} failed: {e}");
+                self.input(Input::ConnectFailed { addr });
+            }
+            Event::BlockSent { conn, block } => {
+                if self.conns.contains_key(&conn) {
+                    self.input(Input::BlockSent { conn, block });
+                }
+            }
+            Event::WriterFailed { conn, reason } => self.close(conn, reason),
+            Event::BlockRead { conn, block, result } => match result {
+                Ok(data) => self.send(conn, WriteItem::Block(block, data)),
+                Err(e) => {
+                    tracing::error!("reading piece {} for upload: {e}", block.piece);
+                    self.close(conn, format!("local read failed: {e}"));
+                }
+            },
+            Event::Verified { piece, result } => {
+                let ok = result.unwrap_or_else(|e| {
+                    tracing::error!("verifying piece {piece}: {e}");
+                    false
+                });
+                self.input(Input::PieceVerified { piece, ok });
+            }
+            Event::DiskFailed(e) => {
+                tracing::error!("swarm {}: disk failure: {e}", self.spec.meta.name);
+                self.status.fatal = Some(format!("disk failure: {e}"));
+            }
+            Event::Announced(r) => {
+                if r.is_ok() {
+                    self.status.announce_error = None;
+                }
+                self.input(Input::Announced(r));
+            }
+        }
+    }
+
+    fn on_inbound(&mut self, inb: Inbound) {
+        let addr = inb.link.remote;
+        let identity = inb.link.identity.clone();
+        let conn = self.open_conn(inb.link, false);
+        self.input(Input::Connected {
+            conn,
+            addr,
+            outbound: false,
+            identity,
+        });
+        if self.conns.contains_key(&conn) {
+            self.input(Input::Handshake {
+                conn,
+                handshake: inb.handshake,
+            });
+        }
+    }
+
+    fn on_conn_event(&mut self, conn: ConnId, ev: ConnEvent) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match ev {
+            ConnEvent::Handshake(handshake) => self.input(Input::Handshake { conn, handshake }),
+            ConnEvent::Message(msg) => self.input(Input::Message { conn, msg }),
+            ConnEvent::Closed(reason) => self.close(conn, reason),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, reason: String) {
+        if self.conns.remove(&conn).is_some() {
+            self.hub_conns.remove(&conn);
+            self.input(Input::Closed { conn, reason });
+        }
+    }
+
+    fn open_conn(&mut self, link: PeerLink, outbound: bool) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let (rd, wr) = tokio::io::split(link.stream);
+        let limits = DecoderLimits {
+            num_pieces: Some(self.spec.meta.num_pieces()),
+            ..DecoderLimits::default()
+        };
+        let decoder = if outbound {
+            Decoder::new(limits)
+        } else {
+            Decoder::new_after_handshake(limits)
+        };
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        tokio::spawn(conn::writer(
+            conn,
+            wr,
+            wrx,
+            self.ev_tx.clone(),
+            self.spec.limits.clone(),
+        ));
+        let reader = tokio::spawn(conn::reader(
+            conn,
+            rd,
+            decoder,
+            outbound,
+            self.msg_tx.clone(),
+            self.spec.limits.clone(),
+        ));
+        self.conns.insert(
+            conn,
+            Conn {
+                writer: wtx,
+                reader,
+            },
+        );
+        conn
+    }
+
+    fn publish(&mut self, force: bool) {
+        let complete = self.node.is_complete();
+        let now = tokio::time::Instant::now();
+        if !force
+            && complete == self.status.complete
+            && now.duration_since(self.last_status) < Duration::from_millis(100)
+        {
+            return;
+        }
+        self.last_status = now;
+        self.status.complete = complete;
+        self.status.pieces = self.node.have().count();
+        self.status.bytes_left = self.node.bytes_left();
+        self.status.peers = self.node.peer_count();
+        let s = self.status.clone();
+        self.status_tx.send_replace(s);
+    }
+}

@@ -1,0 +1,124 @@
+//! The peer listener: accepts links, reads the handshake, routes by info hash.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use swarmhub_core::wire::Handshake;
+use swarmhub_core::Id20;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{PeerLink, PortRange, Transport};
+use crate::util::hex;
+
+/// Time a remote has to finish the transport setup and send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An accepted link whose handshake names a swarm we serve.
+pub struct Inbound {
+    /// The link.
+    pub link: PeerLink,
+    /// The remote's handshake (already read from the stream).
+    pub handshake: Handshake,
+}
+
+/// The swarms a listener routes to, by info hash.
+#[derive(Clone, Default)]
+pub struct Registry(Arc<Mutex<HashMap<Id20, mpsc::Sender<Inbound>>>>);
+
+impl Registry {
+    /// Route links for `info_hash` to `tx`.
+    pub fn insert(&self, info_hash: Id20, tx: mpsc::Sender<Inbound>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(info_hash, tx);
+        }
+    }
+
+    /// Stop routing `info_hash`.
+    pub fn remove(&self, info_hash: &Id20) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(info_hash);
+        }
+    }
+
+    fn get(&self, info_hash: &Id20) -> Option<mpsc::Sender<Inbound>> {
+        self.0.lock().ok()?.get(info_hash).cloned()
+    }
+}
+
+/// Bind the first free port of `ports` on `ip`.
+pub async fn bind_first_free(ip: IpAddr, ports: PortRange) -> io::Result<TcpListener> {
+    let mut last = None;
+    for port in ports.first..=ports.last {
+        match TcpListener::bind(SocketAddr::new(ip, port)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!(
+            "no free port in {ports} on {ip}: {}",
+            last.map_or_else(|| "empty range".to_owned(), |e| e.to_string())
+        ),
+    ))
+}
+
+/// Accept peers on `listener` until the task is aborted.
+pub fn spawn_listener(
+    listener: TcpListener,
+    transport: Arc<dyn Transport>,
+    registry: Registry,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("peer listener: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let transport = transport.clone();
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                if let Err(e) = route(tcp, remote, transport, registry).await {
+                    tracing::info!("peer {remote}: refused: {e}");
+                }
+            });
+        }
+    })
+}
+
+async fn route(
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    transport: Arc<dyn Transport>,
+    registry: Registry,
+) -> Result<(), String> {
+    let mut link = tokio::time::timeout(HANDSHAKE_TIMEOUT, transport.accept(tcp, remote))
+        .await
+        .map_err(|_| "transport setup timed out".to_owned())?
+        .map_err(|e| format!("transport setup failed: {e}"))?;
+    let mut raw = [0u8; Handshake::LEN];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, link.stream.read_exact(&mut raw))
+        .await
+        .map_err(|_| "no handshake within 10 s".to_owned())?
+        .map_err(|e| format!("connection ended before the 68-byte handshake: {e}"))?;
+    let handshake = Handshake::decode(&raw).map_err(|e| format!("bad handshake: {e}"))?;
+    let Some(tx) = registry.get(&handshake.info_hash) else {
+        return Err(format!(
+            "handshake for info hash {} which this node does not serve",
+            hex(&handshake.info_hash.0)
+        ));
+    };
+    tx.send(Inbound { link, handshake })
+        .await
+        .map_err(|_| "the swarm is shutting down".to_owned())
+}

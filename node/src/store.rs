@@ -1,0 +1,479 @@
+//! Image files on disk: building metainfo by streaming files through
+//! [`ImageHasher`], change detection by size and mtime, piece I/O through
+//! [`Metainfo::file_spans`], and whole-file SHA-256 checks.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+use swarmhub_core::metainfo::{BuildError, ImageHasher, Metainfo};
+use swarmhub_core::Id20;
+
+/// Read and copy buffer size.
+const CHUNK: usize = 1 << 20;
+
+/// Why an image could not be read, written or built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An input path does not exist.
+    #[error("{0}: no such file or directory")]
+    Missing(PathBuf),
+    /// An input is neither a regular file nor a folder (socket, device, symlink...).
+    #[error("{0}: not a regular file or folder")]
+    NotRegular(PathBuf),
+    /// A file name is not valid UTF-8 or not allowed in metainfo.
+    #[error("{0}: file name is not valid UTF-8")]
+    BadFileName(PathBuf),
+    /// Two inputs map to the same path inside the image.
+    #[error("two inputs are both called {0:?} inside the image")]
+    Duplicate(String),
+    /// No files.
+    #[error("the image has no files")]
+    Empty,
+    /// The core refused to build metainfo (bad path, too large...).
+    #[error("cannot build metainfo: {0}")]
+    Build(#[from] BuildError),
+    /// A file changed while it was read.
+    #[error("{0}: the file changed size while it was being read")]
+    Changed(PathBuf),
+    /// A complete file's SHA-256 does not match the metainfo.
+    #[error("{0}: SHA-256 does not match the metainfo")]
+    Sha256Mismatch(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Size and modification time of a file when it was hashed: a restarted hub
+/// re-hashes only images whose stamps changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    /// Path inside the image, `/`-separated.
+    pub path: String,
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+/// One file of an image being built: where it is and its path inside the image.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// On disk.
+    pub src: PathBuf,
+    /// Path components inside the image.
+    pub rel: Vec<String>,
+    /// Size in bytes.
+    pub len: u64,
+}
+
+fn name_of(path: &Path) -> Result<String, StoreError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::BadFileName(path.to_owned()))
+}
+
+/// The files of `paths` (files go in at the image root under their own name,
+/// folders recursively under theirs), sorted by path inside the image.
+pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<SourceFile>, StoreError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::symlink_metadata(p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::Missing(p.clone())
+            } else {
+                StoreError::Io {
+                    path: p.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        let base = vec![name_of(p)?];
+        if meta.is_file() {
+            out.push(SourceFile {
+                src: p.clone(),
+                rel: base,
+                len: meta.len(),
+            });
+        } else if meta.is_dir() {
+            walk(p, &base, &mut out)?;
+        } else {
+            return Err(StoreError::NotRegular(p.clone()));
+        }
+    }
+    finish_inputs(out)
+}
+
+/// The files under `dir` (an image folder), paths relative to it.
+pub fn collect_dir(dir: &Path) -> Result<Vec<SourceFile>, StoreError> {
+    let mut out = Vec::new();
+    walk(dir, &[], &mut out)?;
+    finish_inputs(out)
+}
+
+fn finish_inputs(mut out: Vec<SourceFile>) -> Result<Vec<SourceFile>, StoreError> {
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    for w in out.windows(2) {
+        if w[0].rel == w[1].rel {
+            return Err(StoreError::Duplicate(w[0].rel.join("/")));
+        }
+    }
+    if out.is_empty() {
+        return Err(StoreError::Empty);
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, prefix: &[String], out: &mut Vec<SourceFile>) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let mut rel = prefix.to_vec();
+        rel.push(name_of(&path)?);
+        if meta.is_file() {
+            out.push(SourceFile {
+                src: path,
+                rel,
+                len: meta.len(),
+            });
+        } else if meta.is_dir() {
+            walk(&path, &rel, out)?;
+        } else {
+            return Err(StoreError::NotRegular(path));
+        }
+    }
+    Ok(())
+}
+
+/// Hash `files` into metainfo for `name`, copying each into `copy_to` (a folder)
+/// on the way when given, reading each file once.
+pub fn build_metainfo(
+    name: &str,
+    files: &[SourceFile],
+    copy_to: Option<&Path>,
+) -> Result<Metainfo, StoreError> {
+    let list = files.iter().map(|f| (f.rel.clone(), f.len)).collect();
+    let mut hasher = ImageHasher::new(name, list, None)?;
+    let mut buf = vec![0u8; CHUNK];
+    for f in files {
+        let mut input = File::open(&f.src).map_err(io_err(&f.src))?;
+        let mut output = match copy_to {
+            Some(root) => {
+                let dest = root.join(f.rel.join("/"));
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                }
+                Some((File::create(&dest).map_err(io_err(&dest))?, dest))
+            }
+            None => None,
+        };
+        let mut seen = 0u64;
+        loop {
+            let n = input.read(&mut buf).map_err(io_err(&f.src))?;
+            if n == 0 {
+                break;
+            }
+            seen += n as u64;
+            if seen > f.len {
+                return Err(StoreError::Changed(f.src.clone()));
+            }
+            hasher.update(&buf[..n]);
+            if let Some((out, dest)) = output.as_mut() {
+                out.write_all(&buf[..n]).map_err(io_err(dest))?;
+            }
+        }
+        if seen != f.len {
+            return Err(StoreError::Changed(f.src.clone()));
+        }
+        if let Some((out, dest)) = output {
+            out.sync_all().map_err(io_err(&dest))?;
+        }
+    }
+    Ok(hasher.finish(None)?)
+}
+
+fn file_path(root: &Path, path: &[String]) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for c in path {
+        p.push(c);
+    }
+    p
+}
+
+/// Current stamps of the image's files under `root`.
+pub fn stamps(root: &Path, meta: &Metainfo) -> Result<Vec<FileStamp>, StoreError> {
+    meta.files
+        .iter()
+        .map(|f| {
+            let path = file_path(root, &f.path);
+            let m = std::fs::metadata(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    StoreError::Missing(path.clone())
+                } else {
+                    StoreError::Io {
+                        path: path.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+            let mtime_ns = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            Ok(FileStamp {
+                path: f.path.join("/"),
+                len: m.len(),
+                mtime_ns,
+            })
+        })
+        .collect()
+}
+
+/// Check every file's SHA-256 against the metainfo.
+pub fn verify_file_hashes(root: &Path, meta: &Metainfo) -> Result<(), StoreError> {
+    let mut buf = vec![0u8; CHUNK];
+    for f in &meta.files {
+        let path = file_path(root, &f.path);
+        let mut input = File::open(&path).map_err(io_err(&path))?;
+        let mut h = Sha256::new();
+        loop {
+            let n = input.read(&mut buf).map_err(io_err(&path))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        if <[u8; 32]>::from(h.finalize()) != f.sha256 {
+            return Err(StoreError::Sha256Mismatch(path));
+        }
+    }
+    Ok(())
+}
+
+/// Piece-level access to an image's files.
+pub struct Storage {
+    meta: Arc<Metainfo>,
+    files: Vec<(File, PathBuf)>,
+}
+
+impl Storage {
+    /// Open the image under `root`. With `create`, make missing folders and
+    /// files and give every file its exact length (sparse); without, open read-only.
+    pub fn open(root: &Path, meta: Arc<Metainfo>, create: bool) -> Result<Storage, StoreError> {
+        let mut files = Vec::with_capacity(meta.files.len());
+        for f in &meta.files {
+            let path = file_path(root, &f.path);
+            let file = if create {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                }
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                let len = file.metadata().map_err(io_err(&path))?.len();
+                if len != f.length {
+                    file.set_len(f.length).map_err(io_err(&path))?;
+                }
+                file
+            } else {
+                let file = File::open(&path).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        StoreError::Missing(path.clone())
+                    } else {
+                        StoreError::Io {
+                            path: path.clone(),
+                            source: e,
+                        }
+                    }
+                })?;
+                let len = file.metadata().map_err(io_err(&path))?.len();
+                if len != f.length {
+                    return Err(StoreError::Changed(path));
+                }
+                file
+            };
+            files.push((file, path));
+        }
+        Ok(Storage { meta, files })
+    }
+
+    /// The metainfo.
+    pub fn meta(&self) -> &Arc<Metainfo> {
+        &self.meta
+    }
+
+    /// Calls `f(file, file_offset, range in buf)` for the parts of piece bytes
+    /// `begin .. begin + len`.
+    fn spans(
+        &self,
+        piece: u32,
+        begin: u32,
+        len: u32,
+        mut f: impl FnMut(&(File, PathBuf), u64, std::ops::Range<usize>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let end = begin.checked_add(len).filter(|&e| e <= self.meta.piece_len(piece));
+        let Some(end) = end else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bytes {begin}+{len} are outside piece {piece}"),
+            ));
+        };
+        for span in self.meta.file_spans(piece) {
+            let (s, e) = (span.piece_offset, span.piece_offset + span.len);
+            let (lo, hi) = (s.max(begin), e.min(end));
+            if lo >= hi {
+                continue;
+            }
+            let Some(file) = self.files.get(span.file_index) else {
+                continue;
+            };
+            let file_off = span.file_offset + u64::from(lo - s);
+            f(
+                file,
+                file_off,
+                (lo - begin) as usize..(hi - begin) as usize,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Read `len` bytes of `piece` from offset `begin`.
+    pub fn read(&self, piece: u32, begin: u32, len: u32) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len as usize];
+        self.spans(piece, begin, len, |(file, _), off, range| {
+            file.read_exact_at(&mut buf[range], off)
+        })?;
+        Ok(buf)
+    }
+
+    /// Write `data` into `piece` at offset `begin`.
+    pub fn write(&self, piece: u32, begin: u32, data: &[u8]) -> std::io::Result<()> {
+        let len = u32::try_from(data.len()).map_err(std::io::Error::other)?;
+        self.spans(piece, begin, len, |(file, _), off, range| {
+            file.write_all_at(&data[range], off)
+        })
+    }
+
+    /// Does the stored piece hash to its SHA-1 in the metainfo?
+    pub fn verify(&self, piece: u32) -> std::io::Result<bool> {
+        let data = self.read(piece, 0, self.meta.piece_len(piece))?;
+        let digest: [u8; 20] = Sha1::digest(&data).into();
+        Ok(self.meta.pieces.get(piece as usize) == Some(&Id20::new(digest)))
+    }
+
+    /// Flush written data to disk.
+    pub fn sync(&self) -> std::io::Result<()> {
+        for (file, _) in &self.files {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Image bytes `offset .. offset + len` (web seed), at most `max` bytes.
+    pub fn read_range(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let geometry = self.meta.geometry();
+        let end = offset.saturating_add(len).min(geometry.total_length);
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut pos = offset;
+        while pos < end {
+            let piece = (pos / u64::from(geometry.piece_length)) as u32;
+            let start = geometry.piece_offset(piece);
+            let begin = (pos - start) as u32;
+            let take = (u64::from(geometry.piece_len(piece) - begin)).min(end - pos) as u32;
+            out.extend_from_slice(&self.read(piece, begin, take)?);
+            pos += u64::from(take);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_tree(root: &Path) -> Vec<PathBuf> {
+        std::fs::create_dir_all(root.join("d/sub")).expect("mkdir");
+        let a: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let b: Vec<u8> = (0..123_457u32).map(|i| (i % 13) as u8).collect();
+        std::fs::write(root.join("d/a.bin"), &a).expect("write");
+        std::fs::write(root.join("d/sub/b.bin"), &b).expect("write");
+        std::fs::write(root.join("d/empty"), b"").expect("write");
+        vec![root.join("d")]
+    }
+
+    #[test]
+    fn built_metainfo_verifies_and_crosses_file_boundaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inputs = collect_inputs(&write_tree(dir.path())).expect("inputs");
+        assert_eq!(inputs.len(), 3);
+        let copy = dir.path().join("copy");
+        let meta = Arc::new(build_metainfo("t:1", &inputs, Some(&copy)).expect("build"));
+        assert_eq!(meta.total_length(), 423_457);
+        verify_file_hashes(&copy, &meta).expect("copies match");
+        let st = Storage::open(&copy, meta.clone(), false).expect("open");
+        for p in 0..meta.num_pieces() {
+            assert!(st.verify(p).expect("verify"), "piece {p}");
+        }
+        // A fresh store filled block by block from the copy verifies too.
+        let fresh = dir.path().join("fresh");
+        let w = Storage::open(&fresh, meta.clone(), true).expect("create");
+        assert!(!w.verify(0).expect("verify"));
+        for p in 0..meta.num_pieces() {
+            let len = meta.piece_len(p);
+            let mut begin = 0;
+            while begin < len {
+                let n = (len - begin).min(16384);
+                w.write(p, begin, &st.read(p, begin, n).expect("read"))
+                    .expect("write");
+                begin += n;
+            }
+        }
+        verify_file_hashes(&fresh, &meta).expect("fresh matches");
+        let range = w.read_range(299_990, 20).expect("range");
+        assert_eq!(&range[..10], &st.read_range(299_990, 10).expect("r")[..]);
+        assert!(st.read(0, 0, meta.piece_len(0) + 1).is_err());
+    }
+
+    #[test]
+    fn corrupt_file_is_caught() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inputs = collect_inputs(&write_tree(dir.path())).expect("inputs");
+        let copy = dir.path().join("copy");
+        let meta = build_metainfo("t:1", &inputs, Some(&copy)).expect("build");
+        std::fs::write(copy.join("d/sub/b.bin"), vec![1u8; 123_457]).expect("write");
+        assert!(matches!(
+            verify_file_hashes(&copy, &meta),
+            Err(StoreError::Sha256Mismatch(_))
+        ));
+        assert!(matches!(
+            collect_inputs(&[dir.path().join("nope")]),
+            Err(StoreError::Missing(_))
+        ));
+    }
+}

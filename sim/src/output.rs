@@ -1,0 +1,184 @@
+//! Run outputs: `peers.csv`, `timeline.csv`, `summary.json` and, with
+//! `--trace`, `events.csv`. The schema is shared with real runs (the lab) so the
+//! reports crate draws both. Every file is a pure function of the scenario
+//! text and the seed, except the wall-clock fields `wall_s`, `events_per_s` and
+//! `sim_s_per_wall_s` of `summary.json`.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::bound::bound;
+use crate::engine::{Sim, HUB};
+
+/// Completion-time percentiles in seconds (from join to completion).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Slowest.
+    pub max: Option<f64>,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// SHA-256 of the scenario file's text.
+    pub scenario_hash: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Peers (hub not counted).
+    pub peers: usize,
+    /// Image size.
+    pub image_bytes: u64,
+    /// Piece size.
+    pub piece_bytes: u32,
+    /// Block size.
+    pub block_bytes: u32,
+    /// Peer-to-peer on.
+    pub p2p: bool,
+    /// Peers that completed.
+    pub completed: usize,
+    /// Completion times.
+    pub completion_s: Percentiles,
+    /// Kumar-Ross lower bound for a flash crowd.
+    pub bound_s: f64,
+    /// completion max / bound.
+    pub ratio_to_bound: Option<f64>,
+    /// Block bytes the hub uploaded.
+    pub hub_bytes_up: u64,
+    /// hub_bytes_up / image_bytes.
+    pub hub_copies: f64,
+    /// Block bytes peers uploaded.
+    pub peer_bytes_up: u64,
+    /// Simulated time at the end of the run.
+    pub sim_end_s: f64,
+    /// Events processed.
+    pub events: u64,
+    /// FNV-1a hash of the event trace (hex), to compare runs.
+    pub trace_hash: String,
+    /// Wall-clock seconds (varies between runs).
+    pub wall_s: f64,
+    /// Events per wall-clock second (varies between runs).
+    pub events_per_s: f64,
+    /// Simulated seconds per wall-clock second (varies between runs).
+    pub sim_s_per_wall_s: f64,
+    /// swarmhub-sim version.
+    pub version: String,
+    /// Command that reproduces the run.
+    pub command: String,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Build the summary of a finished run.
+pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Summary {
+    let s = &sim.scenario;
+    let mut times: Vec<f64> = sim.hosts[1..]
+        .iter()
+        .filter_map(|h| Some(h.complete_at?.saturating_since(h.join_at?).as_secs_f64()))
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let completion_s = Percentiles {
+        p50: percentile(&times, 0.50),
+        p90: percentile(&times, 0.90),
+        p99: percentile(&times, 0.99),
+        max: times.last().copied(),
+    };
+    let b = bound(s).bound_s;
+    let hub_bytes_up = sim.hosts[HUB].bytes_up;
+    let peer_bytes_up: u64 = sim.hosts[1..].iter().map(|h| h.bytes_up).sum();
+    let sim_end_s = sim.now.as_secs_f64();
+    Summary {
+        scenario: s.name.clone(),
+        scenario_hash: scenario_hash.to_string(),
+        seed: sim.seed,
+        peers: s.peer_count(),
+        image_bytes: s.image.size.0,
+        piece_bytes: s.piece_size(),
+        block_bytes: s.block_size(),
+        p2p: s.protocol.p2p,
+        completed: times.len(),
+        ratio_to_bound: completion_s.max.map(|m| m / b),
+        completion_s,
+        bound_s: b,
+        hub_bytes_up,
+        hub_copies: hub_bytes_up as f64 / s.image.size.0 as f64,
+        peer_bytes_up,
+        sim_end_s,
+        events: sim.events,
+        trace_hash: format!("{:016x}", sim.trace_hash),
+        wall_s,
+        events_per_s: sim.events as f64 / wall_s.max(1e-9),
+        sim_s_per_wall_s: sim_end_s / wall_s.max(1e-9),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        command: command.to_string(),
+    }
+}
+
+fn opt(t: Option<swarmhub_core::Instant>) -> String {
+    t.map(|t| format!("{:.6}", t.as_secs_f64())).unwrap_or_default()
+}
+
+/// Write every output file into `dir` (created if missing).
+pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut peers = csv::Writer::from_path(dir.join("peers.csv"))?;
+    peers.write_record([
+        "id", "group", "site", "join_s", "complete_s", "leave_s", "bytes_down_hub", "bytes_down_peers", "bytes_up",
+    ])?;
+    for (i, h) in sim.hosts.iter().enumerate().skip(1) {
+        peers.write_record([
+            i.to_string(),
+            h.group.clone(),
+            h.site.clone(),
+            opt(h.join_at),
+            opt(h.complete_at),
+            opt(h.leave_at),
+            h.bytes_down_hub.to_string(),
+            h.bytes_down_peers.to_string(),
+            h.bytes_up.to_string(),
+        ])?;
+    }
+    peers.flush()?;
+    let mut tl = csv::Writer::from_path(dir.join("timeline.csv"))?;
+    tl.write_record(["t_s", "leechers", "seeds", "completed", "throughput_bps", "hub_egress_bps", "peer_egress_bps"])?;
+    for r in &sim.timeline {
+        tl.write_record([
+            format!("{:.3}", r.t_s),
+            r.leechers.to_string(),
+            r.seeds.to_string(),
+            r.completed.to_string(),
+            format!("{:.0}", r.from_hub_bps + r.from_peers_bps),
+            format!("{:.0}", r.from_hub_bps),
+            format!("{:.0}", r.from_peers_bps),
+        ])?;
+    }
+    tl.flush()?;
+    let mut f = fs::File::create(dir.join("summary.json"))?;
+    serde_json::to_writer_pretty(&mut f, summary)?;
+    writeln!(f)?;
+    if let Some(trace) = &sim.trace {
+        let mut ev = csv::Writer::from_path(dir.join("events.csv"))?;
+        ev.write_record(["t_s", "host", "event"])?;
+        for (t, h, text) in trace {
+            ev.write_record([format!("{:.6}", t.as_secs_f64()), h.to_string(), text.clone()])?;
+        }
+        ev.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! Scenario files: TOML with units, parsed into typed structs. Unknown keys and
+//! invalid values are errors that name the file, the key (and line) and what is
+//! allowed. The same file is meant to drive a real run on shaped links later.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use swarmhub_core::picker::PickStrategy;
+
+use crate::units::{Dur, Rate, Size};
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in outputs.
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Seed used when the command line gives none.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Stop the run at this simulated time even if peers are incomplete.
+    #[serde(default = "default_duration")]
+    pub duration: Dur,
+    /// Timeline row spacing; default 1 s, coarser for long runs.
+    pub timeline_step: Option<Dur>,
+    /// The image.
+    pub image: Image,
+    /// The hub.
+    pub hub: Hub,
+    /// Peer groups.
+    #[serde(rename = "group")]
+    pub groups: Vec<Group>,
+    /// When peers join.
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// When peers leave.
+    #[serde(default)]
+    pub departure: Departure,
+    /// Peers that crash and come back.
+    pub churn: Option<Churn>,
+    /// Hub outage and other faults.
+    #[serde(default)]
+    pub faults: Faults,
+    /// Protocol knobs.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Latency and topology.
+    #[serde(default)]
+    pub network: Network,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_duration() -> Dur {
+    Dur(swarmhub_core::Duration::from_secs(24 * 3600))
+}
+
+/// The image being distributed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Image {
+    /// Total size.
+    pub size: Size,
+    /// Piece size; default chosen from the size as the real hub does.
+    pub piece_size: Option<Size>,
+    /// Block (request) size; default 16 KiB. Larger blocks make huge runs faster
+    /// at the cost of coarser pipelining.
+    pub block_size: Option<Size>,
+}
+
+/// The hub: tracker and seed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hub {
+    /// Upload capacity.
+    pub upload: Rate,
+    /// Download capacity (announces only); default equal to upload.
+    pub download: Option<Rate>,
+    /// Most peers the hub seeder serves connections to at once. Default 1000.
+    #[serde(default = "default_hub_connections")]
+    pub connection_limit: usize,
+    /// Peers the hub uploads to at once; default enough to fill its uplink
+    /// at the slowest peer's download rate.
+    pub upload_slots: Option<usize>,
+    /// Site of the hub (topology).
+    pub site: Option<String>,
+}
+
+fn default_hub_connections() -> usize {
+    1000
+}
+
+/// A group of identical peers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Group name (peers.csv `group`).
+    pub name: String,
+    /// Number of peers.
+    pub count: usize,
+    /// Upload capacity of each.
+    pub upload: Rate,
+    /// Download capacity of each.
+    pub download: Rate,
+    /// Site of these peers (topology).
+    pub site: Option<String>,
+    /// These peers send corrupt blocks.
+    #[serde(default)]
+    pub corrupt: bool,
+}
+
+/// How peers arrive.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum Arrival {
+    /// Everyone at t = 0.
+    #[default]
+    Flash,
+    /// One peer every `interval`.
+    Staggered {
+        /// Gap between joins.
+        interval: Dur,
+    },
+    /// A Poisson process of `rate` joins per second.
+    Poisson {
+        /// Joins per second.
+        rate: f64,
+    },
+}
+
+/// What peers do after completing.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum Departure {
+    /// Leave at completion.
+    Leave,
+    /// Seed for `duration` after completing, then leave.
+    SeedFor {
+        /// Seeding time.
+        duration: Dur,
+    },
+    /// Seed until the end of the run (the `swarmhub service` behaviour).
+    #[default]
+    Forever,
+}
+
+/// Crashes and restarts.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Fraction of peers that crash (0..=1).
+    pub fraction: f64,
+    /// Crashes happen uniformly in [start, start + window).
+    pub start: Dur,
+    /// Width of the crash window.
+    pub window: Dur,
+    /// Time a crashed peer stays down before it restarts (keeping verified pieces).
+    pub downtime: Dur,
+}
+
+/// Fault injection.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// The hub is unreachable in this window.
+    pub hub_outage: Option<Window>,
+}
+
+/// A time window.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Start.
+    pub start: Dur,
+    /// End (exclusive).
+    pub end: Dur,
+}
+
+/// Protocol knobs (core defaults when absent).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protocol {
+    /// Peer-to-peer on; `false` is the hub-only baseline.
+    pub p2p: bool,
+    /// Regular unchoke slots of a peer.
+    pub unchoke_slots: usize,
+    /// Rechoke interval.
+    pub rechoke_interval: Dur,
+    /// Optimistic unchoke interval.
+    pub optimistic_interval: Dur,
+    /// Blocks requested ahead from one peer.
+    pub pipeline_depth: usize,
+    /// Piece picker strategy.
+    pub picker: PickStrategy,
+    /// Most connections per peer.
+    pub max_peers: usize,
+    /// Peers per announce reply.
+    pub numwant: u32,
+    /// Tracker announce interval.
+    pub announce_interval: Dur,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol {
+            p2p: true,
+            unchoke_slots: 4,
+            rechoke_interval: Dur(swarmhub_core::Duration::from_secs(10)),
+            optimistic_interval: Dur(swarmhub_core::Duration::from_secs(30)),
+            pipeline_depth: 32,
+            picker: PickStrategy::RarestFirst,
+            max_peers: 50,
+            numwant: 50,
+            announce_interval: Dur(swarmhub_core::Duration::from_secs(120)),
+        }
+    }
+}
+
+/// Latency and optional topology.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// One-way latency between two hosts of the same site.
+    pub latency: Dur,
+    /// Sites (empty: one flat network).
+    #[serde(rename = "site")]
+    pub sites: Vec<Site>,
+    /// Links between sites, shared by the flows that cross them.
+    #[serde(rename = "link")]
+    pub links: Vec<Link>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency: Dur(swarmhub_core::Duration::from_millis(10)),
+            sites: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+}
+
+/// A site (data centre, rack).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Name referred to by groups, the hub and links.
+    pub name: String,
+}
+
+/// A link between two sites.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// One end.
+    pub from: String,
+    /// Other end.
+    pub to: String,
+    /// Capacity in each direction.
+    pub capacity: Rate,
+    /// One-way latency added when crossing.
+    pub latency: Dur,
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown key, or a value of the wrong type or unit.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What toml/serde said, with the line and the key.
+        message: String,
+    },
+    /// Values that parse but make no sense together.
+    #[error("{path}: `{key}`: {problem}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// Dotted key.
+        key: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+}
+
+impl Scenario {
+    /// Load and validate a scenario file.
+    pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let scenario = Self::parse(&text, path)?;
+        Ok((scenario, text))
+    }
+
+    /// Parse and validate scenario text; `path` is used in messages only.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        scenario.validate(path)?;
+        Ok(scenario)
+    }
+
+    /// SHA-256 (hex) of a scenario's text, recorded in every output.
+    pub fn hash_text(text: &str) -> String {
+        let digest = Sha256::digest(text.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Total number of peers (not counting the hub).
+    pub fn peer_count(&self) -> usize {
+        self.groups.iter().map(|g| g.count).sum()
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ScenarioError> {
+        let bad = |key: &str, problem: String| ScenarioError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            problem,
+        };
+        if self.image.size.0 == 0 {
+            return Err(bad("image.size", "must be above zero".into()));
+        }
+        if let Some(p) = self.image.piece_size {
+            if !p.0.is_power_of_two() || !(16 * 1024..=64 << 20).contains(&p.0) {
+                return Err(bad("image.piece_size", "must be a power of two from 16 KiB to 64 MiB".into()));
+            }
+        }
+        let piece = self.piece_size();
+        let block = self.block_size();
+        if !block.is_power_of_two() || block < 1024 || block > piece {
+            return Err(bad(
+                "image.block_size",
+                format!("must be a power of two from 1 KiB up to the piece size ({piece} bytes)"),
+            ));
+        }
+        if self.image.size.0.div_ceil(u64::from(piece)) > 1_000_000 {
+            return Err(bad("image.piece_size", "more than 1,000,000 pieces; use larger pieces".into()));
+        }
+        if self.groups.is_empty() || self.peer_count() == 0 {
+            return Err(bad("group", "at least one [[group]] with count >= 1 is needed".into()));
+        }
+        if self.peer_count() > 1_000_000 {
+            return Err(bad("group.count", "at most 1,000,000 peers in total".into()));
+        }
+        let sites: Vec<&str> = self.network.sites.iter().map(|s| s.name.as_str()).collect();
+        let check_site = |key: &str, site: &Option<String>| match site {
+            Some(s) if !sites.contains(&s.as_str()) => Err(bad(
+                key,
+                format!("unknown site {s:?}; declared sites: {sites:?} ([[network.site]])"),
+            )),
+            _ => Ok(()),
+        };
+        check_site("hub.site", &self.hub.site)?;
+        for (i, g) in self.groups.iter().enumerate() {
+            check_site(&format!("group[{i}].site"), &g.site)?;
+            if !sites.is_empty() && g.site.is_none() {
+                return Err(bad(&format!("group[{i}].site"), "sites are declared, so every group needs one".into()));
+            }
+        }
+        if !sites.is_empty() && self.hub.site.is_none() {
+            return Err(bad("hub.site", "sites are declared, so the hub needs one".into()));
+        }
+        for (i, l) in self.network.links.iter().enumerate() {
+            for (k, s) in [("from", &l.from), ("to", &l.to)] {
+                if !sites.contains(&s.as_str()) {
+                    return Err(bad(&format!("network.link[{i}].{k}"), format!("unknown site {s:?}")));
+                }
+            }
+        }
+        if let Some(c) = &self.churn {
+            if !(0.0..=1.0).contains(&c.fraction) {
+                return Err(bad("churn.fraction", "must be between 0 and 1".into()));
+            }
+        }
+        if let Some(w) = &self.faults.hub_outage {
+            if w.end <= w.start {
+                return Err(bad("faults.hub_outage.end", "must be after start".into()));
+            }
+        }
+        if let Arrival::Poisson { rate } = self.arrival {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(bad("arrival.rate", "must be a positive number of joins per second".into()));
+            }
+        }
+        if self.protocol.pipeline_depth == 0 || self.protocol.max_peers == 0 {
+            return Err(bad("protocol", "pipeline_depth and max_peers must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Piece size in bytes (explicit or chosen like the real hub).
+    pub fn piece_size(&self) -> u32 {
+        match self.image.piece_size {
+            Some(p) => p.0 as u32,
+            None => swarmhub_core::metainfo::piece_length_for(self.image.size.0),
+        }
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        self.image.block_size.map_or(16 * 1024, |b| b.0.min(u64::from(u32::MAX)) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests;
