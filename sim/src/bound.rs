@@ -27,9 +27,17 @@ pub fn bound(s: &Scenario) -> Bound {
     let f = s.image.size.0 as f64;
     let u_s = s.hub.upload.bytes_per_s();
     let n = s.peer_count() as f64;
-    let d_min = s.groups.iter().filter(|g| g.count > 0).map(|g| g.download.bytes_per_s()).fold(f64::INFINITY, f64::min);
+    let d_min = s
+        .groups
+        .iter()
+        .filter(|g| g.count > 0)
+        .map(|g| g.download.bytes_per_s())
+        .fold(f64::INFINITY, f64::min);
     let sum_u: f64 = if s.protocol.p2p {
-        s.groups.iter().map(|g| g.count as f64 * g.upload.bytes_per_s()).sum()
+        s.groups
+            .iter()
+            .map(|g| g.count as f64 * g.upload.bytes_per_s())
+            .sum()
     } else {
         0.0
     };

@@ -38,11 +38,20 @@ pub fn run_scenario(
 }
 
 /// Load, run and write a scenario into `out`.
-pub fn run_file(path: &Path, seed: Option<u64>, out: &Path, trace: bool) -> anyhow::Result<Summary> {
+pub fn run_file(
+    path: &Path,
+    seed: Option<u64>,
+    out: &Path,
+    trace: bool,
+) -> anyhow::Result<Summary> {
     let (scenario, text) = Scenario::load(path)?;
     let seed = seed.unwrap_or(scenario.seed);
     let hash = Scenario::hash_text(&text);
-    let command = format!("swarmhub-sim run {} --seed {seed} --out {}", path.display(), out.display());
+    let command = format!(
+        "swarmhub-sim run {} --seed {seed} --out {}",
+        path.display(),
+        out.display()
+    );
     let (sim, summary) = run_scenario(scenario, &hash, seed, trace, &command, |_, _, _| {});
     output::write(&sim, &summary, out)?;
     Ok(summary)

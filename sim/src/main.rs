@@ -9,7 +9,11 @@ use swarmhub_sim::sweep::{self, Axis};
 use swarmhub_sim::{bound, output, run_scenario, Scenario};
 
 #[derive(Parser)]
-#[command(name = "swarmhub-sim", version, about = "Deterministic swarm simulator driving the real swarmhub core")]
+#[command(
+    name = "swarmhub-sim",
+    version,
+    about = "Deterministic swarm simulator driving the real swarmhub core"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -69,40 +73,64 @@ fn main() -> ExitCode {
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {{msg}}"))
-            .expect("valid template"),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {{msg}}"
+        ))
+        .expect("valid template"),
     );
     pb
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Run { scenario: path, seed, out, trace } => {
+        Cmd::Run {
+            scenario: path,
+            seed,
+            out,
+            trace,
+        } => {
             let (scenario, text) = Scenario::load(&path)?;
             let seed = seed.unwrap_or(scenario.seed);
             let hash = Scenario::hash_text(&text);
-            let command = format!("swarmhub-sim run {} --seed {seed} --out {}", path.display(), out.display());
+            let command = format!(
+                "swarmhub-sim run {} --seed {seed} --out {}",
+                path.display(),
+                out.display()
+            );
             let pb = bar(scenario.peer_count() as u64, "peers complete");
-            let (sim, summary) = run_scenario(scenario, &hash, seed, trace, &command, |t, done, _| {
-                pb.set_position(done as u64);
-                pb.set_message(format!("t = {:.0} s simulated", t.as_secs_f64()));
-            });
+            let (sim, summary) =
+                run_scenario(scenario, &hash, seed, trace, &command, |t, done, _| {
+                    pb.set_position(done as u64);
+                    pb.set_message(format!("t = {:.0} s simulated", t.as_secs_f64()));
+                });
             pb.finish_and_clear();
             output::write(&sim, &summary, &out)?;
             print_summary(&summary, &out);
         }
-        Cmd::Sweep { scenario: path, vary, seed, out, jobs } => {
+        Cmd::Sweep {
+            scenario: path,
+            vary,
+            seed,
+            out,
+            jobs,
+        } => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?;
             let points = sweep::grid(&text, &path, &vary)?;
-            let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let pb = bar(points.len() as u64, "sweep points");
             let summaries = sweep::run_grid(&points, &path, seed, &out, threads, &|_| pb.inc(1))?;
             pb.finish_and_clear();
             sweep::write_csv(&points, &summaries, &out)?;
-            println!("{} points -> {}", points.len(), out.join("sweep.csv").display());
+            println!(
+                "{} points -> {}",
+                points.len(),
+                out.join("sweep.csv").display()
+            );
             for (p, s) in points.iter().zip(&summaries) {
-                let keys: Vec<String> = p.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let keys: Vec<String> =
+                    p.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 println!(
                     "  {:<40} max {:>9} s  bound {:>9.1} s  hub copies {:>7.2}",
                     keys.join(" "),
@@ -116,9 +144,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (scenario, _) = Scenario::load(&path)?;
             let b = bound::bound(&scenario);
             println!("scenario            {}", scenario.name);
-            println!("hub sends one copy  F/u_s            = {:.3} s", b.hub_copy_s);
-            println!("slowest download    F/d_min          = {:.3} s", b.slowest_download_s);
-            println!("total upload        N*F/(u_s+sum u_i) = {:.3} s", b.total_upload_s);
+            println!(
+                "hub sends one copy  F/u_s            = {:.3} s",
+                b.hub_copy_s
+            );
+            println!(
+                "slowest download    F/d_min          = {:.3} s",
+                b.slowest_download_s
+            );
+            println!(
+                "total upload        N*F/(u_s+sum u_i) = {:.3} s",
+                b.total_upload_s
+            );
             println!("bound_s             {:.3}", b.bound_s);
         }
     }
@@ -127,7 +164,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn print_summary(s: &swarmhub_sim::Summary, out: &std::path::Path) {
     let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
-    println!("scenario {} seed {} ({} peers, p2p {})", s.scenario, s.seed, s.peers, s.p2p);
+    println!(
+        "scenario {} seed {} ({} peers, p2p {})",
+        s.scenario, s.seed, s.peers, s.p2p
+    );
     println!("completed       {}/{}", s.completed, s.peers);
     println!(
         "completion s    p50 {}  p90 {}  p99 {}  max {}",
@@ -136,8 +176,15 @@ fn print_summary(s: &swarmhub_sim::Summary, out: &std::path::Path) {
         f(s.completion_s.p99),
         f(s.completion_s.max)
     );
-    println!("bound s         {:.2}  (max/bound {})", s.bound_s, f(s.ratio_to_bound));
-    println!("hub copies      {:.2}  (hub sent {} bytes; peers sent {})", s.hub_copies, s.hub_bytes_up, s.peer_bytes_up);
+    println!(
+        "bound s         {:.2}  (max/bound {})",
+        s.bound_s,
+        f(s.ratio_to_bound)
+    );
+    println!(
+        "hub copies      {:.2}  (hub sent {} bytes; peers sent {})",
+        s.hub_copies, s.hub_bytes_up, s.peer_bytes_up
+    );
     println!(
         "events          {}  in {:.2} s wall ({:.0} events/s, {:.1} simulated s per wall s)",
         s.events, s.wall_s, s.events_per_s, s.sim_s_per_wall_s

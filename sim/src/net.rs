@@ -14,8 +14,12 @@
 //!    by what its receiver granted it.
 //!
 //! The result never exceeds any capacity. Its error against exact max-min is
-//! measured by `approximation_error_against_exact_max_min` on random small
-//! networks (see the test for the figures). [`Net::exact_rates`] computes exact
+//! measured by `approximation_error_against_exact_max_min` on 300 random small
+//! networks (2-7 hosts, 1-11 flows, capacities 10/100/1000): aggregate
+//! throughput is 0.93 of exact on average and 0.38 in the worst case; the
+//! median per-flow error is 0. The model errs low (it never invents capacity),
+//! when a receiver keeps a share for a flow that is bottlenecked at its sender
+//! while another sender could have used it. [`Net::exact_rates`] computes exact
 //! max-min by progressive filling for that comparison.
 
 use std::collections::BTreeSet;
@@ -146,7 +150,14 @@ impl Net {
 
     /// Start moving `bytes` from `src` to `dst` at `now`. Every flow whose
     /// finish time changed (the new one included) is appended to `out`.
-    pub fn start(&mut self, now: Instant, src: usize, dst: usize, bytes: u64, out: &mut Vec<Reschedule>) -> FlowId {
+    pub fn start(
+        &mut self,
+        now: Instant,
+        src: usize,
+        dst: usize,
+        bytes: u64,
+        out: &mut Vec<Reschedule>,
+    ) -> FlowId {
         let links = self.paths[self.hosts[src].site][self.hosts[dst].site].clone();
         let flow = Flow {
             src,
@@ -182,14 +193,16 @@ impl Net {
     /// hosts (a connection streaming blocks back to back): the rate stays, so
     /// no other flow changes. Returns the new finish time.
     pub fn extend(&mut self, now: Instant, id: FlowId, bytes: u64) -> Option<Reschedule> {
-        if self.get(id).is_none() {
-            return None;
-        }
+        self.get(id)?;
         let flow = self.flows[id.index as usize].as_mut()?;
         flow.remaining = bytes as f64;
         flow.updated = now;
         flow.epoch += 1;
-        let secs = if flow.rate > 0.0 { flow.remaining / flow.rate } else { 1e9 };
+        let secs = if flow.rate > 0.0 {
+            flow.remaining / flow.rate
+        } else {
+            1e9
+        };
         Some(Reschedule {
             flow: id,
             at: now + Duration::from_micros((secs * 1e6).ceil() as u64),
@@ -225,7 +238,14 @@ impl Net {
         offer
     }
 
-    fn recompute(&mut self, now: Instant, src: usize, dst: usize, links: &[usize], out: &mut Vec<Reschedule>) {
+    fn recompute(
+        &mut self,
+        now: Instant,
+        src: usize,
+        dst: usize,
+        links: &[usize],
+        out: &mut Vec<Reschedule>,
+    ) {
         // Receivers whose incoming offers may have changed.
         let mut receivers: BTreeSet<usize> = BTreeSet::new();
         receivers.insert(dst);
@@ -280,7 +300,11 @@ impl Net {
         }
         flow.rate = rate;
         flow.epoch += 1;
-        let secs = if rate > 0.0 { flow.remaining / rate } else { 1e9 };
+        let secs = if rate > 0.0 {
+            flow.remaining / rate
+        } else {
+            1e9
+        };
         let at = now + Duration::from_micros((secs * 1e6).ceil() as u64);
         out.push(Reschedule {
             flow: id,
@@ -299,17 +323,30 @@ impl Net {
         }
         let mut res: Vec<Res> = Vec::new();
         for h in &self.hosts {
-            res.push(Res { cap: h.up, flows: h.out_flows.clone() });
-            res.push(Res { cap: h.down, flows: h.in_flows.clone() });
+            res.push(Res {
+                cap: h.up,
+                flows: h.out_flows.clone(),
+            });
+            res.push(Res {
+                cap: h.down,
+                flows: h.in_flows.clone(),
+            });
         }
         for l in &self.links {
-            res.push(Res { cap: l.cap, flows: l.flows.clone() });
+            res.push(Res {
+                cap: l.cap,
+                flows: l.flows.clone(),
+            });
         }
         let mut rate: Vec<Option<f64>> = vec![None; self.flows.len()];
         loop {
             let mut best: Option<(f64, usize)> = None;
             for (i, r) in res.iter().enumerate() {
-                let open = r.flows.iter().filter(|&&f| rate[f as usize].is_none()).count();
+                let open = r
+                    .flows
+                    .iter()
+                    .filter(|&&f| rate[f as usize].is_none())
+                    .count();
                 if open == 0 {
                     continue;
                 }

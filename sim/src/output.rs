@@ -131,7 +131,8 @@ pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Su
 }
 
 fn opt(t: Option<swarmhub_core::Instant>) -> String {
-    t.map(|t| format!("{:.6}", t.as_secs_f64())).unwrap_or_default()
+    t.map(|t| format!("{:.6}", t.as_secs_f64()))
+        .unwrap_or_default()
 }
 
 /// Write every output file into `dir` (created if missing).
@@ -139,7 +140,15 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut peers = csv::Writer::from_path(dir.join("peers.csv"))?;
     peers.write_record([
-        "id", "group", "site", "join_s", "complete_s", "leave_s", "bytes_down_hub", "bytes_down_peers", "bytes_up",
+        "id",
+        "group",
+        "site",
+        "join_s",
+        "complete_s",
+        "leave_s",
+        "bytes_down_hub",
+        "bytes_down_peers",
+        "bytes_up",
     ])?;
     for (i, h) in sim.hosts.iter().enumerate().skip(1) {
         peers.write_record([
@@ -156,7 +165,15 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
     }
     peers.flush()?;
     let mut tl = csv::Writer::from_path(dir.join("timeline.csv"))?;
-    tl.write_record(["t_s", "leechers", "seeds", "completed", "throughput_bps", "hub_egress_bps", "peer_egress_bps"])?;
+    tl.write_record([
+        "t_s",
+        "leechers",
+        "seeds",
+        "completed",
+        "throughput_bps",
+        "hub_egress_bps",
+        "peer_egress_bps",
+    ])?;
     for r in &sim.timeline {
         tl.write_record([
             format!("{:.3}", r.t_s),
@@ -176,7 +193,11 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
         let mut ev = csv::Writer::from_path(dir.join("events.csv"))?;
         ev.write_record(["t_s", "host", "event"])?;
         for (t, h, text) in trace {
-            ev.write_record([format!("{:.6}", t.as_secs_f64()), h.to_string(), text.clone()])?;
+            ev.write_record([
+                format!("{:.6}", t.as_secs_f64()),
+                h.to_string(),
+                text.clone(),
+            ])?;
         }
         ev.flush()?;
     }

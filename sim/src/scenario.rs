@@ -343,7 +343,10 @@ impl Scenario {
         }
         if let Some(p) = self.image.piece_size {
             if !p.0.is_power_of_two() || !(16 * 1024..=64 << 20).contains(&p.0) {
-                return Err(bad("image.piece_size", "must be a power of two from 16 KiB to 64 MiB".into()));
+                return Err(bad(
+                    "image.piece_size",
+                    "must be a power of two from 16 KiB to 64 MiB".into(),
+                ));
             }
         }
         let piece = self.piece_size();
@@ -355,13 +358,22 @@ impl Scenario {
             ));
         }
         if self.image.size.0.div_ceil(u64::from(piece)) > 1_000_000 {
-            return Err(bad("image.piece_size", "more than 1,000,000 pieces; use larger pieces".into()));
+            return Err(bad(
+                "image.piece_size",
+                "more than 1,000,000 pieces; use larger pieces".into(),
+            ));
         }
         if self.groups.is_empty() || self.peer_count() == 0 {
-            return Err(bad("group", "at least one [[group]] with count >= 1 is needed".into()));
+            return Err(bad(
+                "group",
+                "at least one [[group]] with count >= 1 is needed".into(),
+            ));
         }
         if self.peer_count() > 1_000_000 {
-            return Err(bad("group.count", "at most 1,000,000 peers in total".into()));
+            return Err(bad(
+                "group.count",
+                "at most 1,000,000 peers in total".into(),
+            ));
         }
         let sites: Vec<&str> = self.network.sites.iter().map(|s| s.name.as_str()).collect();
         let check_site = |key: &str, site: &Option<String>| match site {
@@ -375,16 +387,25 @@ impl Scenario {
         for (i, g) in self.groups.iter().enumerate() {
             check_site(&format!("group[{i}].site"), &g.site)?;
             if !sites.is_empty() && g.site.is_none() {
-                return Err(bad(&format!("group[{i}].site"), "sites are declared, so every group needs one".into()));
+                return Err(bad(
+                    &format!("group[{i}].site"),
+                    "sites are declared, so every group needs one".into(),
+                ));
             }
         }
         if !sites.is_empty() && self.hub.site.is_none() {
-            return Err(bad("hub.site", "sites are declared, so the hub needs one".into()));
+            return Err(bad(
+                "hub.site",
+                "sites are declared, so the hub needs one".into(),
+            ));
         }
         for (i, l) in self.network.links.iter().enumerate() {
             for (k, s) in [("from", &l.from), ("to", &l.to)] {
                 if !sites.contains(&s.as_str()) {
-                    return Err(bad(&format!("network.link[{i}].{k}"), format!("unknown site {s:?}")));
+                    return Err(bad(
+                        &format!("network.link[{i}].{k}"),
+                        format!("unknown site {s:?}"),
+                    ));
                 }
             }
         }
@@ -400,11 +421,17 @@ impl Scenario {
         }
         if let Arrival::Poisson { rate } = self.arrival {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(bad("arrival.rate", "must be a positive number of joins per second".into()));
+                return Err(bad(
+                    "arrival.rate",
+                    "must be a positive number of joins per second".into(),
+                ));
             }
         }
         if self.protocol.pipeline_depth == 0 || self.protocol.max_peers == 0 {
-            return Err(bad("protocol", "pipeline_depth and max_peers must be at least 1".into()));
+            return Err(bad(
+                "protocol",
+                "pipeline_depth and max_peers must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -419,7 +446,9 @@ impl Scenario {
 
     /// Block size in bytes.
     pub fn block_size(&self) -> u32 {
-        self.image.block_size.map_or(16 * 1024, |b| b.0.min(u64::from(u32::MAX)) as u32)
+        self.image
+            .block_size
+            .map_or(16 * 1024, |b| b.0.min(u64::from(u32::MAX)) as u32)
     }
 }
 

@@ -19,50 +19,69 @@ pub struct Axis {
 impl std::str::FromStr for Axis {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (key, values) = s
-            .split_once('=')
-            .ok_or_else(|| format!("--vary {s:?}: expected KEY=V1,V2,... (e.g. group.0.count=10,100)"))?;
-        let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        let (key, values) = s.split_once('=').ok_or_else(|| {
+            format!("--vary {s:?}: expected KEY=V1,V2,... (e.g. group.0.count=10,100)")
+        })?;
+        let values: Vec<String> = values
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
         if key.trim().is_empty() || values.is_empty() {
             return Err(format!("--vary {s:?}: needs a key and at least one value"));
         }
-        Ok(Axis { key: key.trim().to_string(), values })
+        Ok(Axis {
+            key: key.trim().to_string(),
+            values,
+        })
     }
 }
 
-/// Set `key` (dotted; numeric parts index arrays) in a TOML document.
+/// Set `key` (dotted; numeric parts index arrays) in a TOML document,
+/// creating missing tables (`protocol.p2p` works on a file without `[protocol]`).
 pub fn set_key(doc: &mut toml::Table, key: &str, raw: &str) -> Result<(), String> {
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("just parsed"),
         Err(_) => toml::Value::String(raw.to_string()),
     };
     let parts: Vec<&str> = key.split('.').collect();
-    let mut cur: &mut toml::Value = doc
-        .get_mut(parts[0])
-        .ok_or_else(|| format!("--vary {key}: the scenario has no `{}`", parts[0]))?;
-    for (i, part) in parts.iter().enumerate().skip(1) {
-        let last = i == parts.len() - 1;
-        cur = match cur {
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("--vary {key}: empty key part"));
+    }
+    let (last, path) = parts.split_last().expect("split gives at least one part");
+    let mut cur = doc;
+    let mut i = 0;
+    while i < path.len() {
+        let part = path[i];
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
             toml::Value::Array(a) => {
-                let idx: usize = part.parse().map_err(|_| format!("--vary {key}: `{part}` must be an index into an array"))?;
+                i += 1;
+                let idx_text = path.get(i).copied().unwrap_or(last);
+                let idx: usize = idx_text.parse().map_err(|_| {
+                    format!("--vary {key}: `{part}` is an array; follow it with an index")
+                })?;
                 let len = a.len();
-                a.get_mut(idx).ok_or_else(|| format!("--vary {key}: index {idx} out of range (array has {len})"))?
-            }
-            toml::Value::Table(t) => {
-                if last {
-                    t.insert(part.to_string(), value);
+                let slot = a.get_mut(idx).ok_or_else(|| {
+                    format!("--vary {key}: index {idx} out of range (`{part}` has {len})")
+                })?;
+                if i >= path.len() {
+                    *slot = value;
                     return Ok(());
                 }
-                t.get_mut(*part).ok_or_else(|| format!("--vary {key}: no `{part}`"))?
+                match slot {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(format!("--vary {key}: `{part}.{idx}` is not a table")),
+                }
             }
-            _ => return Err(format!("--vary {key}: `{part}` is inside a value, not a table")),
+            _ => return Err(format!("--vary {key}: `{part}` is a value, not a table")),
         };
+        i += 1;
     }
-    if parts.len() == 1 {
-        doc.insert(parts[0].to_string(), value);
-    } else {
-        *cur = value;
-    }
+    cur.insert(last.to_string(), value);
     Ok(())
 }
 
@@ -124,7 +143,8 @@ pub fn run_grid(
     on_done: &(dyn Fn(usize) + Sync),
 ) -> anyhow::Result<Vec<crate::Summary>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<anyhow::Result<crate::Summary>>>> = Mutex::new((0..points.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<anyhow::Result<crate::Summary>>>> =
+        Mutex::new((0..points.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..threads.max(1).min(points.len().max(1)) {
             s.spawn(|| loop {
@@ -146,15 +166,29 @@ pub fn run_grid(
         .collect()
 }
 
-fn run_point(p: &Point, i: usize, path: &Path, seed: Option<u64>, out: &Path) -> anyhow::Result<crate::Summary> {
+fn run_point(
+    p: &Point,
+    i: usize,
+    path: &Path,
+    seed: Option<u64>,
+    out: &Path,
+) -> anyhow::Result<crate::Summary> {
     let scenario = Scenario::parse(&p.text, path)?;
     let seed = seed.unwrap_or(scenario.seed);
     let hash = Scenario::hash_text(&p.text);
     let dir: PathBuf = out.join(format!("point-{i:03}"));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("scenario.toml"), &p.text)?;
-    let vary: Vec<String> = p.settings.iter().map(|(k, v)| format!("--vary {k}={v}")).collect();
-    let command = format!("swarmhub-sim sweep {} {} --seed {seed}", path.display(), vary.join(" "));
+    let vary: Vec<String> = p
+        .settings
+        .iter()
+        .map(|(k, v)| format!("--vary {k}={v}"))
+        .collect();
+    let command = format!(
+        "swarmhub-sim sweep {} {} --seed {seed}",
+        path.display(),
+        vary.join(" ")
+    );
     let (sim, summary) = crate::run_scenario(scenario, &hash, seed, false, &command, |_, _, _| {});
     crate::output::write(&sim, &summary, &dir)?;
     Ok(summary)
@@ -163,11 +197,27 @@ fn run_point(p: &Point, i: usize, path: &Path, seed: Option<u64>, out: &Path) ->
 /// Write `sweep.csv`: the axes' values then the summary figures, one row per point.
 pub fn write_csv(points: &[Point], summaries: &[crate::Summary], out: &Path) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(out.join("sweep.csv"))?;
-    let mut header: Vec<String> = points.first().map(|p| p.settings.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+    let mut header: Vec<String> = points
+        .first()
+        .map(|p| p.settings.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
     header.extend(
         [
-            "point", "peers", "p2p", "completed", "p50_s", "p90_s", "p99_s", "max_s", "bound_s", "ratio_to_bound",
-            "hub_bytes_up", "hub_copies", "peer_bytes_up", "events", "wall_s",
+            "point",
+            "peers",
+            "p2p",
+            "completed",
+            "p50_s",
+            "p90_s",
+            "p99_s",
+            "max_s",
+            "bound_s",
+            "ratio_to_bound",
+            "hub_bytes_up",
+            "hub_copies",
+            "peer_bytes_up",
+            "events",
+            "wall_s",
         ]
         .map(String::from),
     );

@@ -24,7 +24,12 @@ impl Topology {
     /// Build from the scenario's `[network]` section.
     pub fn build(scenario: &Scenario) -> Topology {
         let base = scenario.network.latency.0;
-        let names: Vec<String> = scenario.network.sites.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = scenario
+            .network
+            .sites
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         let n = names.len().max(1);
         let mut net = Net::new(n);
         let mut graph: UnGraph<usize, (Duration, usize, usize)> = UnGraph::new_undirected();
@@ -54,12 +59,17 @@ impl Topology {
                 net.set_path(a, b, route(&graph, &nodes, &dist, a, b));
             }
         }
-        Topology { net, latency, names }
+        Topology {
+            net,
+            latency,
+            names,
+        }
     }
 
     /// Index of a site name (0 for none or a flat network).
     pub fn site_of(&self, name: Option<&str>) -> usize {
-        name.and_then(|n| self.names.iter().position(|s| s == n)).unwrap_or(0)
+        name.and_then(|n| self.names.iter().position(|s| s == n))
+            .unwrap_or(0)
     }
 }
 
@@ -81,7 +91,11 @@ fn route(
         }
         let Some(d_at) = dist[at.index()] else { break };
         let step = graph.edges(at).find_map(|e| {
-            let other = if e.source() == at { e.target() } else { e.source() };
+            let other = if e.source() == at {
+                e.target()
+            } else {
+                e.source()
+            };
             let d_other = dist[other.index()]?;
             (other != at && d_other + e.weight().0.as_micros() == d_at).then_some((other, e))
         });

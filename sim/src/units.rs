@@ -37,7 +37,8 @@ impl FromStr for Size {
         let err = || UnitError {
             input: s.to_string(),
             kind: "size",
-            hint: "write a number and one of B, KiB, MiB, GiB, TiB, kB, MB, GB, TB (e.g. \"1 GiB\")",
+            hint:
+                "write a number and one of B, KiB, MiB, GiB, TiB, kB, MB, GB, TB (e.g. \"1 GiB\")",
         };
         let (n, unit) = split_number(s).ok_or_else(err)?;
         let mult: f64 = match unit {
@@ -74,10 +75,12 @@ impl Rate {
 impl FromStr for Rate {
     type Err = UnitError;
     fn from_str(s: &str) -> Result<Self, UnitError> {
-        let err = || UnitError {
+        let err = || {
+            UnitError {
             input: s.to_string(),
             kind: "rate",
             hint: "write a number and one of bit/s, kbit/s, Mbit/s, Gbit/s, B/s, kB/s, MB/s, GB/s, KiB/s, MiB/s, GiB/s (e.g. \"100 Mbit/s\")",
+        }
         };
         let (n, unit) = split_number(s).ok_or_else(err)?;
         let bits: f64 = match unit {
@@ -181,15 +184,19 @@ macro_rules! deserialize_unit {
     };
 }
 
-deserialize_unit!(Size, "a size such as \"1 GiB\" or a number of bytes", |n: f64| {
-    Ok::<_, String>(Size(n as u64))
-});
+deserialize_unit!(
+    Size,
+    "a size such as \"1 GiB\" or a number of bytes",
+    |n: f64| { Ok::<_, String>(Size(n as u64)) }
+);
 deserialize_unit!(Rate, "a rate such as \"100 Mbit/s\"", |_n: f64| {
     Err::<Rate, _>("a rate needs a unit, e.g. \"100 Mbit/s\"".to_string())
 });
-deserialize_unit!(Dur, "a duration such as \"30s\" or a number of seconds", |n: f64| {
-    Ok::<_, String>(Dur(swarmhub_core::Duration::from_secs_f64(n)))
-});
+deserialize_unit!(
+    Dur,
+    "a duration such as \"30s\" or a number of seconds",
+    |n: f64| { Ok::<_, String>(Dur(swarmhub_core::Duration::from_secs_f64(n))) }
+);
 
 #[cfg(test)]
 mod tests {

@@ -180,6 +180,8 @@ impl Node {
             SessionEvent::InterestChanged => {
                 if session.peer_interested {
                     self.try_unchoke_now(conn);
+                } else {
+                    self.fill_free_slots();
                 }
             }
             SessionEvent::Requested => self.serve_uploads(conn),
@@ -430,6 +432,9 @@ impl Node {
             self.emit(Output::Disconnect { conn });
         }
         self.event(NodeEvent::PeerDisconnected { conn, reason });
+        if !session.am_choking {
+            self.fill_free_slots();
+        }
         // Blocks requested from this peer are free again: ask others.
         let conns: Vec<ConnId> = self
             .sessions
@@ -486,8 +491,41 @@ impl Node {
         if !s.peer_interested || !s.am_choking || s.phase != Phase::Established {
             return;
         }
-        let unchoked = self.sessions.values().filter(|s| !s.am_choking).count();
+        let unchoked = self
+            .sessions
+            .values()
+            .filter(|s| !s.am_choking && s.peer_interested)
+            .count();
         if unchoked < slots {
+            self.set_choke(conn, false);
+        }
+    }
+
+    /// An upload slot came free (a peer lost interest or left): give it to an
+    /// interested choked peer now rather than at the next rechoke, so upload
+    /// capacity does not sit idle for up to a rechoke interval.
+    fn fill_free_slots(&mut self) {
+        let slots = self.config.choker.slots + self.config.choker.optimistic_slots;
+        let unchoked_interested = self
+            .sessions
+            .values()
+            .filter(|s| !s.am_choking && s.peer_interested)
+            .count();
+        if unchoked_interested >= slots {
+            return;
+        }
+        let mut waiting: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established)
+            .map(|s| s.conn)
+            .collect();
+        // Random order, so no peer id is favoured.
+        for i in (1..waiting.len()).rev() {
+            use rand::RngExt;
+            waiting.swap(i, self.rng.random_range(0..=i));
+        }
+        for conn in waiting.into_iter().take(slots - unchoked_interested) {
             self.set_choke(conn, false);
         }
     }

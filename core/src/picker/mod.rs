@@ -400,7 +400,9 @@ impl Picker {
     }
 
     fn block_index(&self, block: BlockRef) -> Option<usize> {
-        if block.piece >= self.geometry.num_pieces() || !block.begin.is_multiple_of(self.config.block_len) {
+        if block.piece >= self.geometry.num_pieces()
+            || !block.begin.is_multiple_of(self.config.block_len)
+        {
             return None;
         }
         let index = block.begin / self.config.block_len;

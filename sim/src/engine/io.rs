@@ -9,6 +9,9 @@ use swarmhub_core::tracker::{AnnounceRequest, Auth};
 use swarmhub_core::wire::Message;
 use swarmhub_core::{ConnId, Duration, Input, NodeEvent, Output};
 
+/// Payload standing for a corrupt block.
+const CORRUPT_MARK: &[u8] = b"X";
+
 use super::{identity, Ev, HostState, Item, Sim, SimConn, HUB};
 use crate::net::FlowId;
 
@@ -48,14 +51,28 @@ impl Sim {
                     }
                     return;
                 }
-                Output::SendHandshake { conn, handshake } => self.enqueue(conn, Item::Handshake(handshake)),
+                Output::SendHandshake { conn, handshake } => {
+                    self.enqueue(conn, Item::Handshake(handshake))
+                }
                 Output::Transmit { conn, msg } => self.enqueue(conn, Item::Msg(msg)),
                 Output::SendBlock { conn, block } => self.enqueue(conn, Item::Block(block)),
-                Output::StoreBlock { .. } => {}
+                Output::StoreBlock { block, data } => {
+                    if data.as_ref() == CORRUPT_MARK {
+                        self.tainted.insert((h, block.piece));
+                    }
+                }
                 Output::VerifyPiece { piece } => {
                     let ok = !self.tainted.remove(&(h, piece));
                     let inc = self.hosts[h].incarnation;
-                    self.schedule(self.now, Ev::Verify { host: h, inc, piece, ok });
+                    self.schedule(
+                        self.now,
+                        Ev::Verify {
+                            host: h,
+                            inc,
+                            piece,
+                            ok,
+                        },
+                    );
                 }
                 Output::Connect { addr } => self.connect(h, addr),
                 Output::Disconnect { conn } => self.close(conn, true),
@@ -84,7 +101,10 @@ impl Sim {
         let reachable = target.is_some_and(|t| t != h && self.hosts[t].state == HostState::Active);
         let Some(t) = target.filter(|_| reachable) else {
             // Connection refused after one round trip.
-            self.schedule(self.now + lat + lat, Ev::ConnectFailed { host: h, inc, addr });
+            self.schedule(
+                self.now + lat + lat,
+                Ev::ConnectFailed { host: h, inc, addr },
+            );
             return;
         };
         let (a, b) = (ConnId(self.next_conn), ConnId(self.next_conn + 1));
@@ -113,10 +133,21 @@ impl Sim {
         let addr = if outbound {
             self.hosts[peer_host].addr
         } else {
-            SocketAddr::new(self.hosts[peer_host].addr.ip(), 40_000 + (conn.0 % 20_000) as u16)
+            SocketAddr::new(
+                self.hosts[peer_host].addr.ip(),
+                40_000 + (conn.0 % 20_000) as u16,
+            )
         };
         let identity = Some(identity(peer_host));
-        self.input(h, Input::Connected { conn, addr, outbound, identity });
+        self.input(
+            h,
+            Input::Connected {
+                conn,
+                addr,
+                outbound,
+                identity,
+            },
+        );
     }
 
     fn enqueue(&mut self, conn: ConnId, item: Item) {
@@ -158,7 +189,13 @@ impl Sim {
                 }
                 other => {
                     let at = self.now + self.latency(src, dst);
-                    self.schedule(at, Ev::Arrive { conn: peer, item: other });
+                    self.schedule(
+                        at,
+                        Ev::Arrive {
+                            conn: peer,
+                            item: other,
+                        },
+                    );
                 }
             }
         }
@@ -168,7 +205,14 @@ impl Sim {
         for r in out {
             // The connection of a flow is found when it fires.
             if let Some(conn) = self.flow_conn(r.flow) {
-                self.schedule(r.at, Ev::FlowDone { conn, flow: r.flow, epoch: r.epoch });
+                self.schedule(
+                    r.at,
+                    Ev::FlowDone {
+                        conn,
+                        flow: r.flow,
+                        epoch: r.epoch,
+                    },
+                );
             }
         }
     }
@@ -201,14 +245,17 @@ impl Sim {
         // follows, the flow carries it at the same rate (the connection keeps
         // streaming), otherwise the flow ends and its capacity is shared out.
         self.pump_control(conn);
-        let next_block = self.conns.get_mut(&conn).and_then(|c| match c.queue.front() {
-            Some(Item::Block(b)) => {
-                let b = *b;
-                c.queue.pop_front();
-                Some(b)
-            }
-            _ => None,
-        });
+        let next_block = self
+            .conns
+            .get_mut(&conn)
+            .and_then(|c| match c.queue.front() {
+                Some(Item::Block(b)) => {
+                    let b = *b;
+                    c.queue.pop_front();
+                    Some(b)
+                }
+                _ => None,
+            });
         match next_block {
             Some(block) => {
                 let bytes = Message::Piece(block, bytes::Bytes::new()).wire_len() as u64;
@@ -216,7 +263,14 @@ impl Sim {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.sending = Some((flow, Item::Block(block)));
                     }
-                    self.schedule(r.at, Ev::FlowDone { conn, flow, epoch: r.epoch });
+                    self.schedule(
+                        r.at,
+                        Ev::FlowDone {
+                            conn,
+                            flow,
+                            epoch: r.epoch,
+                        },
+                    );
                 }
             }
             None => {
@@ -264,10 +318,17 @@ impl Sim {
                     self.hosts[h].bytes_down_peers += len;
                     self.step_bytes_peers += len;
                 }
-                if self.hosts[from].corrupt {
-                    self.tainted.insert((h, block.piece));
+                // The simulator moves no payload; a corrupt sender's block carries
+                // a one-byte marker instead, and a stored marked block fails its piece.
+                let data = if self.hosts[from].corrupt {
+                    bytes::Bytes::from_static(CORRUPT_MARK)
+                } else {
+                    bytes::Bytes::new()
+                };
+                Input::Message {
+                    conn,
+                    msg: Message::Piece(block, data),
                 }
-                Input::Message { conn, msg: Message::Piece(block, bytes::Bytes::new()) }
             }
         };
         self.input(h, input);
@@ -296,7 +357,13 @@ impl Sim {
         };
         let h = c.host;
         self.close(conn, false);
-        self.input(h, Input::Closed { conn, reason: "connection closed by peer".into() });
+        self.input(
+            h,
+            Input::Closed {
+                conn,
+                reason: "connection closed by peer".into(),
+            },
+        );
     }
 
     fn send_announce(&mut self, h: usize, params: AnnounceParams) {
@@ -305,10 +372,24 @@ impl Sim {
         if self.hub_down {
             // The client's HTTP request times out.
             let result = Err("hub unreachable: connection timed out".to_string());
-            self.schedule(self.now + Duration::from_secs(5), Ev::AnnounceReply { host: h, inc, result });
+            self.schedule(
+                self.now + Duration::from_secs(5),
+                Ev::AnnounceReply {
+                    host: h,
+                    inc,
+                    result,
+                },
+            );
             return;
         }
-        self.schedule(self.now + lat, Ev::AnnounceAtHub { host: h, inc, params });
+        self.schedule(
+            self.now + lat,
+            Ev::AnnounceAtHub {
+                host: h,
+                inc,
+                params,
+            },
+        );
     }
 
     pub(super) fn announce_at_hub(&mut self, h: usize, inc: u32, p: AnnounceParams) {
@@ -328,9 +409,21 @@ impl Sim {
                 numwant: Some(p.numwant),
                 compact: true,
             };
-            let auth = Auth::Verified { identity: identity(h), registered: true };
-            self.tracker.handle_announce(self.now, &auth, &req).map_err(|e| e.to_string())
+            let auth = Auth::Verified {
+                identity: identity(h),
+                registered: true,
+            };
+            self.tracker
+                .handle_announce(self.now, &auth, &req)
+                .map_err(|e| e.to_string())
         };
-        self.schedule(self.now + lat, Ev::AnnounceReply { host: h, inc, result });
+        self.schedule(
+            self.now + lat,
+            Ev::AnnounceReply {
+                host: h,
+                inc,
+                result,
+            },
+        );
     }
 }

@@ -98,14 +98,42 @@ pub(crate) struct SimConn {
 pub(crate) enum Ev {
     Join(usize),
     Timer(usize, u32),
-    FlowDone { conn: ConnId, flow: FlowId, epoch: u64 },
-    Arrive { conn: ConnId, item: Item },
-    Connected { conn: ConnId },
-    ConnectFailed { host: usize, inc: u32, addr: SocketAddr },
-    AnnounceAtHub { host: usize, inc: u32, params: AnnounceParams },
-    AnnounceReply { host: usize, inc: u32, result: Result<AnnounceResponse, String> },
-    Verify { host: usize, inc: u32, piece: u32, ok: bool },
-    Closed { conn: ConnId },
+    FlowDone {
+        conn: ConnId,
+        flow: FlowId,
+        epoch: u64,
+    },
+    Arrive {
+        conn: ConnId,
+        item: Item,
+    },
+    Connected {
+        conn: ConnId,
+    },
+    ConnectFailed {
+        host: usize,
+        inc: u32,
+        addr: SocketAddr,
+    },
+    AnnounceAtHub {
+        host: usize,
+        inc: u32,
+        params: AnnounceParams,
+    },
+    AnnounceReply {
+        host: usize,
+        inc: u32,
+        result: Result<AnnounceResponse, String>,
+    },
+    Verify {
+        host: usize,
+        inc: u32,
+        piece: u32,
+        ok: bool,
+    },
+    Closed {
+        conn: ConnId,
+    },
     Leave(usize),
     Crash(usize),
     Restart(usize),
@@ -215,22 +243,51 @@ impl Sim {
             child_seed(&mut rng),
         );
         tracker.add_swarm(info_hash);
-        let step = scenario.timeline_step.map_or(Duration::from_secs(1), |d| d.0);
+        let step = scenario
+            .timeline_step
+            .map_or(Duration::from_secs(1), |d| d.0);
         let mut hosts = Vec::new();
         let hub_site = topo.site_of(scenario.hub.site.as_deref());
         let hub_up = scenario.hub.upload.bytes_per_s();
-        let hub_down = scenario.hub.download.unwrap_or(scenario.hub.upload).bytes_per_s();
-        hosts.push(new_host("hub", scenario.hub.site.as_deref(), hub_site, 0, &mut net, hub_up, hub_down, false, geometry));
+        let hub_down = scenario
+            .hub
+            .download
+            .unwrap_or(scenario.hub.upload)
+            .bytes_per_s();
+        hosts.push(new_host(
+            "hub",
+            scenario.hub.site.as_deref(),
+            hub_site,
+            0,
+            &mut net,
+            hub_up,
+            hub_down,
+            false,
+            geometry,
+        ));
         for g in &scenario.groups {
             let site = topo.site_of(g.site.as_deref());
             for _ in 0..g.count {
                 let i = hosts.len();
                 let (up, down) = (g.upload.bytes_per_s(), g.download.bytes_per_s());
-                hosts.push(new_host(&g.name, g.site.as_deref(), site, i, &mut net, up, down, g.corrupt, geometry));
+                hosts.push(new_host(
+                    &g.name,
+                    g.site.as_deref(),
+                    site,
+                    i,
+                    &mut net,
+                    up,
+                    down,
+                    g.corrupt,
+                    geometry,
+                ));
             }
         }
         for h in &mut hosts {
-            tracker.set_site(&identity(h.net), (!h.site.is_empty()).then(|| h.site.clone()));
+            tracker.set_site(
+                &identity(h.net),
+                (!h.site.is_empty()).then(|| h.site.clone()),
+            );
         }
         hosts[HUB].have = PieceSet::full(geometry.num_pieces());
         let addrs = hosts.iter().enumerate().map(|(i, h)| (h.addr, i)).collect();
@@ -310,7 +367,11 @@ impl Sim {
 
     pub(crate) fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse(Queued { at, seq: self.seq, ev }));
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
     /// Latency between two hosts.
@@ -389,7 +450,12 @@ impl Sim {
                     self.input(host, Input::Announced(result));
                 }
             }
-            Ev::Verify { host, inc, piece, ok } => {
+            Ev::Verify {
+                host,
+                inc,
+                piece,
+                ok,
+            } => {
                 if self.alive(host, inc) {
                     self.input(host, Input::PieceVerified { piece, ok });
                 }
@@ -430,7 +496,8 @@ impl Sim {
 
     pub(crate) fn start_node(&mut self, h: usize) {
         let p = &self.scenario.protocol;
-        let mut config = swarmhub_core::NodeConfig::new(self.info_hash, self.hosts[h].peer_id, self.geometry);
+        let mut config =
+            swarmhub_core::NodeConfig::new(self.info_hash, self.hosts[h].peer_id, self.geometry);
         config.listen_port = self.hosts[h].addr.port();
         config.numwant = p.numwant;
         config.picker.strategy = p.picker;
@@ -476,7 +543,12 @@ impl Sim {
             return;
         }
         self.input(h, Input::Shutdown);
-        let conns: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.host == h).map(|(id, _)| *id).collect();
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.host == h)
+            .map(|(id, _)| *id)
+            .collect();
         for conn in conns {
             self.close(conn, true);
         }
@@ -493,7 +565,12 @@ impl Sim {
         if self.hosts[h].state != HostState::Active {
             return;
         }
-        let conns: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.host == h).map(|(id, _)| *id).collect();
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.host == h)
+            .map(|(id, _)| *id)
+            .collect();
         for conn in conns {
             self.close(conn, true);
         }
@@ -570,7 +647,14 @@ impl Sim {
 
     pub(crate) fn record(&mut self, host: usize, text: String) {
         let mut h = self.trace_hash;
-        for b in self.now.as_micros().to_le_bytes().iter().chain(&(host as u64).to_le_bytes()).chain(text.as_bytes()) {
+        for b in self
+            .now
+            .as_micros()
+            .to_le_bytes()
+            .iter()
+            .chain(&(host as u64).to_le_bytes())
+            .chain(text.as_bytes())
+        {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
@@ -629,3 +713,6 @@ fn new_host(
         bytes_up: 0,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,7 +27,9 @@ fn minimal_scenario_gets_defaults() {
 #[test]
 fn unknown_key_is_named_with_its_line() {
     let text = MINIMAL.replace("[hub]\n", "[hub]\nuplaod = \"1 Gbit/s\"\n");
-    let err = Scenario::parse(&text, Path::new("bad.toml")).unwrap_err().to_string();
+    let err = Scenario::parse(&text, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bad.toml"), "{err}");
     assert!(err.contains("uplaod"), "{err}");
     assert!(err.contains("line"), "{err}");
@@ -36,14 +38,19 @@ fn unknown_key_is_named_with_its_line() {
 #[test]
 fn bad_unit_says_what_is_allowed() {
     let text = MINIMAL.replace("upload = \"1 Gbit/s\"", "upload = \"1 Gbit\"");
-    let err = Scenario::parse(&text, Path::new("bad.toml")).unwrap_err().to_string();
+    let err = Scenario::parse(&text, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("Mbit/s"), "{err}");
 }
 
 #[test]
 fn unknown_site_is_rejected() {
-    let text = format!("{MINIMAL}\n[[network.site]]\nname = \"a\"\n").replace("count = 10\n", "count = 10\nsite = \"b\"\n");
-    let err = Scenario::parse(&text, Path::new("bad.toml")).unwrap_err().to_string();
+    let text = format!("{MINIMAL}\n[[network.site]]\nname = \"a\"\n")
+        .replace("count = 10\n", "count = 10\nsite = \"b\"\n");
+    let err = Scenario::parse(&text, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown site"), "{err}");
 }
 

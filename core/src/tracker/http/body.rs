@@ -216,7 +216,7 @@ fn int<T: TryFrom<i64>>(value: Option<i64>, key: &'static str) -> Result<Option<
 
 fn compact_peers(blob: &[u8], v6: bool) -> Option<impl Iterator<Item = PeerAddr> + '_> {
     let width = if v6 { 18 } else { 6 };
-    if blob.len() % width != 0 {
+    if !blob.len().is_multiple_of(width) {
         return None;
     }
     Some(blob.chunks_exact(width).map(move |c| {
