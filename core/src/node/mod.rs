@@ -69,6 +69,8 @@ pub struct Node {
     /// Listen addresses of connected peers (dialed, or learned from the extended handshake).
     connected_addrs: BTreeMap<SocketAddr, ConnId>,
     dialing: BTreeSet<SocketAddr>,
+    /// Do not redial a pinned peer before this (after a failed dial).
+    pinned_retry_at: Option<Instant>,
     next_rechoke: Instant,
     next_announce: Option<Instant>,
     announce_in_flight: bool,
@@ -98,6 +100,7 @@ impl Node {
             candidates: BTreeSet::new(),
             connected_addrs: BTreeMap::new(),
             dialing: BTreeSet::new(),
+            pinned_retry_at: None,
             next_rechoke: now + config.choker.rechoke_interval,
             next_announce: None,
             announce_in_flight: false,
@@ -171,6 +174,9 @@ impl Node {
             } => return self.handle_connected(conn, addr, outbound, identity),
             Input::ConnectFailed { addr } => {
                 self.dialing.remove(&addr);
+                if self.config.pinned_peers.contains(&addr) {
+                    self.pinned_retry_at = Some(self.now + self.config.announce_retry);
+                }
             }
             Input::Handshake { conn, handshake } => self.handle_handshake(conn, handshake),
             Input::Message { conn, msg } => self.handle_message(conn, msg),
@@ -208,6 +214,9 @@ impl Node {
         if self.started {
             t = Some(t.map_or(self.next_rechoke, |x| x.min(self.next_rechoke)));
         }
+        if let Some(r) = self.pinned_retry_at.filter(|r| *r > self.now) {
+            t = Some(t.map_or(r, |x| x.min(r)));
+        }
         for s in self.sessions.values() {
             let d = s.next_deadline(&self.config.session);
             t = Some(t.map_or(d, |x| x.min(d)));
@@ -232,6 +241,7 @@ impl Node {
         self.started = true;
         self.next_rechoke = self.now + self.config.choker.rechoke_interval;
         self.announce(AnnounceEvent::Started);
+        self.dial_candidates();
     }
 
     fn announce(&mut self, event: AnnounceEvent) {
@@ -289,6 +299,17 @@ impl Node {
     }
 
     fn dial_candidates(&mut self) {
+        // Pinned peers (the hub's seeders) come first, whenever not connected.
+        for i in 0..self.config.pinned_peers.len() {
+            let addr = self.config.pinned_peers[i];
+            let busy = self.connected_addrs.contains_key(&addr) || self.dialing.contains(&addr);
+            let due = self.pinned_retry_at.is_none_or(|t| self.now >= t);
+            if !busy && due && !self.banned.contains(&PeerKey::Ip(addr.ip())) {
+                self.candidates.remove(&addr);
+                self.dialing.insert(addr);
+                self.emit(Output::Connect { addr });
+            }
+        }
         while self.sessions.len() + self.dialing.len() < self.config.max_peers {
             let Some(addr) = self.pick_candidate() else {
                 break;

@@ -427,6 +427,10 @@ impl Node {
         };
         self.picker.remove_peer(conn, &session.remote_has);
         self.choker.remove(conn);
+        if session.outbound && self.config.pinned_peers.contains(&session.addr) {
+            // Redial the hub later, not in a tight loop if it refuses us.
+            self.pinned_retry_at = Some(self.now + self.config.announce_retry);
+        }
         self.connected_addrs.retain(|_, c| *c != conn);
         if tell_driver {
             self.emit(Output::Disconnect { conn });

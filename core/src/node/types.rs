@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub require_auth: bool,
     /// Most connections at once. Default: 50.
     pub max_peers: usize,
+    /// Peers always dialed first and redialed after a loss, whatever the
+    /// tracker's sample says: the hub's seeders. Default: none.
+    pub pinned_peers: Vec<SocketAddr>,
     /// Peers asked from the tracker per announce. Default: 50.
     pub numwant: u32,
     /// Wait this long before retrying a failed announce. Default: 30 s.
@@ -53,6 +56,7 @@ impl NodeConfig {
             listen_port: 6881,
             require_auth: true,
             max_peers: 50,
+            pinned_peers: Vec::new(),
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,

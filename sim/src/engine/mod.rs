@@ -508,6 +508,10 @@ impl Sim {
         config.choker.rechoke_interval = p.rechoke_interval.0;
         config.choker.optimistic_interval = p.optimistic_interval.0;
         config.max_peers = p.max_peers;
+        if h != HUB {
+            // Clients always keep a connection to the hub seeder (when it has room).
+            config.pinned_peers = vec![self.hosts[HUB].addr];
+        }
         if h == HUB {
             config.max_peers = self.scenario.hub.connection_limit;
             config.choker.slots = self.hub_slots();
