@@ -17,12 +17,12 @@ use crate::store::FileStamp;
 #[non_exhaustive]
 pub enum DbError {
     /// SQLite refused an operation.
-    #[error("database {path}: {source}")]
+    #[error("database {path}: {error}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
         /// SQLite's error.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// A stored value did not parse.
     #[error("database {path}: corrupt {what}: {detail}")]
@@ -94,9 +94,9 @@ CREATE TABLE IF NOT EXISTS images (
 impl Db {
     /// Open (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let err = |source| DbError::Sqlite {
+        let err = |error| DbError::Sqlite {
             path: path.to_owned(),
-            source,
+            error,
         };
         if let Some(parent) = path.parent() {
             // A missing folder shows up as SQLite's "unable to open" just below.
@@ -104,7 +104,8 @@ impl Db {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Db {
             conn,
@@ -112,10 +113,10 @@ impl Db {
         })
     }
 
-    fn err(&self, source: rusqlite::Error) -> DbError {
+    fn err(&self, error: rusqlite::Error) -> DbError {
         DbError::Sqlite {
             path: self.path.clone(),
-            source,
+            error,
         }
     }
 
@@ -333,10 +334,7 @@ mod tests {
             db.user_by_secret("s1").expect("q"),
             Some(("alice".into(), true))
         );
-        assert!(matches!(
-            db.revoke_user("bob"),
-            Err(DbError::NoSuchUser(_))
-        ));
+        assert!(matches!(db.revoke_user("bob"), Err(DbError::NoSuchUser(_))));
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub const TRACKER_TARGET: &str = "tracker";
 
 fn open(dir: &Path, prefix: &str, stamp: &str) -> std::io::Result<(File, PathBuf)> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{prefix}_{stamp}.log"));
+    // Two starts in the same second must not truncate each other's log.
+    let mut path = dir.join(format!("{prefix}_{stamp}.log"));
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{prefix}_{stamp}_{n}.log"));
+        n += 1;
+    }
     Ok((File::create(&path)?, path))
 }
 
@@ -57,7 +63,9 @@ pub fn init_hub(logs: &Path) -> std::io::Result<Vec<PathBuf>> {
                 .with_ansi(false)
                 .with_writer(Mutex::new(torrent))
                 .with_filter(file_level)
-                .with_filter(filter_fn(move |m| !is_tracker(m) && m.target().starts_with("swarmhub"))),
+                .with_filter(filter_fn(move |m| {
+                    !is_tracker(m) && m.target().starts_with("swarmhub")
+                })),
         )
         .try_init();
     Ok(vec![tp, rp])

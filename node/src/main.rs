@@ -13,7 +13,11 @@ use swarmhub_node::peer::PortRange;
 use swarmhub_node::util::{human_bytes, parse_size};
 
 #[derive(Parser)]
-#[command(name = "swarmhub", version, about = "Peer-to-peer image distribution: hub and client")]
+#[command(
+    name = "swarmhub",
+    version,
+    about = "Peer-to-peer image distribution: hub and client"
+)]
 struct Cli {
     /// Client state folder (default: the platform data folder).
     #[arg(long, global = true, env = "SWARMHUB_HOME")]
@@ -197,7 +201,10 @@ enum UserCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -294,7 +301,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Service { net } => {
             let paths = client_paths(cli.home)?;
             let _ = swarmhub_node::logging::init_client(&paths.logs());
-            client::service(&paths, net.peer_ports, net.max_upload_rate, net.max_download_rate).await?;
+            client::service(
+                &paths,
+                net.peer_ports,
+                net.max_upload_rate,
+                net.max_download_rate,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Images => {
@@ -304,7 +317,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("no local images");
             }
             for i in list {
-                println!("{}\t{}\t{} files\t{}", i.name, human_bytes(i.size), i.files, i.path.display());
+                println!(
+                    "{}\t{}\t{} files\t{}",
+                    i.name,
+                    human_bytes(i.size),
+                    i.files,
+                    i.path.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -330,8 +349,10 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             announce_interval,
             advertise_ip,
         } => {
-            std::fs::create_dir_all(&paths.root).with_context(|| format!("creating {}", paths.root.display()))?;
-            swarmhub_node::logging::init_hub(&paths.logs()).with_context(|| format!("opening log files in {}", paths.logs().display()))?;
+            std::fs::create_dir_all(&paths.root)
+                .with_context(|| format!("creating {}", paths.root.display()))?;
+            swarmhub_node::logging::init_hub(&paths.logs())
+                .with_context(|| format!("opening log files in {}", paths.logs().display()))?;
             let opts = ServeOptions {
                 listen,
                 seed_ports,
@@ -341,9 +362,15 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             };
             hub::serve::serve(paths, opts).await?;
         }
-        HubCmd::Image { cmd: ImageCmd::Add { image, paths: inputs } } => {
+        HubCmd::Image {
+            cmd: ImageCmd::Add {
+                image,
+                paths: inputs,
+            },
+        } => {
             let p = paths.clone();
-            let meta = tokio::task::spawn_blocking(move || admin::image_add(&p, &image, &inputs)).await??;
+            let meta = tokio::task::spawn_blocking(move || admin::image_add(&p, &image, &inputs))
+                .await??;
             println!(
                 "added {} ({}, {} files, {} pieces of {})",
                 meta.name,
@@ -353,7 +380,9 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                 human_bytes(u64::from(meta.piece_length))
             );
         }
-        HubCmd::Image { cmd: ImageCmd::List } => {
+        HubCmd::Image {
+            cmd: ImageCmd::List,
+        } => {
             let db = admin::open_db(&paths)?;
             let mut list = admin::image_list(&db)?;
             if let Some(live) = live_images(&paths).await {
@@ -366,18 +395,33 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             }
             if list.is_empty() {
                 println!("no images in the cache");
+                return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<32} {:>12} {:>8} {:>8} {:>8}", "IMAGE", "SIZE", "PIECES", "SEEDERS", "LEECHERS");
+            println!(
+                "{:<32} {:>12} {:>8} {:>8} {:>8}",
+                "IMAGE", "SIZE", "PIECES", "SEEDERS", "LEECHERS"
+            );
             for i in list {
                 let n = |v: Option<u32>| v.map_or("-".to_owned(), |x| x.to_string());
-                println!("{:<32} {:>12} {:>8} {:>8} {:>8}", i.name, human_bytes(i.size), i.pieces, n(i.seeders), n(i.leechers));
+                println!(
+                    "{:<32} {:>12} {:>8} {:>8} {:>8}",
+                    i.name,
+                    human_bytes(i.size),
+                    i.pieces,
+                    n(i.seeders),
+                    n(i.leechers)
+                );
             }
         }
-        HubCmd::Image { cmd: ImageCmd::Rm { image } } => {
+        HubCmd::Image {
+            cmd: ImageCmd::Rm { image },
+        } => {
             admin::image_rm(&paths, &image)?;
             println!("removed {image}");
         }
-        HubCmd::Cache { cmd: CacheCmd::Update } => {
+        HubCmd::Cache {
+            cmd: CacheCmd::Update,
+        } => {
             let p = paths.clone();
             let report = tokio::task::spawn_blocking(move || {
                 let db = admin::open_db(&p)?;
@@ -395,18 +439,27 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             }
             println!("{} unchanged", report.unchanged.len());
         }
-        HubCmd::User { cmd: UserCmd::Add { name } } => {
+        HubCmd::User {
+            cmd: UserCmd::Add { name },
+        } => {
             let key = admin::user_add(&paths, &name)?;
             println!("{key}");
             eprintln!("one-time enrollment key for {name}: on the client run `swarmhub login HUB_URL --key {key}`");
         }
-        HubCmd::User { cmd: UserCmd::Rm { name } } => {
+        HubCmd::User {
+            cmd: UserCmd::Rm { name },
+        } => {
             admin::user_rm(&paths, &name)?;
             println!("revoked {name}");
         }
-        HubCmd::Config { enable, disable, all } => {
-            let s = admin::config(&paths, &enable, &disable)?;
+        HubCmd::Config {
+            enable,
+            disable,
+            all,
+        } => {
+            // Every setting is printed, with or without --all (there are three).
             let _ = all;
+            let s = admin::config(&paths, &enable, &disable)?;
             println!("Image cache: {}", on_off(s.cache));
             println!("Peer-to-peer distribution: {}", on_off(s.p2p));
             println!("Hub seeder: {}", on_off(s.seed));
@@ -420,7 +473,11 @@ async fn live_images(paths: &HubPaths) -> Option<Vec<admin::ImageInfo>> {
     let addr = std::fs::read_to_string(paths.run_file("api.addr")).ok()?;
     let token = std::fs::read_to_string(paths.run_file("admin.token")).ok()?;
     let addr: SocketAddr = addr.trim().parse().ok()?;
-    let host = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+    } else {
+        addr
+    };
     let resp = reqwest::Client::new()
         .get(format!("http://{host}/api/v1/images"))
         .header(hub::ADMIN_HEADER, token.trim())

@@ -22,12 +22,12 @@ const CHUNK: usize = 1 << 20;
 #[non_exhaustive]
 pub enum StoreError {
     /// A file system operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An input path does not exist.
     #[error("{0}: no such file or directory")]
@@ -46,7 +46,7 @@ pub enum StoreError {
     Empty,
     /// The core refused to build metainfo (bad path, too large...).
     #[error("cannot build metainfo: {0}")]
-    Build(#[from] BuildError),
+    Build(BuildError),
     /// A file changed while it was read.
     #[error("{0}: the file changed size while it was being read")]
     Changed(PathBuf),
@@ -55,10 +55,16 @@ pub enum StoreError {
     Sha256Mismatch(PathBuf),
 }
 
+impl From<BuildError> for StoreError {
+    fn from(e: BuildError) -> Self {
+        StoreError::Build(e)
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+    move |error| StoreError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -103,7 +109,7 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<SourceFile>, StoreError> 
             } else {
                 StoreError::Io {
                     path: p.clone(),
-                    source: e,
+                    error: e,
                 }
             }
         })?;
@@ -233,7 +239,7 @@ pub fn stamps(root: &Path, meta: &Metainfo) -> Result<Vec<FileStamp>, StoreError
                 } else {
                     StoreError::Io {
                         path: path.clone(),
-                        source: e,
+                        error: e,
                     }
                 }
             })?;
@@ -308,7 +314,7 @@ impl Storage {
                     } else {
                         StoreError::Io {
                             path: path.clone(),
-                            source: e,
+                            error: e,
                         }
                     }
                 })?;
@@ -337,7 +343,9 @@ impl Storage {
         len: u32,
         mut f: impl FnMut(&(File, PathBuf), u64, std::ops::Range<usize>) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        let end = begin.checked_add(len).filter(|&e| e <= self.meta.piece_len(piece));
+        let end = begin
+            .checked_add(len)
+            .filter(|&e| e <= self.meta.piece_len(piece));
         let Some(end) = end else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -354,11 +362,7 @@ impl Storage {
                 continue;
             };
             let file_off = span.file_offset + u64::from(lo - s);
-            f(
-                file,
-                file_off,
-                (lo - begin) as usize..(hi - begin) as usize,
-            )?;
+            f(file, file_off, (lo - begin) as usize..(hi - begin) as usize)?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parse lower- or upper-case hex; `None` if malformed.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -52,7 +52,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Ok(0);
     }
     let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
+        Some((i, c)) if c.is_ascii_alphabetic() && t[..i].trim().parse::<u64>().is_ok() => {
             let m = match c.to_ascii_uppercase() {
                 'K' => 1u64 << 10,
                 'M' => 1 << 20,

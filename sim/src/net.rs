@@ -35,6 +35,7 @@ pub struct FlowId {
 
 #[derive(Clone, Debug)]
 struct Flow {
+    tag: u64,
     src: usize,
     dst: usize,
     links: Vec<usize>,
@@ -129,6 +130,11 @@ impl Net {
         self.get(id).map(|f| f.epoch)
     }
 
+    /// The caller's label of a live flow.
+    pub fn tag(&self, id: FlowId) -> Option<u64> {
+        self.get(id).map(|f| f.tag)
+    }
+
     /// Current rate of a flow in bytes per second.
     pub fn rate(&self, id: FlowId) -> Option<f64> {
         self.get(id).map(|f| f.rate)
@@ -150,16 +156,19 @@ impl Net {
 
     /// Start moving `bytes` from `src` to `dst` at `now`. Every flow whose
     /// finish time changed (the new one included) is appended to `out`.
+    /// `tag` is the caller's label for the flow (the engine's connection id).
     pub fn start(
         &mut self,
         now: Instant,
         src: usize,
         dst: usize,
         bytes: u64,
+        tag: u64,
         out: &mut Vec<Reschedule>,
     ) -> FlowId {
         let links = self.paths[self.hosts[src].site][self.hosts[dst].site].clone();
         let flow = Flow {
+            tag,
             src,
             dst,
             links: links.clone(),

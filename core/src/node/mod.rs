@@ -69,6 +69,8 @@ pub struct Node {
     /// Listen addresses of connected peers (dialed, or learned from the extended handshake).
     connected_addrs: BTreeMap<SocketAddr, ConnId>,
     dialing: BTreeSet<SocketAddr>,
+    /// Next check of the per-connection timers, while there are connections.
+    next_tick: Option<Instant>,
     /// Do not redial a pinned peer before this (after a failed dial).
     pinned_retry_at: Option<Instant>,
     next_rechoke: Instant,
@@ -101,6 +103,7 @@ impl Node {
             connected_addrs: BTreeMap::new(),
             dialing: BTreeSet::new(),
             pinned_retry_at: None,
+            next_tick: None,
             next_rechoke: now + config.choker.rechoke_interval,
             next_announce: None,
             announce_in_flight: false,
@@ -162,6 +165,16 @@ impl Node {
             return Err(ApiError::ShutDown);
         }
         self.now = self.now.max(now);
+        let result = self.dispatch(input);
+        if self.sessions.is_empty() {
+            self.next_tick = None;
+        } else if self.next_tick.is_none() {
+            self.next_tick = Some(self.now + self.config.timer_tick);
+        }
+        result
+    }
+
+    fn dispatch(&mut self, input: Input) -> Result<(), ApiError> {
         match input {
             Input::Timeout => self.handle_timers(),
             Input::Start => self.start(),
@@ -185,6 +198,7 @@ impl Node {
             }
             Input::BlockSent { conn, block } => self.handle_block_sent(conn, block),
             Input::PieceVerified { piece, ok } => return self.handle_verdict(piece, ok),
+            Input::PieceObtained { piece } => self.handle_obtained(piece),
             Input::Announced(result) => self.handle_announced(result),
         }
         Ok(())
@@ -217,9 +231,11 @@ impl Node {
         if let Some(r) = self.pinned_retry_at.filter(|r| *r > self.now) {
             t = Some(t.map_or(r, |x| x.min(r)));
         }
-        for s in self.sessions.values() {
-            let d = s.next_deadline(&self.config.session);
-            t = Some(t.map_or(d, |x| x.min(d)));
+        // Per-connection timers (handshake, request, snub, idle, keep-alive) are
+        // seconds long; they are checked on one periodic tick instead of being
+        // tracked one by one, which keeps this call O(1).
+        if let Some(tick) = self.next_tick {
+            t = Some(t.map_or(tick, |x| x.min(tick)));
         }
         t
     }
@@ -374,9 +390,12 @@ impl Node {
             self.next_rechoke = now + self.config.choker.rechoke_interval;
             self.rechoke();
         }
-        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
-        for conn in conns {
-            self.session_timers(conn);
+        if self.next_tick.is_some_and(|t| now >= t) {
+            self.next_tick = Some(now + self.config.timer_tick);
+            let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+            for conn in conns {
+                self.session_timers(conn);
+            }
         }
         self.dial_candidates();
     }

@@ -328,19 +328,7 @@ impl Node {
             return Err(ApiError::NotVerifying(piece));
         };
         if ok {
-            self.event(NodeEvent::PieceVerified { piece });
-            let conns: Vec<ConnId> = self
-                .sessions
-                .values()
-                .filter(|s| s.phase == Phase::Established && !s.remote_has.contains(piece))
-                .map(|s| s.conn)
-                .collect();
-            for conn in conns {
-                self.transmit(conn, Message::Have(piece));
-            }
-            if self.picker.is_complete() {
-                self.on_complete();
-            }
+            self.after_piece_verified(piece);
         } else {
             self.stats.hash_failures += 1;
             let len = self.config.geometry.piece_len(piece);
@@ -354,6 +342,36 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    pub(super) fn handle_obtained(&mut self, piece: u32) {
+        let (cancels, changed) = self.picker.piece_obtained(piece);
+        if !changed {
+            return;
+        }
+        for (conn, block) in cancels {
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.requests_out.retain(|(b, _)| *b != block);
+                self.transmit(conn, Message::Cancel(block));
+            }
+        }
+        self.after_piece_verified(piece);
+    }
+
+    fn after_piece_verified(&mut self, piece: u32) {
+        self.event(NodeEvent::PieceVerified { piece });
+        let conns: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.phase == Phase::Established && !s.remote_has.contains(piece))
+            .map(|s| s.conn)
+            .collect();
+        for conn in conns {
+            self.transmit(conn, Message::Have(piece));
+        }
+        if self.picker.is_complete() {
+            self.on_complete();
+        }
     }
 
     fn on_complete(&mut self) {

@@ -36,6 +36,9 @@ pub struct NodeConfig {
     /// Hash failures a peer may contribute to before it is banned (a peer that
     /// alone supplied a failed piece is banned at once). Default: 3.
     pub ban_after_failures: u32,
+    /// How often per-connection timers are checked. Default: 1 s (the
+    /// shortest of them is the 10 s handshake timeout).
+    pub timer_tick: Duration,
     /// Client name sent in the extended handshake.
     pub client_name: String,
     /// Piece picker knobs.
@@ -60,6 +63,7 @@ impl NodeConfig {
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,
+            timer_tick: Duration::from_secs(1),
             client_name: concat!("swarmhub/", env!("CARGO_PKG_VERSION")).to_string(),
             picker: PickerConfig::default(),
             choker: ChokerConfig::default(),
@@ -128,6 +132,13 @@ pub enum Input {
         piece: u32,
         /// Hash matched.
         ok: bool,
+    },
+    /// A piece was fetched and verified outside the swarm (the hub's HTTP web
+    /// seed): the node takes it as its own, cancels requests for it and tells
+    /// its peers.
+    PieceObtained {
+        /// Piece index.
+        piece: u32,
     },
     /// The tracker's answer to [`Output::Announce`], or why it failed.
     Announced(Result<AnnounceResponse, String>),

@@ -483,6 +483,34 @@ impl Picker {
     }
 }
 
+impl Picker {
+    /// `piece` was obtained and verified outside the swarm (the hub's HTTP web
+    /// seed). It becomes ours at once; returns the outstanding requests for its
+    /// blocks, which the caller cancels. False in the second value when the
+    /// piece was already ours (nothing changed).
+    pub fn piece_obtained(&mut self, piece: u32) -> (Vec<(ConnId, BlockRef)>, bool) {
+        let mut cancels = Vec::new();
+        match self.state.get(piece as usize) {
+            None | Some(PieceState::Have) => return (cancels, false),
+            Some(PieceState::Wanted) => self.rarity.set_key(piece, 0, true),
+            Some(PieceState::Partial | PieceState::Verifying) => {
+                if let Some(partial) = self.partials.remove(&piece) {
+                    self.missing_in_partials -= u64::from(partial.missing);
+                    for (i, b) in partial.blocks.iter().enumerate() {
+                        if let BlockState::Requested(peers) = b {
+                            let block = self.block_ref(piece, i as u32);
+                            cancels.extend(peers.iter().map(|p| (*p, block)));
+                        }
+                    }
+                }
+            }
+        }
+        self.state[piece as usize] = PieceState::Have;
+        self.have.insert(piece);
+        (cancels, true)
+    }
+}
+
 /// First piece of `pieces` that `has` contains, scanning from a random start.
 fn scan_from_random(pieces: &[u32], has: &PieceSet, rng: &mut Rng) -> Option<u32> {
     if pieces.is_empty() {

@@ -262,3 +262,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn piece_obtained_out_of_band_cancels_its_requests() {
+    let mut p = picker(2, PickStrategy::Sequential);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(2);
+    p.add_peer(&all);
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &all, 2, &mut rng, &mut out);
+    let (cancels, changed) = p.piece_obtained(0);
+    assert!(changed);
+    assert_eq!(cancels, vec![(ConnId(1), out[0]), (ConnId(1), out[1])]);
+    assert!(p.have().contains(0));
+    assert_eq!(p.piece_obtained(0), (vec![], false));
+    let (_, changed) = p.piece_obtained(1);
+    assert!(changed && p.is_complete());
+    let mut more = Vec::new();
+    p.pick(ConnId(1), &all, 8, &mut rng, &mut more);
+    assert!(more.is_empty(), "nothing left to pick");
+}

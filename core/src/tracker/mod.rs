@@ -170,6 +170,24 @@ impl Tracker {
         }
     }
 
+    /// Lifts a revocation (an operator enrolled the name again with new
+    /// credentials): the identity may announce again. The epoch grows so that
+    /// clients fetch the new, shorter list. Unknown or unrevoked names change
+    /// nothing.
+    pub fn unrevoke(&mut self, identity: &str) {
+        let Some(state) = self.identity_ids.get_mut(identity) else {
+            return;
+        };
+        if !state.revoked {
+            return;
+        }
+        state.revoked = false;
+        if let Ok(at) = self.revoked.binary_search_by(|r| r.as_str().cmp(identity)) {
+            self.revoked.remove(at);
+        }
+        self.epoch += 1;
+    }
+
     /// Revokes an identity: its peers leave every swarm now, its announces
     /// are refused from now on, and the revocation epoch grows by one.
     /// Revoking twice changes nothing.

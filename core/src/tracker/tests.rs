@@ -224,6 +224,18 @@ fn revoke_removes_everywhere_and_bumps_epoch() {
     t.revoke("eve");
     let r = announce(&mut t, "alice", &req(1, 2, 1, AnnounceEvent::Periodic));
     assert_eq!(r.revoked, vec!["eve".to_owned(), "mallory".to_owned()]);
+    // Re-enrolled: mallory may announce again and leaves the revoked list.
+    t.unrevoke("mallory");
+    assert_eq!(t.revocation_epoch(), 3);
+    announce(&mut t, "mallory", &req(1, 1, 1, AnnounceEvent::Started));
+    let r = announce(&mut t, "alice", &req(1, 2, 1, AnnounceEvent::Periodic));
+    assert_eq!(r.revoked, vec!["eve".to_owned()]);
+    t.unrevoke("nobody");
+    assert_eq!(
+        t.revocation_epoch(),
+        3,
+        "unrevoking an unknown name is a no-op"
+    );
 }
 
 #[test]

@@ -31,7 +31,11 @@ impl std::fmt::Display for Check {
 }
 
 fn check(ok: bool, name: &'static str, detail: impl Into<String>) -> Check {
-    Check { ok, name, detail: detail.into() }
+    Check {
+        ok,
+        name,
+        detail: detail.into(),
+    }
 }
 
 /// Run every check, printing each line as it completes; returns them all.
@@ -44,7 +48,11 @@ pub async fn doctor(paths: &ClientPaths) -> Result<Vec<Check>, ClientError> {
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
     let Ok(hub) = cfg.hub() else {
-        emit(check(false, "configuration", "not logged in: run `swarmhub login HUB_URL --key KEY`"));
+        emit(check(
+            false,
+            "configuration",
+            "not logged in: run `swarmhub login HUB_URL --key KEY`",
+        ));
         return Ok(out);
     };
     emit(check(
@@ -54,13 +62,26 @@ pub async fn doctor(paths: &ClientPaths) -> Result<Vec<Check>, ClientError> {
             "hub {}, identity {}, peer-to-peer download {}, peer ports {}",
             hub.base(),
             cfg.identity.as_deref().unwrap_or("?"),
-            if cfg.p2p_download { "Enabled" } else { "Disabled" },
+            if cfg.p2p_download {
+                "Enabled"
+            } else {
+                "Disabled"
+            },
             cfg.peer_ports
         ),
     ));
     let info = match hub.info().await {
         Ok(i) => {
-            emit(check(true, "hub API", format!("{} answers (version {}, peer-to-peer {})", hub.base(), i.version, if i.p2p { "on" } else { "off" })));
+            emit(check(
+                true,
+                "hub API",
+                format!(
+                    "{} answers (version {}, peer-to-peer {})",
+                    hub.base(),
+                    i.version,
+                    if i.p2p { "on" } else { "off" }
+                ),
+            ));
             Some(i)
         }
         Err(e) => {
@@ -95,14 +116,36 @@ async fn tracker_check(hub: &HubClient) -> Check {
         numwant: Some(0),
         compact: true,
     };
-    let q = format!("/announce?{}&key={}", announce_query(&req), hub.secret().unwrap_or_default());
+    let q = format!(
+        "/announce?{}&key={}",
+        announce_query(&req),
+        hub.secret().unwrap_or_default()
+    );
     match hub.raw_get(&q).await {
         Err(e) => check(false, "tracker", e.to_string()),
         Ok((status, body)) => match (status, decode_announce_response(&body)) {
-            (200, Ok(_)) => check(true, "tracker", format!("answered an announce for {}", image.map_or("(no image)".to_owned(), |i| i.name))),
-            (404, Err(e)) if image.is_none() => check(true, "tracker", format!("answered (the hub has no images yet: {e})")),
-            (403, Err(e)) if e.to_string().contains("peer-to-peer distribution is disabled") => {
-                check(true, "tracker", "answered: peer-to-peer is disabled on the hub, pulls use HTTP")
+            (200, Ok(_)) => check(
+                true,
+                "tracker",
+                format!(
+                    "answered an announce for {}",
+                    image.map_or("(no image)".to_owned(), |i| i.name)
+                ),
+            ),
+            (404, Err(e)) if image.is_none() => check(
+                true,
+                "tracker",
+                format!("answered (the hub has no images yet: {e})"),
+            ),
+            (403, Err(e))
+                if e.to_string()
+                    .contains("peer-to-peer distribution is disabled") =>
+            {
+                check(
+                    true,
+                    "tracker",
+                    "answered: peer-to-peer is disabled on the hub, pulls use HTTP",
+                )
             }
             (s, Err(e)) => check(false, "tracker", format!("HTTP {s}: {e}")),
             (s, Ok(_)) => check(false, "tracker", format!("unexpected HTTP {s}")),
@@ -118,14 +161,30 @@ async fn seeder_check(hub: &HubClient, port: u16) -> Check {
     let target = format!("{host}:{port}");
     let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(target.as_str()).await {
         Ok(a) => a.collect(),
-        Err(e) => return check(false, "hub seeder port", format!("cannot resolve {target}: {e}")),
+        Err(e) => {
+            return check(
+                false,
+                "hub seeder port",
+                format!("cannot resolve {target}: {e}"),
+            )
+        }
     };
     for addr in &addrs {
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await {
-            return check(true, "hub seeder port", format!("{addr} accepts connections"));
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await
+        {
+            return check(
+                true,
+                "hub seeder port",
+                format!("{addr} accepts connections"),
+            );
         }
     }
-    check(false, "hub seeder port", format!("{target} does not accept TCP connections (firewall?)"))
+    check(
+        false,
+        "hub seeder port",
+        format!("{target} does not accept TCP connections (firewall?)"),
+    )
 }
 
 async fn listen_check(paths: &ClientPaths, ports: peer::PortRange) -> Check {
@@ -136,11 +195,24 @@ async fn listen_check(paths: &ClientPaths, ports: peer::PortRange) -> Check {
     match tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await {
         Ok(_) => check(true, "local listen port", format!("{port} is free")),
         Err(e) => {
-            let ours = std::fs::read_to_string(paths.run_file("service.port")).ok().map(|s| s.trim().to_owned());
-            let pid = std::fs::read_to_string(paths.run_file("service.pid")).ok().map(|s| s.trim().to_owned());
-            let alive = pid.as_ref().is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            let ours = std::fs::read_to_string(paths.run_file("service.port"))
+                .ok()
+                .map(|s| s.trim().to_owned());
+            let pid = std::fs::read_to_string(paths.run_file("service.pid"))
+                .ok()
+                .map(|s| s.trim().to_owned());
+            let alive = pid
+                .as_ref()
+                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
             if ours.as_deref() == Some(&port.to_string()) && alive {
-                check(true, "local listen port", format!("{port} is in use by our service (pid {})", pid.unwrap_or_default()))
+                check(
+                    true,
+                    "local listen port",
+                    format!(
+                        "{port} is in use by our service (pid {})",
+                        pid.unwrap_or_default()
+                    ),
+                )
             } else {
                 check(false, "local listen port", format!("{port} is taken by another program ({e}); set another range with `swarmhub config --peer-ports`"))
             }

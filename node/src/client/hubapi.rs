@@ -105,16 +105,23 @@ impl HubClient {
         }
     }
 
-    async fn send(&self, what: &str, req: reqwest::RequestBuilder, max: usize) -> Result<Vec<u8>, HubError> {
+    async fn send(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+        max: usize,
+    ) -> Result<Vec<u8>, HubError> {
         let resp = req.send().await.map_err(|e| HubError::Unreachable {
             url: self.base.clone(),
             detail: e.to_string(),
         })?;
         let status = resp.status();
-        let body = read_limited(resp, max).await.map_err(|detail| HubError::BadAnswer {
-            what: what.to_owned(),
-            detail,
-        })?;
+        let body = read_limited(resp, max)
+            .await
+            .map_err(|detail| HubError::BadAnswer {
+                what: what.to_owned(),
+                detail,
+            })?;
         if !status.is_success() {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -129,7 +136,11 @@ impl HubClient {
         Ok(body)
     }
 
-    async fn json<T: DeserializeOwned>(&self, what: &str, req: reqwest::RequestBuilder) -> Result<T, HubError> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, HubError> {
         let body = self.send(what, req, 4 << 20).await?;
         serde_json::from_slice(&body).map_err(|e| HubError::BadAnswer {
             what: what.to_owned(),
@@ -159,16 +170,27 @@ impl HubClient {
     /// The metainfo of an image.
     pub async fn metainfo(&self, image: &ImageName) -> Result<Vec<u8>, HubError> {
         let what = format!("metainfo of {image}");
-        self.send(&what, self.get(&format!("/api/v1/images/{image}/metainfo")), MAX_METAINFO)
-            .await
+        self.send(
+            &what,
+            self.get(&format!("/api/v1/images/{image}/metainfo")),
+            MAX_METAINFO,
+        )
+        .await
     }
 
     /// Image bytes `first ..= last` from the web seed.
-    pub async fn range(&self, info_hash: &Id20, first: u64, last: u64) -> Result<Vec<u8>, HubError> {
+    pub async fn range(
+        &self,
+        info_hash: &Id20,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<u8>, HubError> {
         let req = self
             .get(&format!("/webseed/{}", hex(&info_hash.0)))
             .header(reqwest::header::RANGE, format!("bytes={first}-{last}"));
-        let body = self.send("web seed range", req, (last - first + 1) as usize).await?;
+        let body = self
+            .send("web seed range", req, (last - first + 1) as usize)
+            .await?;
         if body.len() as u64 != last - first + 1 {
             return Err(HubError::BadAnswer {
                 what: "web seed range".into(),
@@ -190,10 +212,12 @@ impl HubClient {
                 detail: e.to_string(),
             })?;
         let status = resp.status().as_u16();
-        let body = read_limited(resp, 1 << 20).await.map_err(|detail| HubError::BadAnswer {
-            what: path_and_query.to_owned(),
-            detail,
-        })?;
+        let body = read_limited(resp, 1 << 20)
+            .await
+            .map_err(|detail| HubError::BadAnswer {
+                what: path_and_query.to_owned(),
+                detail,
+            })?;
         Ok((status, body))
     }
 }

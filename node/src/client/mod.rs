@@ -85,7 +85,9 @@ impl ClientConfig {
     pub fn load(db: &Db) -> Result<Self, ClientError> {
         let num = |key: &str, default: u64| -> Result<u64, ClientError> {
             match db.setting(key)? {
-                Some(v) => parse_size(&v).map_err(|e| ClientError::Other(format!("setting {key}: {e}"))),
+                Some(v) => {
+                    parse_size(&v).map_err(|e| ClientError::Other(format!("setting {key}: {e}")))
+                }
                 None => Ok(default),
             }
         };
@@ -116,13 +118,19 @@ impl ClientConfig {
     pub fn lines(&self) -> Vec<String> {
         let on = |b: bool| if b { "Enabled" } else { "Disabled" };
         vec![
-            format!("Hub: {}", self.hub_url.as_deref().unwrap_or("(not logged in)")),
+            format!(
+                "Hub: {}",
+                self.hub_url.as_deref().unwrap_or("(not logged in)")
+            ),
             format!("Identity: {}", self.identity.as_deref().unwrap_or("(none)")),
             format!("Peer-to-peer download: {}", on(self.p2p_download)),
             format!("Max upload rate: {}", human_rate(self.max_upload_bps)),
             format!("Max download rate: {}", human_rate(self.max_download_bps)),
             format!("Peer ports: {}", self.peer_ports),
-            format!("HTTP fallback after: {} s without progress", self.fallback_after_s),
+            format!(
+                "HTTP fallback after: {} s without progress",
+                self.fallback_after_s
+            ),
         ]
     }
 }

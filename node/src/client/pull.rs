@@ -15,7 +15,9 @@ use super::{open_db, ClientConfig, ClientError, HubClient};
 use crate::db::ImageRow;
 use crate::image::ImageName;
 use crate::paths::ClientPaths;
-use crate::peer::{self, Announcer, PlainTcp, Registry, SwarmHandle, SwarmSpec, SwarmStatus, Transport};
+use crate::peer::{
+    self, Announcer, PlainTcp, Registry, SwarmHandle, SwarmSpec, SwarmStatus, Transport,
+};
 use crate::rate::Limits;
 use crate::store::{self, Storage};
 use crate::util::{hex, human_bytes, random_hex};
@@ -70,7 +72,13 @@ pub struct PullSummary {
 impl std::fmt::Display for PullSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.up_to_date {
-            return write!(f, "{} is up to date ({}) at {}", self.image, human_bytes(self.size), self.path.display());
+            return write!(
+                f,
+                "{} is up to date ({}) at {}",
+                self.image,
+                human_bytes(self.size),
+                self.path.display()
+            );
         }
         let got = self.from_hub + self.from_peers + self.from_http;
         write!(
@@ -103,9 +111,13 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     let hub = cfg.hub()?;
     let info = hub.info().await?;
     let torrent = hub.metainfo(&image).await?;
-    let meta = Metainfo::from_bytes(&torrent).map_err(|e| other(format!("the hub sent invalid metainfo for {image}: {e}")))?;
+    let meta = Metainfo::from_bytes(&torrent)
+        .map_err(|e| other(format!("the hub sent invalid metainfo for {image}: {e}")))?;
     if meta.name != image.to_string() {
-        return Err(other(format!("the hub sent metainfo named {:?} for {image}", meta.name)));
+        return Err(other(format!(
+            "the hub sent metainfo named {:?} for {image}",
+            meta.name
+        )));
     }
     let meta = Arc::new(meta);
     let limits = Arc::new(Limits::new(
@@ -130,7 +142,15 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         println!("{summary}");
         if opts.wait_after_exit && p2p {
             let storage = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
-            let seeding = Seeding::start(&cfg, opts, &hub, storage, PieceSet::full(meta.num_pieces()), limits).await?;
+            let seeding = Seeding::start(
+                &cfg,
+                opts,
+                &hub,
+                storage,
+                PieceSet::full(meta.num_pieces()),
+                limits,
+            )
+            .await?;
             eprintln!("seeding {image} until interrupted (Ctrl-C)");
             seeding.wait_for_signal().await;
         }
@@ -149,14 +169,27 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         bar.set_message("re-verifying what is on disk");
         have = verify_all(storage.clone(), &bar).await?;
         summary.resumed_bytes = have_bytes(&meta, &have);
-        tracing::info!("{image}: resuming with {} of {} pieces", have.count(), meta.num_pieces());
+        tracing::info!(
+            "{image}: resuming with {} of {} pieces",
+            have.count(),
+            meta.num_pieces()
+        );
     }
     bar.set_position(have_bytes(&meta, &have));
 
     let mut seeding = None;
     if !have.is_full() && p2p {
-        let s = Seeding::start(&cfg, opts, &hub, storage.clone(), have.clone(), limits.clone()).await?;
-        let fallback = Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
+        let s = Seeding::start(
+            &cfg,
+            opts,
+            &hub,
+            storage.clone(),
+            have.clone(),
+            limits.clone(),
+        )
+        .await?;
+        let fallback =
+            Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
         let outcome = watch_swarm(&s.handle, &bar, &meta, fallback).await;
         let status = s.handle.status.borrow().clone();
         summary.from_hub = status.bytes_from_hub;
@@ -180,7 +213,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
             SwarmOutcome::Interrupted => {
                 s.stop().await;
                 bar.abandon();
-                return Err(other(format!("interrupted: run `swarmhub pull {image}` again to resume")));
+                return Err(other(format!(
+                    "interrupted: run `swarmhub pull {image}` again to resume"
+                )));
             }
             SwarmOutcome::Failed(e) => {
                 s.stop().await;
@@ -189,7 +224,11 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
             }
         }
     } else if !have.is_full() {
-        let why = if info.p2p { "peer-to-peer download is disabled in this client's config" } else { "peer-to-peer is disabled on the hub" };
+        let why = if info.p2p {
+            "peer-to-peer download is disabled in this client's config"
+        } else {
+            "peer-to-peer is disabled on the hub"
+        };
         bar.suspend(|| eprintln!("{why}: downloading over HTTP from the hub"));
     }
     if !have.is_full() {
@@ -205,7 +244,8 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     {
         let (p, m, st) = (partial.clone(), meta.clone(), storage.clone());
         blocking(move || {
-            st.sync().map_err(|e| other(format!("{}: {e}", p.display())))?;
+            st.sync()
+                .map_err(|e| other(format!("{}: {e}", p.display())))?;
             store::verify_file_hashes(&p, &m).map_err(ClientError::from)
         })
         .await??;
@@ -225,7 +265,15 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
             Some(s) => s,
             None => {
                 let st = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
-                Seeding::start(&cfg, opts, &hub, st, PieceSet::full(meta.num_pieces()), limits).await?
+                Seeding::start(
+                    &cfg,
+                    opts,
+                    &hub,
+                    st,
+                    PieceSet::full(meta.num_pieces()),
+                    limits,
+                )
+                .await?
             }
         };
         eprintln!("seeding {image} until interrupted (Ctrl-C)");
@@ -236,7 +284,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     Ok(summary)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ClientError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ClientError> {
     tokio::task::spawn_blocking(f).await.map_err(other)
 }
 
@@ -260,7 +310,10 @@ async fn verify_all(storage: Arc<Storage>, bar: &ProgressBar) -> Result<PieceSet
         let meta = storage.meta().clone();
         let mut have = PieceSet::new(meta.num_pieces());
         for p in 0..meta.num_pieces() {
-            if storage.verify(p).map_err(|e| other(format!("verifying piece {p}: {e}")))? {
+            if storage
+                .verify(p)
+                .map_err(|e| other(format!("verifying piece {p}: {e}")))?
+            {
                 have.insert(p);
                 bar.inc(u64::from(meta.piece_len(p)));
             }
@@ -332,7 +385,12 @@ enum SwarmOutcome {
     Failed(String),
 }
 
-async fn watch_swarm(handle: &SwarmHandle, bar: &ProgressBar, meta: &Metainfo, fallback: Duration) -> SwarmOutcome {
+async fn watch_swarm(
+    handle: &SwarmHandle,
+    bar: &ProgressBar,
+    meta: &Metainfo,
+    fallback: Duration,
+) -> SwarmOutcome {
     let mut rx = handle.status.clone();
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
@@ -342,7 +400,7 @@ async fn watch_swarm(handle: &SwarmHandle, bar: &ProgressBar, meta: &Metainfo, f
         let s: SwarmStatus = rx.borrow_and_update().clone();
         bar.set_position(meta.total_length() - s.bytes_left);
         bar.set_message(format!(
-            "peers {} | hub {} | peers {}",
+            "{} conns | from hub {} | from peers {}",
             s.peers,
             human_bytes(s.bytes_from_hub),
             human_bytes(s.bytes_from_peers)
@@ -378,23 +436,35 @@ async fn http_fetch(
 ) -> Result<u64, ClientError> {
     let meta = storage.meta().clone();
     let geometry = meta.geometry();
-    let missing: Vec<u32> = (0..meta.num_pieces()).filter(|p| !have.contains(*p)).collect();
+    let missing: Vec<u32> = (0..meta.num_pieces())
+        .filter(|p| !have.contains(*p))
+        .collect();
     bar.set_message("over HTTP from the hub");
     let queue = Arc::new(std::sync::Mutex::new(missing.into_iter()));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..HTTP_PARALLEL {
-        let (queue, hub, storage, bar, limits) = (queue.clone(), hub.clone(), storage.clone(), bar.clone(), limits.clone());
+        let (queue, hub, storage, bar, limits) = (
+            queue.clone(),
+            hub.clone(),
+            storage.clone(),
+            bar.clone(),
+            limits.clone(),
+        );
         tasks.spawn(async move {
             let mut fetched = 0u64;
             loop {
                 let next = queue.lock().map_err(other)?.next();
-                let Some(piece) = next else { return Ok::<u64, ClientError>(fetched) };
+                let Some(piece) = next else {
+                    return Ok::<u64, ClientError>(fetched);
+                };
                 let first = geometry.piece_offset(piece);
                 let len = u64::from(geometry.piece_len(piece));
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    let data = hub.range(&storage.meta().info_hash, first, first + len - 1).await?;
+                    let data = hub
+                        .range(&storage.meta().info_hash, first, first + len - 1)
+                        .await?;
                     limits.down.acquire(data.len()).await;
                     let st = storage.clone();
                     let ok = tokio::task::spawn_blocking(move || {
@@ -410,7 +480,9 @@ async fn http_fetch(
                         break;
                     }
                     if attempt >= 3 {
-                        return Err(other(format!("piece {piece} from the hub's web seed failed its hash 3 times")));
+                        return Err(other(format!(
+                            "piece {piece} from the hub's web seed failed its hash 3 times"
+                        )));
                     }
                 }
             }
@@ -424,7 +496,13 @@ async fn http_fetch(
 }
 
 /// Move the verified download into the store and record it.
-fn publish(paths: &ClientPaths, image: &ImageName, meta: &Metainfo, partial: &Path, final_dir: &Path) -> Result<(), ClientError> {
+fn publish(
+    paths: &ClientPaths,
+    image: &ImageName,
+    meta: &Metainfo,
+    partial: &Path,
+    final_dir: &Path,
+) -> Result<(), ClientError> {
     let io = |p: &Path, e: std::io::Error| other(format!("{}: {e}", p.display()));
     if let Some(parent) = final_dir.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
@@ -459,11 +537,13 @@ fn export(dir: &Path, meta: &Metainfo, out: Option<&Path>) -> Result<(), ClientE
         let rel: PathBuf = f.path.iter().collect();
         let (src, dst) = (dir.join(&rel), out.join(&rel));
         if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| other(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| other(format!("{}: {e}", parent.display())))?;
         }
         let _ = std::fs::remove_file(&dst);
         if std::fs::hard_link(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst).map_err(|e| other(format!("copying to {}: {e}", dst.display())))?;
+            std::fs::copy(&src, &dst)
+                .map_err(|e| other(format!("copying to {}: {e}", dst.display())))?;
         }
     }
     Ok(())
@@ -472,7 +552,10 @@ fn export(dir: &Path, meta: &Metainfo, out: Option<&Path>) -> Result<(), ClientE
 /// SIGINT or SIGTERM.
 pub(crate) async fn signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut i), Ok(mut t)) => {
             tokio::select! {
                 _ = i.recv() => {}

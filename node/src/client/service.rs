@@ -16,21 +16,40 @@ use crate::rate::Limits;
 use crate::store::{self, Storage};
 
 /// Run the service: returns after a signal, once every swarm said `stopped`.
-pub async fn service(paths: &ClientPaths, peer_ports: Option<peer::PortRange>, up_bps: Option<u64>, down_bps: Option<u64>) -> Result<(), ClientError> {
+pub async fn service(
+    paths: &ClientPaths,
+    peer_ports: Option<peer::PortRange>,
+    up_bps: Option<u64>,
+    down_bps: Option<u64>,
+) -> Result<(), ClientError> {
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
     let hub = cfg.hub()?;
-    let tcp = peer::bind_first_free(IpAddr::V4(Ipv4Addr::UNSPECIFIED), peer_ports.unwrap_or(cfg.peer_ports))
-        .await
-        .map_err(|e| ClientError::Other(format!("cannot listen for peers: {e}")))?;
-    let port = tcp.local_addr().map_err(|e| ClientError::Other(e.to_string()))?.port();
-    let run = |e: std::io::Error| ClientError::Other(format!("{}: {e}", paths.run_file("").display()));
+    let tcp = peer::bind_first_free(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        peer_ports.unwrap_or(cfg.peer_ports),
+    )
+    .await
+    .map_err(|e| ClientError::Other(format!("cannot listen for peers: {e}")))?;
+    let port = tcp
+        .local_addr()
+        .map_err(|e| ClientError::Other(e.to_string()))?
+        .port();
+    let run =
+        |e: std::io::Error| ClientError::Other(format!("{}: {e}", paths.run_file("").display()));
     write_atomic(&paths.run_file("service.port"), port.to_string().as_bytes()).map_err(run)?;
-    write_atomic(&paths.run_file("service.pid"), std::process::id().to_string().as_bytes()).map_err(run)?;
+    write_atomic(
+        &paths.run_file("service.pid"),
+        std::process::id().to_string().as_bytes(),
+    )
+    .map_err(run)?;
     let transport: Arc<dyn Transport> = Arc::new(PlainTcp::default());
     let registry = Registry::default();
     let listener = peer::spawn_listener(tcp, transport.clone(), registry.clone());
-    let limits = Arc::new(Limits::new(up_bps.unwrap_or(cfg.max_upload_bps), down_bps.unwrap_or(cfg.max_download_bps)));
+    let limits = Arc::new(Limits::new(
+        up_bps.unwrap_or(cfg.max_upload_bps),
+        down_bps.unwrap_or(cfg.max_download_bps),
+    ));
     println!("swarmhub service: seeding local images, peers on port {port}");
     let mut running: HashMap<String, SwarmHandle> = HashMap::new();
     let sig = super::pull::signal();
@@ -44,12 +63,17 @@ pub async fn service(paths: &ClientPaths, peer_ports: Option<peer::PortRange>, u
                 tracing::warn!("{}: stored metainfo is corrupt, not seeding", row.name);
                 continue;
             };
-            let Ok(image) = row.name.parse::<ImageName>() else { continue };
+            let Ok(image) = row.name.parse::<ImageName>() else {
+                continue;
+            };
             let dir = paths.image_dir(&image);
             match store::stamps(&dir, &meta) {
                 Ok(s) if s == row.stamps => {}
                 _ => {
-                    tracing::warn!("{}: files changed or missing since the pull, not seeding; pull it again", row.name);
+                    tracing::warn!(
+                        "{}: files changed or missing since the pull, not seeding; pull it again",
+                        row.name
+                    );
                     running.insert(row.info_hash.clone(), dead_handle());
                     continue;
                 }

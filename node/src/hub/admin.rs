@@ -2,7 +2,6 @@
 //! settings. Safe to run while `hub serve` runs: it picks changes up.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use swarmhub_core::metainfo::Metainfo;
@@ -34,7 +33,9 @@ pub enum AdminError {
     #[error("no image {0} in the cache")]
     NoSuchImage(String),
     /// The cache is switched off.
-    #[error("the hub image cache is disabled; enable it with `swarmhub hub config --enable=cache`")]
+    #[error(
+        "the hub image cache is disabled; enable it with `swarmhub hub config --enable=cache`"
+    )]
     CacheDisabled,
     /// A stored metainfo does not parse.
     #[error("stored metainfo of {name} is corrupt: {detail}")]
@@ -67,7 +68,11 @@ pub fn row_metainfo(row: &ImageRow) -> Result<Metainfo, AdminError> {
     })
 }
 
-fn make_row(name: &ImageName, meta: &Metainfo, dir: &std::path::Path) -> Result<ImageRow, AdminError> {
+fn make_row(
+    name: &ImageName,
+    meta: &Metainfo,
+    dir: &std::path::Path,
+) -> Result<ImageRow, AdminError> {
     Ok(ImageRow {
         name: name.to_string(),
         info_hash: hex(&meta.info_hash.0),
@@ -89,9 +94,10 @@ pub fn image_add(paths: &HubPaths, name: &str, inputs: &[PathBuf]) -> Result<Met
         return Err(AdminError::ImageExists(image.to_string()));
     }
     let files = store::collect_inputs(inputs)?;
-    let tmp = paths
-        .cache()
-        .join(format!(".tmp-{}", random_hex(8).map_err(|e| AdminError::Io(e.to_string()))?));
+    let tmp = paths.cache().join(format!(
+        ".tmp-{}",
+        random_hex(8).map_err(|e| AdminError::Io(e.to_string()))?
+    ));
     let result = store::build_metainfo(&image.to_string(), &files, Some(&tmp));
     let meta = match result {
         Ok(m) => m,
@@ -101,7 +107,8 @@ pub fn image_add(paths: &HubPaths, name: &str, inputs: &[PathBuf]) -> Result<Met
         }
     };
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| AdminError::Io(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| AdminError::Io(format!("{}: {e}", parent.display())))?;
     }
     std::fs::rename(&tmp, &dest).map_err(|e| AdminError::Io(format!("{}: {e}", dest.display())))?;
     db.put_image(&make_row(&image, &meta, &dest)?)?;
@@ -117,7 +124,8 @@ pub fn image_rm(paths: &HubPaths, name: &str) -> Result<(), AdminError> {
     }
     let dir = paths.image_dir(&image);
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| AdminError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| AdminError::Io(format!("{}: {e}", dir.display())))?;
     }
     Ok(())
 }
@@ -181,11 +189,18 @@ pub fn cache_update(paths: &HubPaths, db: &Db) -> Result<CacheReport, AdminError
     let mut seen = std::collections::BTreeSet::new();
     let cache = paths.cache();
     let names = match std::fs::read_dir(&cache) {
-        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>(),
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect::<Vec<_>>(),
         Err(_) => Vec::new(),
     };
     for name_dir in names {
-        let Some(n) = name_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        let Some(n) = name_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+        else {
             continue;
         };
         if n.starts_with('.') || !name_dir.is_dir() {
@@ -195,7 +210,11 @@ pub fn cache_update(paths: &HubPaths, db: &Db) -> Result<CacheReport, AdminError
             continue;
         };
         for tag_dir in tags.filter_map(Result::ok).map(|e| e.path()) {
-            let Some(t) = tag_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            let Some(t) = tag_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+            else {
                 continue;
             };
             if !tag_dir.is_dir() {
@@ -255,7 +274,10 @@ pub fn user_add(paths: &HubPaths, name: &str) -> Result<String, AdminError> {
         return Err(AdminError::BadUserName(name.to_owned()));
     }
     let db = open_db(paths)?;
-    let key = format!("shk_{}", random_hex(20).map_err(|e| AdminError::Io(e.to_string()))?);
+    let key = format!(
+        "shk_{}",
+        random_hex(20).map_err(|e| AdminError::Io(e.to_string()))?
+    );
     db.add_user(name, &secret_hash(&key))?;
     Ok(key)
 }
@@ -266,7 +288,11 @@ pub fn user_rm(paths: &HubPaths, name: &str) -> Result<(), AdminError> {
 }
 
 /// `hub config`: apply `--enable`/`--disable` and return the settings.
-pub fn config(paths: &HubPaths, enable: &[String], disable: &[String]) -> Result<HubSettings, AdminError> {
+pub fn config(
+    paths: &HubPaths,
+    enable: &[String],
+    disable: &[String],
+) -> Result<HubSettings, AdminError> {
     let db = open_db(paths)?;
     for (list, value) in [(enable, "1"), (disable, "0")] {
         for item in list {
@@ -286,5 +312,70 @@ pub fn config(paths: &HubPaths, enable: &[String], disable: &[String]) -> Result
     Ok(HubSettings::load(&db)?)
 }
 
-/// A parsed metainfo shared between tasks.
-pub type SharedMeta = Arc<Metainfo>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_update_hashes_hand_placed_images_and_drops_stale_ones() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let paths = HubPaths::new(tmp.path().join("hub"));
+        let db = open_db(&paths).expect("db");
+        let dir = paths.cache().join("tools").join("1.0");
+        std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+        std::fs::write(dir.join("bin/tool"), vec![7u8; 300_000]).expect("write");
+        std::fs::create_dir_all(paths.cache().join("bad name").join("x")).expect("mkdir");
+
+        let r = cache_update(&paths, &db).expect("update");
+        assert_eq!(r.hashed, vec!["tools:1.0".to_owned()]);
+        assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
+        let listed = image_list(&db).expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].size, 300_000);
+
+        let r = cache_update(&paths, &db).expect("update");
+        assert_eq!(r.unchanged, vec!["tools:1.0".to_owned()]);
+        assert!(r.hashed.is_empty());
+
+        std::fs::write(dir.join("bin/tool"), vec![8u8; 1000]).expect("rewrite");
+        let r = cache_update(&paths, &db).expect("update");
+        assert_eq!(r.hashed, vec!["tools:1.0".to_owned()]);
+        assert_eq!(image_list(&db).expect("list")[0].size, 1000);
+
+        std::fs::remove_dir_all(&dir).expect("rm");
+        let r = cache_update(&paths, &db).expect("update");
+        assert_eq!(r.dropped, vec!["tools:1.0".to_owned()]);
+        assert!(image_list(&db).expect("list").is_empty());
+    }
+
+    #[test]
+    fn image_add_and_rm_round_trip_and_refuse_duplicates() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let paths = HubPaths::new(tmp.path().join("hub"));
+        let src = tmp.path().join("f.bin");
+        std::fs::write(&src, b"hello").expect("write");
+        let meta = image_add(&paths, "a:1", std::slice::from_ref(&src)).expect("add");
+        assert_eq!(meta.total_length(), 5);
+        assert!(paths.cache().join("a/1/f.bin").exists());
+        assert!(matches!(
+            image_add(&paths, "a:1", std::slice::from_ref(&src)),
+            Err(AdminError::ImageExists(_))
+        ));
+        image_rm(&paths, "a:1").expect("rm");
+        assert!(!paths.cache().join("a/1").exists());
+        assert!(matches!(
+            image_rm(&paths, "a:1"),
+            Err(AdminError::NoSuchImage(_))
+        ));
+        config(&paths, &[], &["cache".to_owned()]).expect("config");
+        assert!(matches!(
+            image_add(&paths, "b:1", &[src]),
+            Err(AdminError::CacheDisabled)
+        ));
+        assert!(user_add(&paths, "hub").is_err());
+        assert!(user_add(&paths, "a/b").is_err());
+        assert!(user_add(&paths, "ok-name")
+            .expect("add")
+            .starts_with("shk_"));
+    }
+}

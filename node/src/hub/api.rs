@@ -85,17 +85,29 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Response> {
+/// A refused API call: status and message.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        api_error(self.0, self.1)
+    }
+}
+
+fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Refusal> {
     if let Some(token) = headers.get(ADMIN_HEADER).and_then(|v| v.to_str().ok()) {
         if token == state.admin_token {
             return Ok(Caller::Admin);
         }
-        return Err(api_error(StatusCode::UNAUTHORIZED, "wrong admin token"));
+        return Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "wrong admin token".into(),
+        ));
     }
     let Some(secret) = bearer(headers) else {
-        return Err(api_error(
+        return Err(Refusal(
             StatusCode::UNAUTHORIZED,
-            "missing credentials: enroll with `swarmhub login HUB_URL --key KEY`",
+            "missing credentials: enroll with `swarmhub login HUB_URL --key KEY`".into(),
         ));
     };
     match lookup(state, secret) {
@@ -103,13 +115,13 @@ fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Respons
             identity,
             registered: true,
         } => Ok(Caller::Client(identity)),
-        Auth::Verified { identity, .. } => Err(api_error(
+        Auth::Verified { identity, .. } => Err(Refusal(
             StatusCode::FORBIDDEN,
             format!("client {identity:?} has been revoked on this hub"),
         )),
-        Auth::Anonymous => Err(api_error(
+        Auth::Anonymous => Err(Refusal(
             StatusCode::UNAUTHORIZED,
-            "unknown client secret: enroll again with `swarmhub login HUB_URL --key KEY`",
+            "unknown client secret: enroll again with `swarmhub login HUB_URL --key KEY`".into(),
         )),
     }
 }
@@ -193,7 +205,7 @@ async fn info(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let identity = match authenticate(&state, &headers) {
         Ok(Caller::Client(id)) => id,
         Ok(Caller::Admin) => "admin".to_owned(),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let s = state.settings();
     Json(HubInfo {
@@ -208,7 +220,7 @@ async fn info(State(state): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn images(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(r) = authenticate(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     if !state.settings().cache {
         return Json(Vec::<ImageInfo>::new()).into_response();
@@ -222,7 +234,9 @@ async fn images(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let list: Vec<ImageInfo> = served
         .iter()
         .map(|s| {
-            let stats = tracker.as_ref().and_then(|t| t.swarm_stats(&s.meta.info_hash));
+            let stats = tracker
+                .as_ref()
+                .and_then(|t| t.swarm_stats(&s.meta.info_hash));
             ImageInfo {
                 name: s.name.clone(),
                 info_hash: crate::util::hex(&s.meta.info_hash.0),
@@ -237,25 +251,42 @@ async fn images(State(state): State<Shared>, headers: HeaderMap) -> Response {
     Json(list).into_response()
 }
 
-async fn metainfo(State(state): State<Shared>, headers: HeaderMap, Path(image): Path<String>) -> Response {
+async fn metainfo(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(image): Path<String>,
+) -> Response {
     if let Err(r) = authenticate(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let image: ImageName = match image.parse() {
         Ok(i) => i,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if !state.settings().cache {
-        return api_error(StatusCode::SERVICE_UNAVAILABLE, "the hub image cache is disabled");
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the hub image cache is disabled",
+        );
     }
-    let served = state.by_name.read().ok().and_then(|m| m.get(&image.to_string()).cloned());
+    let served = state
+        .by_name
+        .read()
+        .ok()
+        .and_then(|m| m.get(&image.to_string()).cloned());
     match served {
         Some(s) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-bittorrent"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-bittorrent"),
+            )],
             s.torrent.clone(),
         )
             .into_response(),
-        None => api_error(StatusCode::NOT_FOUND, format!("no image {image} on this hub")),
+        None => api_error(
+            StatusCode::NOT_FOUND,
+            format!("no image {image} on this hub"),
+        ),
     }
 }
 
@@ -269,7 +300,12 @@ fn query_key(query: &str) -> Option<&str> {
 }
 
 fn bencoded(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        body,
+    )
+        .into_response()
 }
 
 fn tracker_failure(status: u16, reason: &str) -> Response {
@@ -338,7 +374,9 @@ fn identity(auth: &Auth) -> Option<&str> {
 async fn scrape(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
     let query = query.unwrap_or_default();
     match query_key(&query).map(|k| lookup(&state, k)) {
-        Some(Auth::Verified { registered: true, .. }) => {}
+        Some(Auth::Verified {
+            registered: true, ..
+        }) => {}
         Some(Auth::Verified { identity, .. }) => {
             return tracker_failure(403, &format!("identity {identity:?} has been revoked"))
         }
@@ -368,20 +406,37 @@ async fn webseed(
     Path(info_hash): Path<String>,
 ) -> Response {
     if let Err(r) = authenticate(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let Some(hash) = unhex(&info_hash).and_then(|b| <[u8; 20]>::try_from(b).ok()) else {
-        return api_error(StatusCode::BAD_REQUEST, format!("{info_hash:?} is not a 40-digit hex info hash"));
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("{info_hash:?} is not a 40-digit hex info hash"),
+        );
     };
-    let Some(served) = state.by_hash.read().ok().and_then(|m| m.get(&Id20::new(hash)).cloned()) else {
-        return api_error(StatusCode::NOT_FOUND, format!("no image with info hash {info_hash} on this hub"));
+    let Some(served) = state
+        .by_hash
+        .read()
+        .ok()
+        .and_then(|m| m.get(&Id20::new(hash)).cloned())
+    else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            format!("no image with info hash {info_hash} on this hub"),
+        );
     };
     let total = served.meta.total_length();
     let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return api_error(StatusCode::BAD_REQUEST, "a Range: bytes=FIRST-LAST header is required");
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "a Range: bytes=FIRST-LAST header is required",
+        );
     };
     let Some((first, last)) = parse_range(range) else {
-        return api_error(StatusCode::BAD_REQUEST, format!("unsupported Range {range:?}: use one bytes=FIRST-LAST range"));
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("unsupported Range {range:?}: use one bytes=FIRST-LAST range"),
+        );
     };
     if first >= total || last >= total {
         return (
@@ -392,14 +447,20 @@ async fn webseed(
     }
     let len = last - first + 1;
     if len > MAX_RANGE_BYTES {
-        return api_error(StatusCode::BAD_REQUEST, format!("range of {len} bytes is over the {MAX_RANGE_BYTES} byte limit"));
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("range of {len} bytes is over the {MAX_RANGE_BYTES} byte limit"),
+        );
     }
     let storage = served.storage.clone();
     match tokio::task::spawn_blocking(move || storage.read_range(first, len)).await {
         Ok(Ok(data)) => (
             StatusCode::PARTIAL_CONTENT,
             [
-                (header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}")),
+                (
+                    header::CONTENT_RANGE,
+                    format!("bytes {first}-{last}/{total}"),
+                ),
                 (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             ],
             data,
@@ -407,7 +468,10 @@ async fn webseed(
             .into_response(),
         Ok(Err(e)) => {
             tracing::error!("web seed read of {}: {e}", served.name);
-            api_error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the image failed: {e}"))
+            api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the image failed: {e}"),
+            )
         }
         Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

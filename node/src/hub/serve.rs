@@ -18,7 +18,9 @@ use crate::db::Db;
 use crate::image::ImageName;
 use crate::logging::TRACKER_TARGET;
 use crate::paths::{write_atomic, HubPaths};
-use crate::peer::{self, Announcer, PlainTcp, PortRange, Registry, SwarmHandle, SwarmSpec, Transport};
+use crate::peer::{
+    self, Announcer, PlainTcp, PortRange, Registry, SwarmHandle, SwarmSpec, Transport,
+};
 use crate::rate::Limits;
 use crate::store::Storage;
 use crate::util::{random_hex, random_u64};
@@ -49,12 +51,12 @@ pub enum ServeError {
     #[error(transparent)]
     Admin(#[from] AdminError),
     /// A socket could not be bound.
-    #[error("cannot listen on {what}: {source}")]
+    #[error("cannot listen on {what}: {error}")]
     Bind {
         /// Which listener.
         what: String,
         /// OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Other I/O.
     #[error("{0}")]
@@ -110,7 +112,10 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
     for why in &report.skipped {
         tracing::warn!("cache: skipped {why}");
     }
-    tracing::info!("cache: {} images unchanged, not re-hashed", report.unchanged.len());
+    tracing::info!(
+        "cache: {} images unchanged, not re-hashed",
+        report.unchanged.len()
+    );
     let settings = HubSettings::load(&db).map_err(AdminError::from)?;
     let config = TrackerConfig {
         interval: swarmhub_core::Duration::from_secs(opts.announce_interval_s.max(1)),
@@ -126,18 +131,22 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
 
     let api = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             what: format!("{} (HTTP API)", opts.listen),
-            source,
+            error,
         })?;
-    let api_addr = api.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    let api_addr = api
+        .local_addr()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
     let seeder = peer::bind_first_free(opts.listen.ip(), opts.seed_ports)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             what: format!("seed ports {}", opts.seed_ports),
-            source,
+            error,
         })?;
-    let seed_addr = seeder.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    let seed_addr = seeder
+        .local_addr()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
     let admin_token = random_hex(24).map_err(|e| ServeError::Io(e.to_string()))?;
 
     let state = Arc::new(HubState {
@@ -180,7 +189,10 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
         .await
     });
     println!("swarmhub hub: API and tracker on http://{api_addr}, seeder on {seed_addr}");
-    tracing::info!("API and tracker on http://{api_addr}; seeder on {seed_addr}; state in {}", paths.root.display());
+    tracing::info!(
+        "API and tracker on http://{api_addr}; seeder on {seed_addr}; state in {}",
+        paths.root.display()
+    );
 
     let signal = tokio::spawn(async move {
         wait_for_signal().await;
@@ -193,7 +205,12 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         let changed = {
-            let v = state.db.lock().ok().and_then(|db| db.data_version().ok()).unwrap_or(version);
+            let v = state
+                .db
+                .lock()
+                .ok()
+                .and_then(|db| db.data_version().ok())
+                .unwrap_or(version);
             let c = v != version;
             version = v;
             c
@@ -215,13 +232,21 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
     Ok(())
 }
 
-fn write_run_files(paths: &HubPaths, api: SocketAddr, seed: SocketAddr, token: &str) -> Result<(), ServeError> {
+fn write_run_files(
+    paths: &HubPaths,
+    api: SocketAddr,
+    seed: SocketAddr,
+    token: &str,
+) -> Result<(), ServeError> {
     let io = |e: std::io::Error| ServeError::Io(format!("{}: {e}", paths.run_file("").display()));
     write_atomic(&paths.run_file("admin.token"), token.as_bytes()).map_err(io)?;
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(paths.run_file("admin.token"), std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
+        std::fs::set_permissions(
+            paths.run_file("admin.token"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(io)?;
     }
     write_atomic(&paths.run_file("seed.addr"), seed.to_string().as_bytes()).map_err(io)?;
     write_atomic(&paths.run_file("api.addr"), api.to_string().as_bytes()).map_err(io)
@@ -229,7 +254,10 @@ fn write_run_files(paths: &HubPaths, api: SocketAddr, seed: SocketAddr, token: &
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut i), Ok(mut t)) => {
             tokio::select! {
                 _ = i.recv() => {}
@@ -272,7 +300,9 @@ impl Seeders {
             let req = AnnounceRequest {
                 info_hash,
                 peer_id,
-                ip: state.advertise_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                ip: state
+                    .advertise_ip
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 port: p.port,
                 uploaded: p.uploaded,
                 downloaded: p.downloaded,
@@ -286,8 +316,12 @@ impl Seeders {
                 registered: true,
             };
             let now = state.now();
-            let mut t = state.tracker.lock().map_err(|_| "tracker lock poisoned".to_owned())?;
-            t.handle_announce(now, &auth, &req).map_err(|e| e.to_string())
+            let mut t = state
+                .tracker
+                .lock()
+                .map_err(|_| "tracker lock poisoned".to_owned())?;
+            t.handle_announce(now, &auth, &req)
+                .map_err(|e| e.to_string())
         };
         let spec = SwarmSpec {
             meta: served.meta.clone(),
@@ -353,14 +387,21 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
             t.revoke(&u.name);
         }
     }
-    let wanted: BTreeMap<String, crate::db::ImageRow> = rows.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let wanted: BTreeMap<String, crate::db::ImageRow> =
+        rows.into_iter().map(|r| (r.name.clone(), r)).collect();
     let current: Vec<(String, Id20)> = state
         .by_name
         .read()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.meta.info_hash)).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.meta.info_hash))
+                .collect()
+        })
         .unwrap_or_default();
     for (name, hash) in &current {
-        let keep = wanted.get(name).is_some_and(|r| r.info_hash == crate::util::hex(&hash.0));
+        let keep = wanted
+            .get(name)
+            .is_some_and(|r| r.info_hash == crate::util::hex(&hash.0));
         if !keep {
             remove_image(state, name, hash);
             seeders.stop(hash).await;
@@ -368,7 +409,11 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
         }
     }
     for (name, row) in &wanted {
-        let known = state.by_name.read().map(|m| m.contains_key(name)).unwrap_or(true);
+        let known = state
+            .by_name
+            .read()
+            .map(|m| m.contains_key(name))
+            .unwrap_or(true);
         if !known {
             match load_image(&state.paths, row) {
                 Ok(served) => {

@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 use super::driver::Event;
 use crate::store::Storage;
 
+/// Disk operations queued at most (4096 blocks of 16 KiB: 64 MiB of writes).
+const DISK_QUEUE: usize = 4096;
+
 pub(super) enum DiskOp {
     Write(BlockRef, Bytes),
     Read(ConnId, BlockRef),
@@ -21,20 +24,24 @@ pub(super) enum DiskOp {
 pub(super) fn spawn(
     storage: Arc<Storage>,
     events: mpsc::UnboundedSender<Event>,
-) -> std::io::Result<(std_mpsc::Sender<DiskOp>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = std_mpsc::channel::<DiskOp>();
+) -> std::io::Result<(std_mpsc::SyncSender<DiskOp>, std::thread::JoinHandle<()>)> {
+    // Bounded: when the disk falls behind, the swarm task waits here, stops
+    // reading sockets, and TCP pushes back on the peers.
+    let (tx, rx) = std_mpsc::sync_channel::<DiskOp>(DISK_QUEUE);
     let handle = std::thread::Builder::new()
         .name("swarmhub-disk".into())
         .spawn(move || {
             for op in rx {
                 let ev = match op {
-                    DiskOp::Write(block, data) => match storage.write(block.piece, block.begin, &data) {
-                        Ok(()) => continue,
-                        Err(e) => Event::DiskFailed(format!(
-                            "writing piece {} at {}: {e}",
-                            block.piece, block.begin
-                        )),
-                    },
+                    DiskOp::Write(block, data) => {
+                        match storage.write(block.piece, block.begin, &data) {
+                            Ok(()) => continue,
+                            Err(e) => Event::DiskFailed(format!(
+                                "writing piece {} at {}: {e}",
+                                block.piece, block.begin
+                            )),
+                        }
+                    }
                     DiskOp::Read(conn, block) => Event::BlockRead {
                         conn,
                         block,

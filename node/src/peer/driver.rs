@@ -105,14 +105,23 @@ impl SwarmHandle {
 /// What helper tasks and the disk thread tell the swarm task.
 pub(super) enum Event {
     Dialed(std::net::SocketAddr, Result<PeerLink, String>),
-    BlockSent { conn: ConnId, block: BlockRef },
-    WriterFailed { conn: ConnId, reason: String },
+    BlockSent {
+        conn: ConnId,
+        block: BlockRef,
+    },
+    WriterFailed {
+        conn: ConnId,
+        reason: String,
+    },
     BlockRead {
         conn: ConnId,
         block: BlockRef,
         result: Result<bytes::Bytes, String>,
     },
-    Verified { piece: u32, result: Result<bool, String> },
+    Verified {
+        piece: u32,
+        result: Result<bool, String>,
+    },
     DiskFailed(String),
     Announced(Result<AnnounceResponse, String>),
 }
@@ -181,7 +190,7 @@ struct Driver {
     hub_conns: HashSet<ConnId>,
     ev_tx: mpsc::UnboundedSender<Event>,
     msg_tx: mpsc::Sender<(ConnId, ConnEvent)>,
-    disk: std_mpsc::Sender<DiskOp>,
+    disk: std_mpsc::SyncSender<DiskOp>,
     disk_thread: Option<std::thread::JoinHandle<()>>,
     status: SwarmStatus,
     status_tx: watch::Sender<SwarmStatus>,
@@ -230,15 +239,14 @@ impl Driver {
         self.drain();
         self.conns.clear();
         if let Some(params) = self.final_announce.take() {
-            let fut = self.spec.announcer.announce(
-                self.spec.meta.info_hash,
-                self.spec.peer_id,
-                params,
-            );
+            let fut =
+                self.spec
+                    .announcer
+                    .announce(self.spec.meta.info_hash, self.spec.peer_id, params);
             let _ = tokio::time::timeout(Duration::from_secs(3), fut).await;
         }
         // Let queued writes land before anyone re-reads the files.
-        let (closed, _) = std_mpsc::channel();
+        let (closed, _) = std_mpsc::sync_channel(0);
         drop(std::mem::replace(&mut self.disk, closed));
         if let Some(t) = self.disk_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -344,9 +352,9 @@ impl Driver {
                 self.hub_conns.remove(&conn);
                 tracing::debug!("swarm {name}: peer {conn:?} disconnected: {reason}");
             }
-            NodeEvent::PeerBanned {
-                addr, reason, ..
-            } => tracing::warn!("swarm {name}: banned peer {addr}: {reason}"),
+            NodeEvent::PeerBanned { addr, reason, .. } => {
+                tracing::warn!("swarm {name}: banned peer {addr}: {reason}")
+            }
             NodeEvent::PieceFailed { piece } => {
                 self.status.hash_failures += 1;
                 tracing::warn!("swarm {name}: piece {piece} failed its hash, fetching it again");
@@ -382,7 +390,11 @@ impl Driver {
                 }
             }
             Event::WriterFailed { conn, reason } => self.close(conn, reason),
-            Event::BlockRead { conn, block, result } => match result {
+            Event::BlockRead {
+                conn,
+                block,
+                result,
+            } => match result {
                 Ok(data) => self.send(conn, WriteItem::Block(block, data)),
                 Err(e) => {
                     tracing::error!("reading piece {} for upload: {e}", block.piece);

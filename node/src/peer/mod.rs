@@ -132,7 +132,9 @@ impl FromStr for PortRange {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("port range {s:?}: write FIRST-LAST (e.g. 6881-6889), one port, or 0 for any free port");
+        let bad = || {
+            format!("port range {s:?}: write FIRST-LAST (e.g. 6881-6889), one port, or 0 for any free port")
+        };
         let (a, b) = s.split_once('-').unwrap_or((s, s));
         let first: u16 = a.trim().parse().map_err(|_| bad())?;
         let last: u16 = b.trim().parse().map_err(|_| bad())?;

@@ -179,8 +179,7 @@ impl Sim {
                     let bytes = Message::Piece(block, bytes::Bytes::new()).wire_len() as u64;
                     let mut out = Vec::new();
                     let (sn, dn) = (self.hosts[src].net, self.hosts[dst].net);
-                    let flow = self.net.start(self.now, sn, dn, bytes, &mut out);
-                    self.flow_index.insert(flow, conn);
+                    let flow = self.net.start(self.now, sn, dn, bytes, conn.0, &mut out);
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.sending = Some((flow, Item::Block(block)));
                     }
@@ -218,7 +217,7 @@ impl Sim {
     }
 
     fn flow_conn(&self, flow: FlowId) -> Option<ConnId> {
-        self.flow_index.get(&flow).copied()
+        self.net.tag(flow).map(ConnId)
     }
 
     pub(super) fn flow_done(&mut self, conn: ConnId, flow: FlowId, epoch: u64) {
@@ -279,7 +278,6 @@ impl Sim {
                 }
                 let mut out = Vec::new();
                 self.net.finish(self.now, flow, &mut out);
-                self.flow_index.remove(&flow);
                 self.reschedule(out);
             }
         }
@@ -342,7 +340,6 @@ impl Sim {
         if let Some((flow, _)) = c.sending {
             let mut out = Vec::new();
             self.net.finish(self.now, flow, &mut out);
-            self.flow_index.remove(&flow);
             self.reschedule(out);
         }
         if notify_peer && self.conns.contains_key(&c.peer) {

@@ -14,6 +14,7 @@
 //! well under 1% of the bytes.
 
 mod io;
+mod table;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -142,27 +143,13 @@ pub(crate) enum Ev {
     Sample,
 }
 
+/// A queue entry: time, insertion order, and the slot of its payload (kept
+/// out of the heap so that heap moves stay small).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
     at: Instant,
     seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
+    slot: u32,
 }
 
 /// Per-timeline-step accumulators.
@@ -189,13 +176,14 @@ pub struct Sim {
     pub(crate) now: Instant,
     rng: Rng,
     queue: BinaryHeap<Reverse<Queued>>,
+    payloads: Vec<Option<Ev>>,
+    free_slots: Vec<u32>,
     seq: u64,
     pub(crate) net: Net,
     /// Hosts; index 0 is the hub.
     pub hosts: Vec<SimHost>,
     pub(crate) tracker: Tracker,
-    pub(crate) conns: BTreeMap<ConnId, SimConn>,
-    pub(crate) flow_index: BTreeMap<FlowId, ConnId>,
+    pub(crate) conns: table::ConnTable,
     /// Joins and restarts of peers still in the queue.
     pub(crate) pending_starts: usize,
     pub(crate) next_conn: u64,
@@ -297,12 +285,13 @@ impl Sim {
             now: Instant::ZERO,
             rng,
             queue: BinaryHeap::new(),
+            payloads: Vec::new(),
+            free_slots: Vec::new(),
             seq: 0,
             net,
             hosts,
             tracker,
-            conns: BTreeMap::new(),
-            flow_index: BTreeMap::new(),
+            conns: table::ConnTable::default(),
             pending_starts: 0,
             next_conn: 1,
             addrs,
@@ -367,10 +356,20 @@ impl Sim {
 
     pub(crate) fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.payloads[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.payloads.push(Some(ev));
+                (self.payloads.len() - 1) as u32
+            }
+        };
         self.queue.push(Reverse(Queued {
             at,
             seq: self.seq,
-            ev,
+            slot,
         }));
     }
 
@@ -393,7 +392,11 @@ impl Sim {
             }
             self.now = q.at;
             self.events += 1;
-            self.handle(q.ev);
+            let ev = self.payloads[q.slot as usize]
+                .take()
+                .expect("queued event has a payload");
+            self.free_slots.push(q.slot);
+            self.handle(ev);
             if self.now.saturating_since(last_report) >= Duration::from_secs(5) {
                 last_report = self.now;
                 progress(self.now, self.completed, total);
@@ -547,12 +550,7 @@ impl Sim {
             return;
         }
         self.input(h, Input::Shutdown);
-        let conns: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.host == h)
-            .map(|(id, _)| *id)
-            .collect();
+        let conns: Vec<ConnId> = self.conns.of_host(h);
         for conn in conns {
             self.close(conn, true);
         }
@@ -569,12 +567,7 @@ impl Sim {
         if self.hosts[h].state != HostState::Active {
             return;
         }
-        let conns: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.host == h)
-            .map(|(id, _)| *id)
-            .collect();
+        let conns: Vec<ConnId> = self.conns.of_host(h);
         for conn in conns {
             self.close(conn, true);
         }

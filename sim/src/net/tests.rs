@@ -11,7 +11,7 @@ fn one_flow_gets_the_smaller_capacity_and_finishes_on_time() {
     let a = net.add_host(1000.0, 1000.0, 0);
     let b = net.add_host(1000.0, 250.0, 0);
     let mut out = Vec::new();
-    let f = net.start(Instant::ZERO, a, b, 500, &mut out);
+    let f = net.start(Instant::ZERO, a, b, 500, 0, &mut out);
     assert_eq!(rate_of(&net, f), 250.0);
     assert_eq!(out.last().unwrap().at, Instant::from_secs(2));
 }
@@ -23,8 +23,8 @@ fn flows_from_one_sender_share_its_uplink_and_speed_up_when_one_ends() {
     let r1 = net.add_host(1e9, 1e9, 0);
     let r2 = net.add_host(1e9, 1e9, 0);
     let mut out = Vec::new();
-    let f1 = net.start(Instant::ZERO, s, r1, 1000, &mut out);
-    let f2 = net.start(Instant::ZERO, s, r2, 1000, &mut out);
+    let f1 = net.start(Instant::ZERO, s, r1, 1000, 0, &mut out);
+    let f2 = net.start(Instant::ZERO, s, r2, 1000, 0, &mut out);
     assert_eq!(rate_of(&net, f1), 500.0);
     assert_eq!(rate_of(&net, f2), 500.0);
     out.clear();
@@ -49,8 +49,8 @@ fn slow_sender_leaves_receiver_capacity_to_others() {
     let fast = net.add_host(1e9, 1e9, 0);
     let r = net.add_host(1e9, 100.0, 0);
     let mut out = Vec::new();
-    let a = net.start(Instant::ZERO, slow, r, 10, &mut out);
-    let b = net.start(Instant::ZERO, fast, r, 10, &mut out);
+    let a = net.start(Instant::ZERO, slow, r, 10, 0, &mut out);
+    let b = net.start(Instant::ZERO, fast, r, 10, 0, &mut out);
     assert_eq!(rate_of(&net, a), 1.0);
     assert_eq!(rate_of(&net, b), 99.0);
 }
@@ -64,8 +64,8 @@ fn links_between_sites_are_shared() {
     let b = net.add_host(1e9, 1e9, 0);
     let c = net.add_host(1e9, 1e9, 1);
     let mut out = Vec::new();
-    let f1 = net.start(Instant::ZERO, a, c, 10, &mut out);
-    let f2 = net.start(Instant::ZERO, b, c, 10, &mut out);
+    let f1 = net.start(Instant::ZERO, a, c, 10, 0, &mut out);
+    let f2 = net.start(Instant::ZERO, b, c, 10, 0, &mut out);
     assert_eq!(rate_of(&net, f1) + rate_of(&net, f2), 100.0);
 }
 
@@ -94,7 +94,7 @@ fn approximation_error_against_exact_max_min() {
             if d == s {
                 d = (d + 1) % hosts;
             }
-            net.start(Instant::ZERO, s, d, 1_000_000, &mut out);
+            net.start(Instant::ZERO, s, d, 1_000_000, 0, &mut out);
         }
         // Capacities hold.
         for (h, host) in net.hosts.iter().enumerate() {

@@ -1,0 +1,299 @@
+//! Real processes: authentication, P2P switches, HTTP fallback, bad input, restart.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+use swarmhub_core::tracker::http::{announce_query, decode_announce_response};
+use swarmhub_core::tracker::{AnnounceEvent, AnnounceRequest};
+use swarmhub_core::Id20;
+
+fn secret_of(c: &Client) -> String {
+    let db = swarmhub_node::db::Db::open(&c.home.join("client.db")).expect("client db");
+    db.setting("secret").expect("read").expect("secret stored")
+}
+
+fn announce_path(info_hash: Id20, key: Option<&str>) -> String {
+    let req = AnnounceRequest {
+        info_hash,
+        peer_id: Id20::new(*b"-TEST00-abcdefghijkl"),
+        ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        port: 7777,
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+        event: AnnounceEvent::Started,
+        numwant: Some(50),
+        compact: true,
+    };
+    let mut p = format!("/announce?{}", announce_query(&req));
+    if let Some(k) = key {
+        p.push_str(&format!("&key={k}"));
+    }
+    p
+}
+
+fn info_hash_of(c: &Client, image: &str) -> Id20 {
+    let db = swarmhub_node::db::Db::open(&c.home.join("client.db")).expect("client db");
+    let row = db.image(image).expect("read").expect("image row");
+    let raw = swarmhub_node::util::unhex(&row.info_hash).expect("hex");
+    Id20::new(raw.try_into().expect("20 bytes"))
+}
+
+#[test]
+fn unenrolled_and_revoked_clients_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = Hub::prepare(tmp.path(), "auth:1", 4 * MIB);
+    let hub = Hub::start(&dir, &["--announce-interval", "2"]);
+    let a = hub.client(tmp.path(), "a");
+    let c = hub.client(tmp.path(), "c");
+
+    // Unenrolled: no credentials, or made-up ones.
+    let (status, _) = http_get(&hub.api, "/api/v1/info", &[]);
+    assert_eq!(status, 401);
+    let (status, _) = http_get(
+        &hub.api,
+        "/api/v1/info",
+        &[("Authorization", "Bearer 00ff")],
+    );
+    assert_eq!(status, 401);
+    let o = c.pull("auth:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let hash = info_hash_of(&c, "auth:1");
+    for key in [None, Some("deadbeef")] {
+        let (status, body) = http_get(&hub.api, &announce_path(hash, key), &[]);
+        assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+        assert!(decode_announce_response(&body).is_err());
+    }
+
+    // A seeds; the tracker lists it to C, until A is revoked.
+    let mut seeder = a.spawn_pull("auth:1", &["--wait-after-exit"]);
+    wait_until("a to complete", Duration::from_secs(60), || {
+        a.image_file("auth", "1", "src.bin").exists()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let seed_port: u16 = hub
+        .seed_addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let others = |key: &str| -> usize {
+        let (status, body) = http_get(&hub.api, &announce_path(hash, Some(key)), &[]);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let resp = decode_announce_response(&body).expect("announce answer");
+        resp.peers.iter().filter(|p| p.port != seed_port).count()
+    };
+    let c_key = secret_of(&c);
+    assert_eq!(others(&c_key), 1, "A should be listed");
+    let o = hub.cmd(&["user", "rm", "a"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(others(&c_key), 0, "revoked A still listed");
+    let a_key = secret_of(&a);
+    let (status, body) = http_get(&hub.api, &announce_path(hash, Some(&a_key)), &[]);
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("revoked"));
+    let (status, _) = http_get(
+        &hub.api,
+        "/api/v1/info",
+        &[("Authorization", &format!("Bearer {a_key}"))],
+    );
+    assert_eq!(status, 403);
+    let o = a.run(&["pull", "auth:1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("revoked"),
+        "{}",
+        output_text(&o)
+    );
+    let _ = seeder.kill();
+    let _ = seeder.wait();
+}
+
+#[test]
+fn p2p_off_on_client_or_hub_and_stalled_swarms_use_http() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let size = 8 * MIB;
+    let dir = Hub::prepare(tmp.path(), "web:1", size);
+    let hub = Hub::start(&dir, &[]);
+    let want = sha256_file(&tmp.path().join("src.bin"));
+
+    // Client side switch.
+    let a = hub.client(tmp.path(), "a");
+    let o = a.run(&["config", "--disable=p2pdownload"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "Peer-to-peer download: Disabled"
+    );
+    let all = a.run(&["config", "--all"]);
+    assert!(String::from_utf8_lossy(&all.stdout).contains("Peer-to-peer download: Disabled"));
+    let o = a.pull("web:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(a.summary()["from_http"].as_u64(), Some(size));
+    assert_eq!(sha256_file(&a.image_file("web", "1", "src.bin")), want);
+    let o = a.run(&["config", "--enable=p2pdownload"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "Peer-to-peer download: Enabled"
+    );
+
+    // Nobody delivers (hub seeder off, no peers): fall back after the timeout, and say so.
+    let o = hub.cmd(&["config", "--disable=seed"]);
+    assert!(o.status.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = hub.client(tmp.path(), "b");
+    let o = b.pull("web:1", &["--fallback-after", "2"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("falling back to HTTP"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(b.summary()["from_http"].as_u64(), Some(size));
+    assert_eq!(sha256_file(&b.image_file("web", "1", "src.bin")), want);
+
+    // Hub side switch.
+    let o = hub.cmd(&["config", "--enable=seed", "--disable=p2p"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Peer-to-peer distribution: Disabled"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = hub.client(tmp.path(), "c");
+    let o = c.pull("web:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("disabled on the hub"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(c.summary()["from_http"].as_u64(), Some(size));
+    assert_eq!(sha256_file(&c.image_file("web", "1", "src.bin")), want);
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = Hub::prepare(tmp.path(), "ok:1", 4 * MIB);
+    let mut hub = Hub::start(&dir, &[]);
+    let a = hub.client(tmp.path(), "a");
+    let key = secret_of(&a);
+
+    // Malformed announce.
+    let (status, body) = http_get(&hub.api, &format!("/announce?info_hash=abc&key={key}"), &[]);
+    assert_eq!(status, 400);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("failure reason") && text.contains("info_hash"),
+        "{text}"
+    );
+
+    // Garbage on the seeder port: the connection is dropped.
+    let mut s = std::net::TcpStream::connect(&hub.seed_addr).expect("connect seeder");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    s.write_all(&[0xAB; 100]).expect("send garbage");
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the seeder answered garbage with bytes");
+
+    // Image names with path separators, missing files.
+    let o = hub.cmd(&[
+        "image",
+        "add",
+        "../evil:1",
+        tmp.path().join("src.bin").to_str().expect("utf8"),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("path separator"),
+        "{}",
+        output_text(&o)
+    );
+    let o = hub.cmd(&["image", "add", "new:1", "/definitely/not/here"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/definitely/not/here: no such file"),
+        "{}",
+        output_text(&o)
+    );
+    let o = a.run(&["pull", "a/b:1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("path separator"),
+        "{}",
+        output_text(&o)
+    );
+    let (status, body) = http_get(
+        &hub.api,
+        "/api/v1/images/..%2Fx:1/metainfo",
+        &[("Authorization", &format!("Bearer {key}"))],
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = http_get(
+        &hub.api,
+        "/webseed/xyz",
+        &[("Authorization", &format!("Bearer {key}"))],
+    );
+    assert_eq!(status, 400);
+
+    // Still serving.
+    assert!(hub.alive(), "hub died: {}", hub.stderr());
+    let out = tmp.path().join("exported");
+    let o = a.pull("ok:1", &["--out", out.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let want = sha256_file(&tmp.path().join("src.bin"));
+    assert_eq!(sha256_file(&a.image_file("ok", "1", "src.bin")), want);
+    assert_eq!(sha256_file(&out.join("src.bin")), want);
+    let o = a.run(&["doctor"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).matches("PASS").count(),
+        5,
+        "{}",
+        output_text(&o)
+    );
+}
+
+#[test]
+fn restarted_hub_serves_without_rehashing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = Hub::prepare(tmp.path(), "keep:1", 4 * MIB);
+    let mut hub = Hub::start(&dir, &[]);
+    let status = hub.stop();
+    assert!(status.success(), "graceful stop: {status:?}");
+    let hub = Hub::start(&dir, &[]);
+    wait_until("catalog load", Duration::from_secs(10), || {
+        hub.stderr().contains("images unchanged")
+    });
+    assert!(
+        hub.stderr()
+            .contains("cache: 1 images unchanged, not re-hashed"),
+        "{}",
+        hub.stderr()
+    );
+    assert!(!hub.stderr().contains("hashed (new or changed files)"));
+    let a = hub.client(tmp.path(), "a");
+    let o = a.pull("keep:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let list = hub.cmd(&["image", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("keep:1") && text.contains("4.0 MiB"),
+        "{text}"
+    );
+    let logs: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .expect("logs")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|n| n.starts_with("tracker_") && n.ends_with(".log")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|n| n.starts_with("torrent_") && n.ends_with(".log")),
+        "{logs:?}"
+    );
+}
