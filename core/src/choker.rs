@@ -27,6 +27,9 @@ pub struct ChokerConfig {
     pub rechoke_interval: Duration,
     /// How often the optimistic slot rotates. Default: 30 s.
     pub optimistic_interval: Duration,
+    /// Most regular slots when the node widens them because its upload is
+    /// underused (see `NodeConfig::upload_capacity_bps`). Default: 16.
+    pub max_slots: usize,
     /// Number of optimistic slots. Default: 1.
     pub optimistic_slots: usize,
     /// Peers connected for less than this are "new" and three times as likely
@@ -38,6 +41,7 @@ impl Default for ChokerConfig {
     fn default() -> Self {
         ChokerConfig {
             slots: 4,
+            max_slots: 16,
             rechoke_interval: Duration::from_secs(10),
             optimistic_interval: Duration::from_secs(30),
             optimistic_slots: 1,
@@ -67,6 +71,7 @@ pub struct ChokerPeer {
 #[derive(Clone, Debug)]
 pub struct Choker {
     config: ChokerConfig,
+    slots: usize,
     optimistic: Vec<ConnId>,
     next_optimistic_at: Option<Instant>,
     unchoked: BTreeSet<ConnId>,
@@ -76,6 +81,7 @@ impl Choker {
     /// A choker with `config`.
     pub fn new(config: ChokerConfig) -> Self {
         Choker {
+            slots: config.slots,
             config,
             optimistic: Vec::new(),
             next_optimistic_at: None,
@@ -86,6 +92,19 @@ impl Choker {
     /// The knobs.
     pub fn config(&self) -> &ChokerConfig {
         &self.config
+    }
+
+    /// Regular slots in use now (starts at `config.slots`).
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Widen or narrow the regular slots, within `config.slots ..= config.max_slots`.
+    pub fn set_slots(&mut self, slots: usize) {
+        self.slots = slots.clamp(
+            self.config.slots,
+            self.config.max_slots.max(self.config.slots),
+        );
     }
 
     /// Peers currently unchoked.
@@ -121,7 +140,7 @@ impl Choker {
         let regular: BTreeSet<ConnId> = candidates
             .iter()
             .filter(|p| seeding || !p.snubbed)
-            .take(self.config.slots)
+            .take(self.slots)
             .map(|p| p.conn)
             .collect();
 

@@ -3,24 +3,25 @@
 //!
 //! Exact max-min fairness needs a global progressive-filling pass on every flow
 //! start and end, which does not scale to 10,000 hosts. This model uses a local
-//! two-level approximation instead, recomputed only around the hosts a change
-//! touches:
+//! approximation instead, recomputed only around the hosts a change touches:
 //! 1. each flow is *offered* its sender's fair share (`upload / flows out`),
 //!    capped by the fair share of every inter-site link on its path;
 //! 2. each receiver water-fills its download capacity over its incoming flows'
 //!    offers (a flow offered less than the equal share keeps it; the rest is
 //!    split among the others);
 //! 3. each sender water-fills its upload over its outgoing flows, each capped
-//!    by what its receiver granted it.
+//!    by what its receiver granted it;
+//! 4. a second round: a sender with upload left over offers it on top of each
+//!    flow's round-one rate, receivers grant again, senders share again.
 //!
 //! The result never exceeds any capacity. Its error against exact max-min is
 //! measured by `approximation_error_against_exact_max_min` on 300 random small
 //! networks (2-7 hosts, 1-11 flows, capacities 10/100/1000): aggregate
-//! throughput is 0.93 of exact on average and 0.38 in the worst case; the
-//! median per-flow error is 0. The model errs low (it never invents capacity),
-//! when a receiver keeps a share for a flow that is bottlenecked at its sender
-//! while another sender could have used it. [`Net::exact_rates`] computes exact
-//! max-min by progressive filling for that comparison.
+//! throughput is 0.999 of exact on average and 0.93 in the worst case; the
+//! median and 90th-percentile per-flow errors are 0. (Without the second round
+//! the figures were 0.93 and 0.38.) The model errs low: it never invents
+//! capacity. [`Net::exact_rates`] computes exact max-min by progressive filling
+//! for that comparison.
 
 use std::collections::BTreeSet;
 
@@ -84,6 +85,9 @@ pub struct Net {
     links: Vec<LinkNet>,
     /// `paths[a][b]`: links crossed from site a to site b.
     paths: Vec<Vec<Vec<usize>>>,
+    /// Scratch space of `recompute`, kept to avoid allocating per event.
+    scratch_rate: Vec<f64>,
+    scratch_spare: Vec<f64>,
 }
 
 impl Net {
@@ -281,6 +285,42 @@ impl Net {
                 senders.insert(flow.src);
             }
         }
+        // Round 1: senders share their upload over what receivers granted.
+        let mut first = std::mem::take(&mut self.scratch_rate);
+        first.resize(self.flows.len(), 0.0);
+        let mut spare = std::mem::take(&mut self.scratch_spare);
+        spare.resize(self.hosts.len(), 0.0);
+        for &s in &senders {
+            demands.clear();
+            for &f in &self.hosts[s].out_flows {
+                demands.push((f, self.flow(f).recv_grant));
+            }
+            let rates = water_fill(self.hosts[s].up, &mut demands);
+            let used: f64 = rates.iter().map(|(_, r)| r).sum();
+            spare[s] = (self.hosts[s].up - used).max(0.0);
+            for (f, r) in rates {
+                first[f as usize] = r;
+            }
+        }
+        // Round 2: a sender with upload left over offers it on top of what its
+        // flows got, receivers grant again, and senders share again. This
+        // moves capacity that round 1 stranded (a receiver kept a share for a
+        // flow bottlenecked at its sender) to flows that can use it.
+        for &r in &receivers {
+            demands.clear();
+            for &f in &self.hosts[r].in_flows {
+                let flow = self.flow(f);
+                let offer = (first[f as usize] + spare[flow.src]).min(self.link_share(flow));
+                demands.push((f, offer));
+            }
+            let grants = water_fill(self.hosts[r].down, &mut demands);
+            for (f, g) in grants {
+                self.flows[f as usize]
+                    .as_mut()
+                    .expect("live flow")
+                    .recv_grant = g;
+            }
+        }
         for &s in &senders {
             demands.clear();
             for &f in &self.hosts[s].out_flows {
@@ -291,6 +331,15 @@ impl Net {
                 self.set_rate(now, f, rate, out);
             }
         }
+        self.scratch_rate = first;
+        self.scratch_spare = spare;
+    }
+
+    fn link_share(&self, f: &Flow) -> f64 {
+        f.links.iter().fold(f64::INFINITY, |acc, &l| {
+            let link = &self.links[l];
+            acc.min(link.cap / link.flows.len().max(1) as f64)
+        })
     }
 
     fn flow(&self, index: u32) -> &Flow {

@@ -506,7 +506,7 @@ impl Node {
     /// Unchoke `conn` at once when it is interested and a slot is free, so a
     /// newcomer does not wait for the next rechoke round.
     fn try_unchoke_now(&mut self, conn: ConnId) {
-        let slots = self.config.choker.slots + self.config.choker.optimistic_slots;
+        let slots = self.choker.slots() + self.config.choker.optimistic_slots;
         let Some(s) = self.sessions.get(&conn) else {
             return;
         };
@@ -527,7 +527,7 @@ impl Node {
     /// interested choked peer now rather than at the next rechoke, so upload
     /// capacity does not sit idle for up to a rechoke interval.
     fn fill_free_slots(&mut self) {
-        let slots = self.config.choker.slots + self.config.choker.optimistic_slots;
+        let slots = self.choker.slots() + self.config.choker.optimistic_slots;
         let unchoked_interested = self
             .sessions
             .values()
@@ -567,6 +567,18 @@ impl Node {
                 connected_at: s.connected_at,
             })
             .collect();
+        if let Some(cap) = self.config.upload_capacity_bps {
+            let used: f64 = self.sessions.values().map(|s| s.upload_rate.get(now)).sum();
+            let waiting = peers
+                .iter()
+                .any(|p| p.interested && !self.choker.unchoked().contains(&p.conn));
+            let slots = self.choker.slots();
+            if used < 0.9 * cap as f64 && waiting {
+                self.choker.set_slots(slots + 1);
+            } else if used > 0.98 * cap as f64 {
+                self.choker.set_slots(slots.saturating_sub(1));
+            }
+        }
         let seeding = self.picker.is_complete();
         let unchoke = self
             .choker

@@ -29,6 +29,13 @@ pub struct NodeConfig {
     /// Peers always dialed first and redialed after a loss, whatever the
     /// tracker's sample says: the hub's seeders. Default: none.
     pub pinned_peers: Vec<SocketAddr>,
+    /// Our upload capacity in bytes per second, when known (the configured
+    /// upload limit, or the link speed). While measured upload stays below 90%
+    /// of it, each rechoke opens one more regular slot (up to
+    /// `choker.max_slots`), so an uplink whose unchoked peers are busy
+    /// downloading from others does not sit idle; above 98% it closes one.
+    /// Default: unknown (fixed slots).
+    pub upload_capacity_bps: Option<u64>,
     /// Peers asked from the tracker per announce. Default: 50.
     pub numwant: u32,
     /// Wait this long before retrying a failed announce. Default: 30 s.
@@ -60,6 +67,7 @@ impl NodeConfig {
             require_auth: true,
             max_peers: 50,
             pinned_peers: Vec::new(),
+            upload_capacity_bps: None,
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,

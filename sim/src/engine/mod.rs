@@ -511,6 +511,7 @@ impl Sim {
         config.choker.rechoke_interval = p.rechoke_interval.0;
         config.choker.optimistic_interval = p.optimistic_interval.0;
         config.max_peers = p.max_peers;
+        config.upload_capacity_bps = Some(self.net_up_bps(h) as u64);
         if h != HUB {
             // Clients always keep a connection to the hub seeder (when it has room).
             config.pinned_peers = vec![self.hosts[HUB].addr];
@@ -528,6 +529,22 @@ impl Sim {
         host.timer_at = None;
         host.node = Some(Node::new(config, have, seed, self.now));
         self.input(h, Input::Start);
+    }
+
+    /// Upload capacity of host `h` in bytes per second.
+    pub(crate) fn net_up_bps(&self, h: usize) -> f64 {
+        if h == HUB {
+            self.scenario.hub.upload.bytes_per_s()
+        } else {
+            let mut i = h - 1;
+            for g in &self.scenario.groups {
+                if i < g.count {
+                    return g.upload.bytes_per_s();
+                }
+                i -= g.count;
+            }
+            0.0
+        }
     }
 
     /// Hub upload slots: the scenario's, or enough to fill the hub's uplink at
