@@ -29,6 +29,8 @@ pub struct HostSpec {
     pub corrupt: bool,
     /// Upload capacity in bytes per second.
     pub upload_bps: u64,
+    /// Super-seed once complete (the hub's mode).
+    pub super_seed: bool,
 }
 
 /// One host of the swarm: a node and its storage.
@@ -142,6 +144,7 @@ impl Swarm {
                 let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), 6881);
                 let mut config = NodeConfig::new(meta.info_hash, Id20::new(id), geometry);
                 config.listen_port = 6881;
+                config.super_seed = spec.super_seed;
                 let have = if spec.seed {
                     PieceSet::full(geometry.num_pieces())
                 } else {

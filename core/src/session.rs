@@ -219,6 +219,12 @@ pub struct Session {
     pub snubbed: bool,
     /// The peer announced it only uploads (BEP 21 style `upload_only`).
     pub upload_only: bool,
+    /// Super-seeding: pieces advertised to this peer and not yet seen spread.
+    pub super_pending: Vec<u32>,
+    /// Super-seeding: when this peer finished its pieces and nobody took them.
+    pub super_stalled_since: Option<Instant>,
+    /// Super-seeding: this peer was shown every piece and is served normally.
+    pub super_revealed: bool,
     bitfield_allowed: bool,
 }
 
@@ -258,6 +264,9 @@ impl Session {
             choked_at: now,
             snubbed: false,
             upload_only: false,
+            super_pending: Vec::new(),
+            super_stalled_since: None,
+            super_revealed: false,
             bitfield_allowed: true,
         }
     }

@@ -90,6 +90,14 @@ pub struct Hub {
     pub upload_slots: Option<usize>,
     /// Site of the hub (topology).
     pub site: Option<String>,
+    /// The hub super-seeds (advertises a piece or two per peer at a time, so
+    /// each piece leaves it about once). Default true.
+    #[serde(default = "default_true")]
+    pub super_seed: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_hub_connections() -> usize {

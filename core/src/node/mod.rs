@@ -12,6 +12,7 @@
 //! and to hash pieces ([`Output::VerifyPiece`]), so the simulator can skip both.
 
 mod peers;
+mod superseed;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -69,8 +70,16 @@ pub struct Node {
     /// Listen addresses of connected peers (dialed, or learned from the extended handshake).
     connected_addrs: BTreeMap<SocketAddr, ConnId>,
     dialing: BTreeSet<SocketAddr>,
+    /// Super-seeding: per piece, the connections it is advertised to.
+    super_advertised_to: Vec<Vec<ConnId>>,
+    /// Super-seeding: per piece, how often it was advertised.
+    super_advert_count: Vec<u32>,
     /// Next check of the per-connection timers, while there are connections.
     next_tick: Option<Instant>,
+    /// Every peer address the tracker ever named (for redialing when short).
+    known: BTreeSet<SocketAddr>,
+    /// Next time the candidates may be refilled from `known`.
+    refill_at: Option<Instant>,
     /// Do not redial a pinned peer before this (after a failed dial).
     pinned_retry_at: Option<Instant>,
     next_rechoke: Instant,
@@ -103,7 +112,19 @@ impl Node {
             connected_addrs: BTreeMap::new(),
             dialing: BTreeSet::new(),
             pinned_retry_at: None,
+            known: BTreeSet::new(),
+            refill_at: None,
             next_tick: None,
+            super_advertised_to: if config.super_seed {
+                vec![Vec::new(); config.geometry.num_pieces() as usize]
+            } else {
+                Vec::new()
+            },
+            super_advert_count: if config.super_seed {
+                vec![0; config.geometry.num_pieces() as usize]
+            } else {
+                Vec::new()
+            },
             next_rechoke: now + config.choker.rechoke_interval,
             next_announce: None,
             announce_in_flight: false,
@@ -296,6 +317,9 @@ impl Node {
                 }
                 for p in &resp.peers {
                     let addr = SocketAddr::new(p.ip, p.port);
+                    if !self.banned.contains(&PeerKey::Ip(addr.ip())) {
+                        self.known.insert(addr);
+                    }
                     if !self.connected_addrs.contains_key(&addr)
                         && !self.banned.contains(&PeerKey::Ip(addr.ip()))
                     {
@@ -326,7 +350,27 @@ impl Node {
                 self.emit(Output::Connect { addr });
             }
         }
-        while self.sessions.len() + self.dialing.len() < self.config.max_peers {
+        // Dial up to half the connection budget; the other half is left for
+        // peers that dial us, so a flash crowd does not refuse itself.
+        let outbound = self.sessions.values().filter(|s| s.outbound).count();
+        let max_out = self.config.max_peers.div_ceil(2);
+        if self.candidates.is_empty()
+            && outbound + self.dialing.len() < max_out
+            && self.refill_at.is_none_or(|t| self.now >= t)
+        {
+            // Short of peers: try again the ones the tracker named before.
+            self.refill_at = Some(self.now + crate::time::Duration::from_secs(5));
+            let known: Vec<SocketAddr> = self
+                .known
+                .iter()
+                .copied()
+                .filter(|a| !self.connected_addrs.contains_key(a) && !self.dialing.contains(a))
+                .collect();
+            self.candidates.extend(known);
+        }
+        while outbound + self.dialing.len() < max_out
+            && self.sessions.len() + self.dialing.len() < self.config.max_peers
+        {
             let Some(addr) = self.pick_candidate() else {
                 break;
             };
@@ -396,6 +440,7 @@ impl Node {
             for conn in conns {
                 self.session_timers(conn);
             }
+            self.super_tick();
         }
         self.dial_candidates();
     }

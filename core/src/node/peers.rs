@@ -114,7 +114,10 @@ impl Node {
             };
             self.transmit(conn, Message::ExtendedHandshake(ext));
         }
-        if self.picker.have().count() > 0 {
+        if self.super_seeding() {
+            // No bitfield: a piece or two at a time instead.
+            self.super_advertise(conn);
+        } else if self.picker.have().count() > 0 {
             let bits = bytes::Bytes::from(self.picker.have().to_bitfield());
             self.transmit(conn, Message::Bitfield(bits));
         }
@@ -166,9 +169,15 @@ impl Node {
                 let has = session.remote_has.clone();
                 self.picker.add_peer(&has);
                 self.after_remote_pieces_changed(conn, None);
+                if self.super_seeding() {
+                    self.super_after_bitfield(conn);
+                }
             }
             SessionEvent::Have(piece) => {
                 self.picker.peer_has(piece);
+                if self.super_seeding() {
+                    self.super_on_have(conn, piece);
+                }
                 self.after_remote_pieces_changed(conn, Some(piece));
             }
             SessionEvent::Unchoked => self.fill_requests(conn),
@@ -363,7 +372,11 @@ impl Node {
         let conns: Vec<ConnId> = self
             .sessions
             .values()
-            .filter(|s| s.phase == Phase::Established && !s.remote_has.contains(piece))
+            // Peers that have the piece do not need to hear of it, except a
+            // seed (upload-only), which may be super-seeding and watch haves.
+            .filter(|s| {
+                s.phase == Phase::Established && (!s.remote_has.contains(piece) || s.upload_only)
+            })
             .map(|s| s.conn)
             .collect();
         for conn in conns {
@@ -445,6 +458,9 @@ impl Node {
         };
         self.picker.remove_peer(conn, &session.remote_has);
         self.choker.remove(conn);
+        if !session.super_pending.is_empty() {
+            self.super_forget(conn, &session.super_pending);
+        }
         if session.outbound && self.config.pinned_peers.contains(&session.addr) {
             // Redial the hub later, not in a tight loop if it refuses us.
             self.pinned_retry_at = Some(self.now + self.config.announce_retry);

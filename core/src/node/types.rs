@@ -36,6 +36,21 @@ pub struct NodeConfig {
     /// downloading from others does not sit idle; above 98% it closes one.
     /// Default: unknown (fixed slots).
     pub upload_capacity_bps: Option<u64>,
+    /// Once complete, seed by advertising a piece or two at a time (see
+    /// `node::superseed`) so each piece leaves this node about once. For the
+    /// hub. Default: false.
+    pub super_seed: bool,
+    /// Pieces advertised to a peer at once when super-seeding. Default: 2.
+    pub super_seed_pieces: usize,
+    /// A piece that other peers hold is advertised at most this many times
+    /// (pieces nobody else has are always advertised). Default: 2.
+    pub super_seed_max_adverts: u32,
+    /// Fewer interested peers than this and super-seeding gives way to normal
+    /// seeding (a small swarm cannot trade). Default: 4.
+    pub super_seed_min_peers: usize,
+    /// A peer that finished its advertised pieces and saw nobody take them for
+    /// this long is served normally. Default: 10 s.
+    pub super_seed_stall: Duration,
     /// Peers asked from the tracker per announce. Default: 50.
     pub numwant: u32,
     /// Wait this long before retrying a failed announce. Default: 30 s.
@@ -68,6 +83,11 @@ impl NodeConfig {
             max_peers: 50,
             pinned_peers: Vec::new(),
             upload_capacity_bps: None,
+            super_seed: false,
+            super_seed_pieces: 2,
+            super_seed_max_adverts: 2,
+            super_seed_min_peers: 4,
+            super_seed_stall: Duration::from_secs(10),
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,

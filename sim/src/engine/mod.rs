@@ -517,6 +517,7 @@ impl Sim {
             config.pinned_peers = vec![self.hosts[HUB].addr];
         }
         if h == HUB {
+            config.super_seed = self.scenario.hub.super_seed && self.scenario.protocol.p2p;
             config.max_peers = self.scenario.hub.connection_limit;
             config.choker.slots = self.hub_slots();
             config.session.max_upload_inflight = 4;

@@ -13,6 +13,7 @@ fn seed(upload_bps: u64) -> HostSpec {
         seed: true,
         corrupt: false,
         upload_bps,
+        super_seed: false,
     }
 }
 
@@ -21,6 +22,7 @@ fn leecher(upload_bps: u64) -> HostSpec {
         seed: false,
         corrupt: false,
         upload_bps,
+        super_seed: false,
     }
 }
 
@@ -81,6 +83,7 @@ fn corrupt_peer_is_banned_and_others_complete_correctly() {
             seed: true,
             corrupt: true,
             upload_bps: 4_000_000,
+            super_seed: false,
         },
     ];
     specs.extend((0..4).map(|_| leecher(1_000_000)));
@@ -377,4 +380,52 @@ fn handshake_timeout_closes_silent_connections() {
         drain(&mut node);
     }
     assert_eq!(node.peer_count(), 0);
+}
+
+#[test]
+fn super_seeding_hub_sends_few_copies_and_everyone_completes() {
+    let mut specs = vec![HostSpec {
+        super_seed: true,
+        ..seed(4_000_000)
+    }];
+    specs.extend((0..8).map(|_| leecher(2_000_000)));
+    let mut swarm = Swarm::new(4 * MIB, &specs, 11);
+    swarm.start();
+    assert!(
+        swarm.run(Duration::from_secs(600)),
+        "swarm did not complete"
+    );
+    for h in &swarm.hosts[1..] {
+        assert!(h.storage == swarm.data);
+    }
+    let copies = swarm.uploaded(0) as f64 / (4 * MIB) as f64;
+    // Without super-seeding the same swarm pulls far more from the hub.
+    let mut plain = vec![seed(4_000_000)];
+    plain.extend((0..8).map(|_| leecher(2_000_000)));
+    let mut normal = Swarm::new(4 * MIB, &plain, 11);
+    normal.start();
+    assert!(normal.run(Duration::from_secs(600)));
+    let normal_copies = normal.uploaded(0) as f64 / (4 * MIB) as f64;
+    assert!(copies <= 2.5, "super-seeding hub sent {copies:.2} copies");
+    assert!(
+        copies < normal_copies,
+        "super {copies:.2} vs normal {normal_copies:.2}"
+    );
+}
+
+#[test]
+fn super_seeding_does_not_stall_a_lone_puller() {
+    let specs = vec![
+        HostSpec {
+            super_seed: true,
+            ..seed(2_000_000)
+        },
+        leecher(2_000_000),
+    ];
+    let mut swarm = Swarm::new(4 * MIB, &specs, 5);
+    swarm.start();
+    assert!(swarm.run(Duration::from_secs(600)));
+    let done = swarm.hosts[1].completed_at.unwrap().as_secs_f64();
+    // 4 MiB at 2 MB/s is 2.1 s; allow connection set-up, not a stall.
+    assert!(done < 3.0, "lone puller took {done:.2} s");
 }

@@ -1,0 +1,178 @@
+//! Super-seeding (after BEP 16) for the hub: instead of a bitfield, a
+//! super-seed tells each peer about one or two pieces at a time, the rarest it
+//! has advertised least, and tells it about another only when one of those
+//! has spread (a second peer announced it). Each piece then leaves the hub
+//! about once and peers must trade to finish, so the hub sends few copies.
+//!
+//! Once a piece has been advertised `super_seed_max_adverts` times and other
+//! peers hold it, it is not advertised again: the swarm carries it from there.
+//!
+//! In a swarm too small to trade (fewer than `super_seed_min_peers` interested
+//! peers), or when a peer finished its advertised pieces and nobody took them
+//! from it for `super_seed_stall`, the hub reveals everything to that peer and
+//! serves it as a normal seed: super-seeding must never stall a pull.
+
+use super::Node;
+use crate::session::Phase;
+use crate::wire::Message;
+use crate::ConnId;
+
+impl Node {
+    pub(super) fn super_seeding(&self) -> bool {
+        self.config.super_seed && self.picker.is_complete()
+    }
+
+    /// Advertise pieces to `conn` until it has `super_seed_pieces` pending.
+    pub(super) fn super_advertise(&mut self, conn: ConnId) {
+        use rand::RngExt;
+        let want = self.config.super_seed_pieces.max(1);
+        loop {
+            let Some(s) = self.sessions.get(&conn) else {
+                return;
+            };
+            if s.super_revealed || s.super_pending.len() >= want {
+                return;
+            }
+            let n = self.config.geometry.num_pieces();
+            let mut best: Vec<u32> = Vec::new();
+            let mut best_key = (u32::MAX, u32::MAX);
+            for p in 0..n {
+                if s.remote_has.contains(p) || s.super_pending.contains(&p) {
+                    continue;
+                }
+                let availability = self.picker.availability(p);
+                let adverts = self.super_advert_count[p as usize];
+                // Pieces others hold are offered only a few times; pieces
+                // nobody else has are always offered, so nothing can stall.
+                if availability > 0 && adverts >= self.config.super_seed_max_adverts {
+                    continue;
+                }
+                let key = (availability, adverts);
+                if key < best_key {
+                    best_key = key;
+                    best.clear();
+                }
+                if key == best_key {
+                    best.push(p);
+                }
+            }
+            if best.is_empty() {
+                return;
+            }
+            let piece = best[self.rng.random_range(0..best.len())];
+            self.super_advert_count[piece as usize] += 1;
+            self.super_advertised_to[piece as usize].push(conn);
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.super_pending.push(piece);
+                s.super_stalled_since = None;
+            }
+            self.transmit(conn, Message::Have(piece));
+        }
+    }
+
+    /// The peer's bitfield arrived after we advertised: drop advertised pieces
+    /// it already has and advertise others.
+    pub(super) fn super_after_bitfield(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let had: Vec<u32> = s
+            .super_pending
+            .iter()
+            .copied()
+            .filter(|p| s.remote_has.contains(*p))
+            .collect();
+        s.super_pending.retain(|p| !had.contains(p));
+        self.super_forget(conn, &had);
+        self.super_advertise(conn);
+    }
+
+    /// Peer `from` announced `piece`.
+    pub(super) fn super_on_have(&mut self, from: ConnId, piece: u32) {
+        let spread = self.picker.availability(piece) >= 2;
+        let Some(list) = self.super_advertised_to.get_mut(piece as usize) else {
+            return;
+        };
+        let waiting = std::mem::take(list);
+        let mut keep = Vec::new();
+        let mut advance = Vec::new();
+        for conn in waiting {
+            if conn == from && !spread {
+                // It finished the piece but nobody else has it yet: wait.
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    s.super_stalled_since.get_or_insert(self.now);
+                }
+                keep.push(conn);
+            } else {
+                advance.push(conn);
+            }
+        }
+        self.super_advertised_to[piece as usize] = keep;
+        if !spread && self.super_swarm_is_small() {
+            // Nobody to trade with: do not make a lone puller wait.
+            self.super_reveal(from);
+        }
+        for conn in advance {
+            if let Some(s) = self.sessions.get_mut(&conn) {
+                s.super_pending.retain(|p| *p != piece);
+            }
+            self.super_advertise(conn);
+        }
+    }
+
+    /// Per-tick check: reveal everything when the swarm is too small to trade,
+    /// or to a peer that has been waiting too long.
+    pub(super) fn super_tick(&mut self) {
+        if !self.super_seeding() {
+            return;
+        }
+        let now = self.now;
+        let stall = self.config.super_seed_stall;
+        let small = self.super_swarm_is_small();
+        let reveal: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.phase == Phase::Established && !s.super_revealed)
+            .filter(|s| small || s.super_stalled_since.is_some_and(|t| now >= t + stall))
+            .map(|s| s.conn)
+            .collect();
+        for conn in reveal {
+            self.super_reveal(conn);
+        }
+    }
+
+    fn super_swarm_is_small(&self) -> bool {
+        let interested = self
+            .sessions
+            .values()
+            .filter(|s| s.phase == Phase::Established && s.peer_interested && !s.super_revealed)
+            .count();
+        interested < self.config.super_seed_min_peers
+    }
+
+    /// Serve `conn` as a normal seed from now on.
+    pub(super) fn super_reveal(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.super_revealed = true;
+        let pending = std::mem::take(&mut s.super_pending);
+        let missing: Vec<u32> = (0..self.config.geometry.num_pieces())
+            .filter(|p| !s.remote_has.contains(*p) && !pending.contains(p))
+            .collect();
+        self.super_forget(conn, &pending);
+        // A bitfield may only open a connection; later, one have per piece.
+        for piece in missing {
+            self.transmit(conn, Message::Have(piece));
+        }
+    }
+
+    /// Forget `conn`'s advertised pieces (it left or was revealed everything).
+    pub(super) fn super_forget(&mut self, conn: ConnId, pending: &[u32]) {
+        for &p in pending {
+            if let Some(list) = self.super_advertised_to.get_mut(p as usize) {
+                list.retain(|c| *c != conn);
+            }
+        }
+    }
+}
