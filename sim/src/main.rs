@@ -59,6 +59,14 @@ enum Cmd {
     },
 }
 
+/// Print a line to stdout; a closed pipe (`| head`) is not an error worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -123,7 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let summaries = sweep::run_grid(&points, &path, seed, &out, threads, &|_| pb.inc(1))?;
             pb.finish_and_clear();
             sweep::write_csv(&points, &summaries, &out)?;
-            println!(
+            say!(
                 "{} points -> {}",
                 points.len(),
                 out.join("sweep.csv").display()
@@ -131,7 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for (p, s) in points.iter().zip(&summaries) {
                 let keys: Vec<String> =
                     p.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
+                say!(
                     "  {:<40} max {:>9} s  bound {:>9.1} s  hub copies {:>7.2}",
                     keys.join(" "),
                     s.completion_s.max.map_or("-".into(), |m| format!("{m:.1}")),
@@ -143,20 +151,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Bound { scenario: path } => {
             let (scenario, _) = Scenario::load(&path)?;
             let b = bound::bound(&scenario);
-            println!("scenario            {}", scenario.name);
-            println!(
+            say!("scenario            {}", scenario.name);
+            say!(
                 "hub sends one copy  F/u_s            = {:.3} s",
                 b.hub_copy_s
             );
-            println!(
+            say!(
                 "slowest download    F/d_min          = {:.3} s",
                 b.slowest_download_s
             );
-            println!(
+            say!(
                 "total upload        N*F/(u_s+sum u_i) = {:.3} s",
                 b.total_upload_s
             );
-            println!("bound_s             {:.3}", b.bound_s);
+            say!("bound_s             {:.3}", b.bound_s);
         }
     }
     Ok(())
@@ -164,30 +172,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn print_summary(s: &swarmhub_sim::Summary, out: &std::path::Path) {
     let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
-    println!(
+    say!(
         "scenario {} seed {} ({} peers, p2p {})",
-        s.scenario, s.seed, s.peers, s.p2p
+        s.scenario,
+        s.seed,
+        s.peers,
+        s.p2p
     );
-    println!("completed       {}/{}", s.completed, s.peers);
-    println!(
+    say!("completed       {}/{}", s.completed, s.peers);
+    say!(
         "completion s    p50 {}  p90 {}  p99 {}  max {}",
         f(s.completion_s.p50),
         f(s.completion_s.p90),
         f(s.completion_s.p99),
         f(s.completion_s.max)
     );
-    println!(
+    say!(
         "bound s         {:.2}  (max/bound {})",
         s.bound_s,
         f(s.ratio_to_bound)
     );
-    println!(
+    say!(
         "hub copies      {:.2}  (hub sent {} bytes; peers sent {})",
-        s.hub_copies, s.hub_bytes_up, s.peer_bytes_up
+        s.hub_copies,
+        s.hub_bytes_up,
+        s.peer_bytes_up
     );
-    println!(
+    say!(
         "events          {}  in {:.2} s wall ({:.0} events/s, {:.1} simulated s per wall s)",
-        s.events, s.wall_s, s.events_per_s, s.sim_s_per_wall_s
+        s.events,
+        s.wall_s,
+        s.events_per_s,
+        s.sim_s_per_wall_s
     );
-    println!("outputs         {}", out.display());
+    say!("outputs         {}", out.display());
 }

@@ -25,6 +25,9 @@
 
 use std::collections::BTreeSet;
 
+/// Senders with at most this many flows update every receiver on a change.
+const FANOUT_EXACT: usize = 64;
+
 use swarmhub_core::{Duration, Instant};
 
 /// A flow handle: slot index and generation (slots are reused).
@@ -44,7 +47,9 @@ struct Flow {
     rate: f64,
     recv_grant: f64,
     updated: Instant,
-    /// Bumped whenever the finish time changes, so stale finish events are ignored.
+    /// When the pending finish event of this flow fires.
+    scheduled: Instant,
+    /// Bumped whenever a new finish event is issued, so stale ones are ignored.
     epoch: u64,
 }
 
@@ -180,6 +185,7 @@ impl Net {
             rate: 0.0,
             recv_grant: 0.0,
             updated: now,
+            scheduled: now,
             epoch: 0,
         };
         let index = match self.free.pop() {
@@ -211,14 +217,10 @@ impl Net {
         flow.remaining = bytes as f64;
         flow.updated = now;
         flow.epoch += 1;
-        let secs = if flow.rate > 0.0 {
-            flow.remaining / flow.rate
-        } else {
-            1e9
-        };
+        flow.scheduled = finish_time(now, flow.remaining, flow.rate);
         Some(Reschedule {
             flow: id,
-            at: now + Duration::from_micros((secs * 1e6).ceil() as u64),
+            at: flow.scheduled,
             epoch: flow.epoch,
         })
     }
@@ -262,8 +264,14 @@ impl Net {
         // Receivers whose incoming offers may have changed.
         let mut receivers: BTreeSet<usize> = BTreeSet::new();
         receivers.insert(dst);
-        for &f in &self.hosts[src].out_flows {
-            receivers.insert(self.flow(f).dst);
+        // A sender with many flows changes each one's offer by under 1/64 when
+        // one flow comes or goes; pushing that to every receiver would cost
+        // O(fan-out x fan-in) per event at a busy hub. Its other flows keep
+        // their grants (still within every capacity) until they change.
+        if self.hosts[src].out_flows.len() <= FANOUT_EXACT {
+            for &f in &self.hosts[src].out_flows {
+                receivers.insert(self.flow(f).dst);
+            }
         }
         for &l in links {
             for &f in &self.links[l].flows {
@@ -291,6 +299,21 @@ impl Net {
         let mut spare = std::mem::take(&mut self.scratch_spare);
         spare.resize(self.hosts.len(), 0.0);
         for &s in &senders {
+            if s != src && self.hosts[s].out_flows.len() > FANOUT_EXACT {
+                // A busy sender touched only through one of its receivers: its
+                // flows into the changed receivers take the smaller of their
+                // grant and its equal share; no spare is offered. The full
+                // water-fill runs whenever one of its own flows starts or ends.
+                let share = self.hosts[s].up / self.hosts[s].out_flows.len() as f64;
+                for &f in &self.hosts[s].out_flows {
+                    let flow = self.flow(f);
+                    if receivers.contains(&flow.dst) {
+                        first[f as usize] = flow.recv_grant.min(share);
+                    }
+                }
+                spare[s] = 0.0;
+                continue;
+            }
             demands.clear();
             for &f in &self.hosts[s].out_flows {
                 demands.push((f, self.flow(f).recv_grant));
@@ -322,6 +345,20 @@ impl Net {
             }
         }
         for &s in &senders {
+            if s != src && self.hosts[s].out_flows.len() > FANOUT_EXACT {
+                let share = self.hosts[s].up / self.hosts[s].out_flows.len() as f64;
+                let touched: Vec<(u32, f64)> = self.hosts[s]
+                    .out_flows
+                    .iter()
+                    .map(|&f| (f, self.flow(f)))
+                    .filter(|(_, flow)| receivers.contains(&flow.dst))
+                    .map(|(f, flow)| (f, flow.recv_grant.min(share)))
+                    .collect();
+                for (f, rate) in touched {
+                    self.set_rate(now, f, rate, out);
+                }
+                continue;
+            }
             demands.clear();
             for &f in &self.hosts[s].out_flows {
                 demands.push((f, self.flow(f).recv_grant));
@@ -357,18 +394,45 @@ impl Net {
             return;
         }
         flow.rate = rate;
+        let at = finish_time(now, flow.remaining, rate);
+        // A slower rate finishes later: the pending event fires early and
+        // `due` issues the next one then. Only an earlier finish needs a new
+        // event now; this keeps busy hosts from flooding the queue.
+        if !first && at >= flow.scheduled {
+            return;
+        }
         flow.epoch += 1;
-        let secs = if rate > 0.0 {
-            flow.remaining / rate
-        } else {
-            1e9
-        };
-        let at = now + Duration::from_micros((secs * 1e6).ceil() as u64);
+        flow.scheduled = at;
         out.push(Reschedule {
             flow: id,
             at,
             epoch: flow.epoch,
         });
+    }
+
+    /// The finish event of `id` fired at `now`: `Ok` when the flow has moved all
+    /// its bytes, otherwise the event to schedule for the rest.
+    pub fn due(&mut self, now: Instant, id: FlowId) -> Result<(), Reschedule> {
+        let Some(flow) = self
+            .flows
+            .get_mut(id.index as usize)
+            .and_then(|f| f.as_mut())
+        else {
+            return Ok(());
+        };
+        let elapsed = now.saturating_since(flow.updated).as_secs_f64();
+        flow.remaining = (flow.remaining - flow.rate * elapsed).max(0.0);
+        flow.updated = now;
+        if flow.remaining <= 1.0 {
+            return Ok(());
+        }
+        flow.epoch += 1;
+        flow.scheduled = finish_time(now, flow.remaining, flow.rate);
+        Err(Reschedule {
+            flow: id,
+            at: flow.scheduled,
+            epoch: flow.epoch,
+        })
     }
 
     /// Exact max-min fair rates of all flows by progressive filling (for tests
@@ -428,6 +492,12 @@ impl Net {
             .map(|(i, _)| (self.id(i as u32), rate[i].unwrap_or(0.0)))
             .collect()
     }
+}
+
+/// When `remaining` bytes at `rate` bytes/s are through, rounded up to a microsecond.
+fn finish_time(now: Instant, remaining: f64, rate: f64) -> Instant {
+    let secs = if rate > 0.0 { remaining / rate } else { 1e9 };
+    now + Duration::from_micros((secs * 1e6).ceil() as u64)
 }
 
 /// Max-min share of `cap` among demands: a demand below the equal share gets

@@ -224,6 +224,18 @@ impl Sim {
         if self.net.epoch(flow) != Some(epoch) {
             return;
         }
+        if let Err(r) = self.net.due(self.now, flow) {
+            // The flow slowed down since this event was set: not done yet.
+            self.schedule(
+                r.at,
+                Ev::FlowDone {
+                    conn,
+                    flow,
+                    epoch: r.epoch,
+                },
+            );
+            return;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };

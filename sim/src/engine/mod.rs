@@ -385,6 +385,9 @@ impl Sim {
         let end = Instant::ZERO + self.scenario.duration.0;
         let total = self.hosts.len() - 1;
         let mut last_report = Instant::ZERO;
+        // SWARMHUB_SIM_PROFILE=1 prints how many events of each kind ran.
+        let profile = std::env::var_os("SWARMHUB_SIM_PROFILE").is_some();
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         while let Some(Reverse(q)) = self.queue.pop() {
             if q.at > end {
                 self.now = end;
@@ -395,6 +398,11 @@ impl Sim {
             let ev = self.payloads[q.slot as usize]
                 .take()
                 .expect("queued event has a payload");
+            if profile {
+                let name = format!("{ev:?}");
+                let name = name.split([' ', '(', '{']).next().unwrap_or("").to_string();
+                *counts.entry(name).or_insert(0u64) += 1;
+            }
             self.free_slots.push(q.slot);
             self.handle(ev);
             if self.now.saturating_since(last_report) >= Duration::from_secs(5) {
@@ -407,6 +415,11 @@ impl Sim {
         }
         self.close_timeline();
         progress(self.now, self.completed, total);
+        if profile {
+            for (name, n) in &counts {
+                eprintln!("{name:>16} {n:>12}");
+            }
+        }
     }
 
     fn finished(&self) -> bool {
