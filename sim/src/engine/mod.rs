@@ -422,11 +422,10 @@ impl Sim {
         }
     }
 
+    /// Every peer complete or gone for good, and nobody left to join or restart.
+    /// O(1): kept by counters, since it runs after every event.
     fn finished(&self) -> bool {
-        self.hosts[1..]
-            .iter()
-            .all(|h| h.complete_at.is_some() || h.state == HostState::Left)
-            && self.pending_starts == 0
+        self.incomplete_alive == 0 && self.pending_starts == 0
     }
 
     fn handle(&mut self, ev: Ev) {
