@@ -23,7 +23,6 @@
 //! capacity. [`Net::exact_rates`] computes exact max-min by progressive filling
 //! for that comparison.
 
-use std::collections::BTreeSet;
 
 /// Senders with at most this many flows update every receiver on a change.
 const FANOUT_EXACT: usize = 64;
@@ -262,24 +261,24 @@ impl Net {
         out: &mut Vec<Reschedule>,
     ) {
         // Receivers whose incoming offers may have changed.
-        let mut receivers: BTreeSet<usize> = BTreeSet::new();
-        receivers.insert(dst);
+        let mut receivers: Vec<usize> = vec![dst];
         // A sender with many flows changes each one's offer by under 1/64 when
         // one flow comes or goes; pushing that to every receiver would cost
         // O(fan-out x fan-in) per event at a busy hub. Its other flows keep
         // their grants (still within every capacity) until they change.
         if self.hosts[src].out_flows.len() <= FANOUT_EXACT {
             for &f in &self.hosts[src].out_flows {
-                receivers.insert(self.flow(f).dst);
+                receivers.push(self.flow(f).dst);
             }
         }
         for &l in links {
             for &f in &self.links[l].flows {
-                receivers.insert(self.flow(f).dst);
+                receivers.push(self.flow(f).dst);
             }
         }
-        let mut senders: BTreeSet<usize> = BTreeSet::new();
-        senders.insert(src);
+        receivers.sort_unstable();
+        receivers.dedup();
+        let mut senders: Vec<usize> = vec![src];
         let mut demands: Vec<(u32, f64)> = Vec::new();
         for &r in &receivers {
             demands.clear();
@@ -290,9 +289,11 @@ impl Net {
             for (f, g) in grants {
                 let flow = self.flows[f as usize].as_mut().expect("live flow");
                 flow.recv_grant = g;
-                senders.insert(flow.src);
+                senders.push(flow.src);
             }
         }
+        senders.sort_unstable();
+        senders.dedup();
         // Round 1: senders share their upload over what receivers granted.
         let mut first = std::mem::take(&mut self.scratch_rate);
         first.resize(self.flows.len(), 0.0);
@@ -307,7 +308,7 @@ impl Net {
                 let share = self.hosts[s].up / self.hosts[s].out_flows.len() as f64;
                 for &f in &self.hosts[s].out_flows {
                     let flow = self.flow(f);
-                    if receivers.contains(&flow.dst) {
+                    if receivers.binary_search(&flow.dst).is_ok() {
                         first[f as usize] = flow.recv_grant.min(share);
                     }
                 }
@@ -351,7 +352,7 @@ impl Net {
                     .out_flows
                     .iter()
                     .map(|&f| (f, self.flow(f)))
-                    .filter(|(_, flow)| receivers.contains(&flow.dst))
+                    .filter(|(_, flow)| receivers.binary_search(&flow.dst).is_ok())
                     .map(|(f, flow)| (f, flow.recv_grant.min(share)))
                     .collect();
                 for (f, rate) in touched {
