@@ -23,7 +23,6 @@
 //! capacity. [`Net::exact_rates`] computes exact max-min by progressive filling
 //! for that comparison.
 
-
 /// Senders with at most this many flows update every receiver on a change.
 const FANOUT_EXACT: usize = 64;
 

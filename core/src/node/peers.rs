@@ -31,7 +31,7 @@ impl Node {
             Some(DisconnectReason::Banned)
         } else if self.config.require_auth && identity.is_none() {
             Some(DisconnectReason::NotAuthenticated)
-        } else if self.sessions.len() >= self.config.max_peers {
+        } else if self.sessions.len() >= self.config.max_peers || !outbound && self.inbound_full() {
             Some(DisconnectReason::TooManyPeers)
         } else {
             None
@@ -50,6 +50,19 @@ impl Node {
             self.send_handshake(conn);
         }
         Ok(())
+    }
+
+    /// Half the connection budget of a downloading node is for peers that dial
+    /// us. Keeping it to half means the first peers of a flash crowd cannot fill every slot of
+    /// each other, leaving late arrivals with few connections.
+    fn inbound_full(&self) -> bool {
+        if self.picker.is_complete() {
+            // A seed dials nobody; its whole budget is for peers that dial it.
+            return false;
+        }
+        let inbound = self.sessions.values().filter(|s| !s.outbound).count();
+        inbound >= self.config.max_peers - self.config.max_peers.div_ceil(2)
+            && self.config.max_peers > 1
     }
 
     fn send_handshake(&mut self, conn: ConnId) {
