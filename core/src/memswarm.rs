@@ -16,7 +16,7 @@ use crate::metainfo::{ImageHasher, Metainfo};
 use crate::node::{Input, Node, NodeConfig, NodeEvent, Output};
 use crate::pieceset::PieceSet;
 use crate::time::{Duration, Instant};
-use crate::tracker::{AnnounceRequest, Auth, Tracker, TrackerConfig};
+use crate::tracker::{Auth, Tracker, TrackerConfig};
 use crate::wire::{Decoder, DecoderLimits, Message};
 use crate::{ConnId, Id20};
 
@@ -288,18 +288,8 @@ impl Swarm {
                 Output::Disconnect { conn } => self.disconnect(conn),
                 Output::Announce(p) => {
                     let h = &self.hosts[host];
-                    let req = AnnounceRequest {
-                        info_hash: self.meta.info_hash,
-                        peer_id: h.node.config().peer_id,
-                        ip: h.addr.ip(),
-                        port: p.port,
-                        uploaded: p.uploaded,
-                        downloaded: p.downloaded,
-                        left: p.left,
-                        event: p.event,
-                        numwant: Some(p.numwant),
-                        compact: true,
-                    };
+                    let req =
+                        p.to_request(self.meta.info_hash, h.node.config().peer_id, h.addr.ip());
                     let auth = Auth::Verified {
                         identity: h.identity.clone(),
                         registered: true,

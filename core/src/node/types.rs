@@ -189,6 +189,30 @@ pub struct AnnounceParams {
     pub port: u16,
 }
 
+impl AnnounceParams {
+    /// The tracker request for these figures, from the peer `peer_id` of
+    /// image `info_hash` reached at `ip`.
+    pub fn to_request(
+        &self,
+        info_hash: Id20,
+        peer_id: Id20,
+        ip: std::net::IpAddr,
+    ) -> crate::tracker::AnnounceRequest {
+        crate::tracker::AnnounceRequest {
+            info_hash,
+            peer_id,
+            ip,
+            port: self.port,
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            left: self.left,
+            event: self.event,
+            numwant: Some(self.numwant),
+            compact: true,
+        }
+    }
+}
+
 /// Something the node asks the driver to do, or tells it.
 #[derive(Clone, Debug)]
 pub enum Output {

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use swarmhub_core::node::AnnounceParams;
-use swarmhub_core::tracker::{AnnounceRequest, Auth};
+use swarmhub_core::tracker::Auth;
 use swarmhub_core::wire::Message;
 use swarmhub_core::{ConnId, Duration, Input, NodeEvent, Output};
 
@@ -406,18 +406,11 @@ impl Sim {
         let result = if self.hub_down {
             Err("hub unreachable: connection timed out".to_string())
         } else {
-            let req = AnnounceRequest {
-                info_hash: self.info_hash,
-                peer_id: self.hosts[h].peer_id,
-                ip: self.hosts[h].addr.ip(),
-                port: p.port,
-                uploaded: p.uploaded,
-                downloaded: p.downloaded,
-                left: p.left,
-                event: p.event,
-                numwant: Some(p.numwant),
-                compact: true,
-            };
+            let req = p.to_request(
+                self.info_hash,
+                self.hosts[h].peer_id,
+                self.hosts[h].addr.ip(),
+            );
             let auth = Auth::Verified {
                 identity: identity(h),
                 registered: true,
