@@ -3,12 +3,15 @@
 #
 #   node/bench/loopback.sh            # both scenarios
 #   ONE_GIB=2 MANY=16 MANY_GIB=1 node/bench/loopback.sh
+#   SCENARIOS=tls ONE_GIB=1 node/bench/loopback.sh   # scenario 1, peer TLS on vs off
 #
 # 1. One hub to one client, ONE_GIB GiB image (default 2): MB/s, and CPU seconds
 #    per GB on each side (user+system, from /proc).
 # 2. One hub and MANY clients (default 16), MANY_GIB GiB image (default 1): time
 #    until all complete, hub bytes up / image size.
 # HUB_UPLOAD_RATE (e.g. 100M) caps the hub seeder's upload, as a hub uplink would.
+# Peer links are mutual TLS (the default) unless PEER_TLS=off; SCENARIOS=tls runs
+# scenario 1 with peer TLS on, then off, alternating ROUNDS times (default 2).
 # Figures vary with the machine; record them with the command line used.
 set -euo pipefail
 
@@ -16,6 +19,9 @@ ONE_GIB=${ONE_GIB:-2}
 MANY=${MANY:-16}
 MANY_GIB=${MANY_GIB:-1}
 HUB_UPLOAD_RATE=${HUB_UPLOAD_RATE:-unlimited}
+PEER_TLS=${PEER_TLS:-on}
+SCENARIOS=${SCENARIOS:-all}
+ROUNDS=${ROUNDS:-2}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${SWARMHUB_BIN:-$TARGET/release/swarmhub}
@@ -40,25 +46,28 @@ start_hub() { # $1 = image GiB
   rm -rf "$WORK/hub" "$WORK/clients"; mkdir -p "$WORK/hub" "$WORK/clients"
   head -c $((gib << 30)) /dev/urandom > "$WORK/image.bin"
   "$BIN" hub --dir "$WORK/hub" image add bench:1 "$WORK/image.bin" >&2
+  "$BIN" hub --dir "$WORK/hub" config --peer-tls="$PEER_TLS" >/dev/null 2>&1
   rm -f "$WORK/image.bin"
   "$BIN" hub --dir "$WORK/hub" serve --listen 127.0.0.1:0 --seed-ports 0 --announce-interval 5 --max-upload-rate "$HUB_UPLOAD_RATE" \
     >/dev/null 2>"$WORK/hub.err" &
   HUB_PID=$!
   for _ in $(seq 100); do [ -f "$WORK/hub/run/api.addr" ] && break; sleep 0.1; done
-  API="http://$(cat "$WORK/hub/run/api.addr")"
+  API="https://$(cat "$WORK/hub/run/api.addr")"
 }
 
 login() { # $1 = client name
-  local key
+  local key fp
   key=$("$BIN" hub --dir "$WORK/hub" user add "$1" 2>/dev/null)
-  SWARMHUB_HOME="$WORK/clients/$1" "$BIN" login "$API" --key "$key" >/dev/null
+  fp=$("$BIN" hub --dir "$WORK/hub" config --all 2>/dev/null | sed -n 's/^Hub CA fingerprint (SHA-256): //p')
+  SWARMHUB_HOME="$WORK/clients/$1" "$BIN" login "$API" --key "$key" --fingerprint "$fp" >/dev/null 2>&1
 }
 
 stop_hub() {
   kill -TERM "$HUB_PID"; wait "$HUB_PID" || true; HUB_PID=""
 }
 
-echo "== 1 hub -> 1 client, ${ONE_GIB} GiB image (loopback, release build)"
+one_to_one() {
+echo "== 1 hub -> 1 client, ${ONE_GIB} GiB image (loopback, release build, peer TLS $PEER_TLS)"
 start_hub "$ONE_GIB"
 login c0
 hub_cpu0=$(cpu_s "$HUB_PID")
@@ -78,8 +87,18 @@ print(f"client CPU {u + s:.2f} s = {(u + s) / gb:.2f} CPU s/GB (incl. file SHA-2
 print(f"hub CPU {h1 - h0:.2f} s = {(h1 - h0) / gb:.2f} CPU s/GB")
 PY
 stop_hub
+}
 
-echo "== 1 hub + ${MANY} clients at once, ${MANY_GIB} GiB image"
+if [ "$SCENARIOS" = tls ]; then
+  for _ in $(seq "$ROUNDS"); do
+    PEER_TLS=on one_to_one
+    PEER_TLS=off one_to_one
+  done
+  exit 0
+fi
+one_to_one
+
+echo "== 1 hub + ${MANY} clients at once, ${MANY_GIB} GiB image (peer TLS $PEER_TLS)"
 start_hub "$MANY_GIB"
 for i in $(seq "$MANY"); do login "c$i"; done
 start=$(date +%s.%N)

@@ -37,9 +37,6 @@ pub enum DbError {
     /// The user exists already.
     #[error("user {0:?} already exists; remove it first with `swarmhub hub user rm {0}`")]
     UserExists(String),
-    /// The name belongs to a revoked user.
-    #[error("user {0:?} was revoked and cannot be re-enrolled; choose another name")]
-    UserRevoked(String),
     /// No such user.
     #[error("no user named {0:?}")]
     NoSuchUser(String),
@@ -81,7 +78,8 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     key_hash TEXT,
     secret_hash TEXT UNIQUE,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    cert_key TEXT
 );
 CREATE TABLE IF NOT EXISTS images (
     name TEXT PRIMARY KEY,
@@ -107,6 +105,12 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // Databases made before certificates: add the column (once).
+        let has_cert_key = conn.prepare("SELECT cert_key FROM users LIMIT 0").is_ok();
+        if !has_cert_key {
+            conn.execute_batch("ALTER TABLE users ADD COLUMN cert_key TEXT")
+                .map_err(err)?;
+        }
         Ok(Db {
             conn,
             path: path.to_owned(),
@@ -159,7 +163,8 @@ impl Db {
     // ---- users (hub) ----
 
     /// Add a user with a one-time enrollment key (stored hashed). A revoked name
-    /// stays revoked (peers and the tracker remember revoked identities).
+    /// is enrolled again: it gets a fresh key, its old secret stays dead, and
+    /// the hub lifts the tracker's revocation when it picks the change up.
     pub fn add_user(&self, name: &str, key_hash: &str) -> Result<(), DbError> {
         let revoked: Option<bool> = self
             .conn
@@ -170,7 +175,15 @@ impl Db {
             .map_err(|e| self.err(e))?;
         match revoked {
             Some(false) => Err(DbError::UserExists(name.to_owned())),
-            Some(true) => Err(DbError::UserRevoked(name.to_owned())),
+            Some(true) => self
+                .conn
+                .execute(
+                    "UPDATE users SET revoked = 0, key_hash = ?2, secret_hash = NULL,
+                     cert_key = NULL WHERE name = ?1",
+                    params![name, key_hash],
+                )
+                .map(|_| ())
+                .map_err(|e| self.err(e)),
             None => self
                 .conn
                 .execute(
@@ -211,6 +224,42 @@ impl Db {
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(name)
+    }
+
+    /// Whether user `name` is revoked, and the key (SHA-256 of the public
+    /// key info, hex) its certificates must carry; `None` if no such user.
+    pub fn user_cert_state(&self, name: &str) -> Result<Option<(bool, Option<String>)>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT revoked, cert_key FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Bind user `name` to the key its certificates carry.
+    pub fn set_cert_key(&self, name: &str, cert_key: &str) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE users SET cert_key = ?2 WHERE name = ?1",
+                params![name, cert_key],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every enrolled user's certificate key, by name.
+    pub fn cert_keys(&self) -> Result<Vec<(String, String)>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, cert_key FROM users WHERE cert_key IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// The user holding a client secret, and whether it is revoked.
@@ -335,6 +384,15 @@ mod tests {
             Some(("alice".into(), true))
         );
         assert!(matches!(db.revoke_user("bob"), Err(DbError::NoSuchUser(_))));
+        // Re-enrolling a revoked name: new key works once, the old secret stays dead.
+        db.add_user("alice", "k3").expect("re-add revoked name");
+        assert_eq!(db.user_by_secret("s1").expect("q"), None);
+        assert_eq!(db.enroll("k1", "s3").expect("enroll"), None);
+        assert_eq!(db.enroll("k3", "s3").expect("enroll"), Some("alice".into()));
+        assert_eq!(
+            db.user_by_secret("s3").expect("q"),
+            Some(("alice".into(), false))
+        );
     }
 
     #[test]

@@ -15,4 +15,5 @@ pub mod paths;
 pub mod peer;
 pub mod rate;
 pub mod store;
+pub mod tls;
 pub mod util;

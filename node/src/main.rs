@@ -32,11 +32,15 @@ enum Cmd {
     Hub(HubArgs),
     /// Enroll with a hub and store the credentials.
     Login {
-        /// Hub URL, e.g. http://hub.example:7070
+        /// Hub URL, e.g. https://hub.example:7070
         hub_url: String,
         /// Enrollment key from `swarmhub hub user add NAME`.
         #[arg(long)]
         key: String,
+        /// Expected SHA-256 fingerprint of the hub CA (from `swarmhub hub config
+        /// --all`); without it, login asks.
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
     /// Download an image (NAME:TAG) from the hub and peers.
     Pull {
@@ -130,6 +134,10 @@ enum HubCmd {
         /// Address clients reach the seeder at (default: the address they reach the API on).
         #[arg(long)]
         advertise_ip: Option<IpAddr>,
+        /// Lifetime of client certificates (e.g. 12h, 90m, 30s); clients renew
+        /// when a third is left.
+        #[arg(long, value_parser = parse_lifetime, default_value = "12h")]
+        cert_lifetime: std::time::Duration,
     },
     /// Manage cached images.
     Image {
@@ -157,7 +165,31 @@ enum HubCmd {
         /// Print every setting.
         #[arg(long)]
         all: bool,
+        /// Mutual TLS on peer links: on (default) or off (interoperability tests only).
+        #[arg(long, value_name = "on|off")]
+        peer_tls: Option<String>,
     },
+}
+
+/// `12h`, `90m`, `30s` or plain seconds; from 10 s to 31 days (client
+/// certificates are meant to be short-lived).
+fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    let bad =
+        || format!("lifetime {s:?}: write a number with h, m or s (e.g. 12h), from 10s to 744h");
+    let (num, unit) = match s.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s.trim()[..i], c),
+        _ => (s.trim(), 's'),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        'h' => n.checked_mul(3600),
+        'm' => n.checked_mul(60),
+        's' => Some(n),
+        _ => None,
+    }
+    .filter(|&x| (10..=31 * 24 * 3600).contains(&x))
+    .ok_or_else(bad)?;
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Subcommand)]
@@ -243,9 +275,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .ok_or_else(|| anyhow!("no hub folder: pass --dir DIR"))?;
             run_hub(HubPaths::new(dir), h.cmd).await
         }
-        Cmd::Login { hub_url, key } => {
+        Cmd::Login {
+            hub_url,
+            key,
+            fingerprint,
+        } => {
             let paths = client_paths(cli.home)?;
-            let id = client::login(&paths, &hub_url, &key).await?;
+            let id = client::login(&paths, &hub_url, &key, fingerprint.as_deref()).await?;
             println!("logged in to {hub_url} as {id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -348,6 +384,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             max_upload_rate,
             announce_interval,
             advertise_ip,
+            cert_lifetime,
         } => {
             std::fs::create_dir_all(&paths.root)
                 .with_context(|| format!("creating {}", paths.root.display()))?;
@@ -359,6 +396,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                 max_upload_bps: max_upload_rate,
                 announce_interval_s: announce_interval,
                 advertise_ip,
+                cert_lifetime,
             };
             hub::serve::serve(paths, opts).await?;
         }
@@ -443,8 +481,13 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             cmd: UserCmd::Add { name },
         } => {
             let key = admin::user_add(&paths, &name)?;
+            let ca = swarmhub_node::tls::ca::HubCa::load_or_create(&paths.ca_dir())?;
             println!("{key}");
-            eprintln!("one-time enrollment key for {name}: on the client run `swarmhub login HUB_URL --key {key}`");
+            eprintln!(
+                "one-time enrollment key for {name}: on the client run \
+                 `swarmhub login HUB_URL --key {key} --fingerprint {}`",
+                ca.fingerprint()
+            );
         }
         HubCmd::User {
             cmd: UserCmd::Rm { name },
@@ -456,13 +499,21 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             enable,
             disable,
             all,
+            peer_tls,
         } => {
-            // Every setting is printed, with or without --all (there are three).
+            // Every setting is printed, with or without --all (there are few).
             let _ = all;
-            let s = admin::config(&paths, &enable, &disable)?;
+            let s = admin::config(&paths, &enable, &disable, peer_tls.as_deref())?;
+            let ca = swarmhub_node::tls::ca::HubCa::load_or_create(&paths.ca_dir())?;
             println!("Image cache: {}", on_off(s.cache));
             println!("Peer-to-peer distribution: {}", on_off(s.p2p));
             println!("Hub seeder: {}", on_off(s.seed));
+            println!("Peer TLS: {}", on_off(s.peer_tls));
+            println!("Hub CA fingerprint (SHA-256): {}", ca.fingerprint());
+            if !s.peer_tls {
+                eprintln!("{}", hub::PEER_TLS_OFF_WARNING);
+                println!("{}", hub::PEER_TLS_OFF_WARNING);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -478,8 +529,13 @@ async fn live_images(paths: &HubPaths) -> Option<Vec<admin::ImageInfo>> {
     } else {
         addr
     };
-    let resp = reqwest::Client::new()
-        .get(format!("http://{host}/api/v1/images"))
+    let ca = swarmhub_node::tls::ca::HubCa::load(&paths.ca_dir()).ok()?;
+    let tls = swarmhub_node::tls::peer::hub_client_config(ca.cert_der(), None).ok()?;
+    let resp = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .ok()?
+        .get(format!("https://{host}/api/v1/images"))
         .header(hub::ADMIN_HEADER, token.trim())
         .timeout(std::time::Duration::from_secs(3))
         .send()

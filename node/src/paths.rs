@@ -35,6 +35,10 @@ impl HubPaths {
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
     }
+    /// The hub CA (`ca.key`, mode 0600, and `ca.crt`).
+    pub fn ca_dir(&self) -> PathBuf {
+        self.root.join("ca")
+    }
     /// Files a running hub writes its bound addresses to (`api.addr`, `seed.addr`).
     pub fn run_file(&self, name: &str) -> PathBuf {
         self.root.join("run").join(name)

@@ -16,9 +16,13 @@ fn secret_of(c: &Client) -> String {
 }
 
 fn announce_path(info_hash: Id20, key: Option<&str>) -> String {
+    announce_path_as(info_hash, key, Id20::new(*b"-TEST00-abcdefghijkl"))
+}
+
+fn announce_path_as(info_hash: Id20, key: Option<&str>, peer_id: Id20) -> String {
     let req = AnnounceRequest {
         info_hash,
-        peer_id: Id20::new(*b"-TEST00-abcdefghijkl"),
+        peer_id,
         ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         port: 7777,
         uploaded: 0,
@@ -51,10 +55,21 @@ fn unenrolled_and_revoked_clients_are_refused() {
     let c = hub.client(tmp.path(), "c");
 
     // Unenrolled: no credentials, or made-up ones.
-    let (status, _) = http_get(&hub.api, "/api/v1/info", &[]);
+    let (status, _) = http_get(&hub, None, "/api/v1/info", &[]);
     assert_eq!(status, 401);
     let (status, _) = http_get(
-        &hub.api,
+        &hub,
+        None,
+        "/api/v1/info",
+        &[("Authorization", "Bearer 00ff")],
+    );
+    assert_eq!(status, 401);
+    // C's certificate authenticates C; a secret that is not C's spoils it.
+    let (status, body) = http_get(&hub, Some(&c), "/api/v1/info", &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = http_get(
+        &hub,
+        Some(&c),
         "/api/v1/info",
         &[("Authorization", "Bearer 00ff")],
     );
@@ -63,7 +78,7 @@ fn unenrolled_and_revoked_clients_are_refused() {
     assert!(o.status.success(), "{}", output_text(&o));
     let hash = info_hash_of(&c, "auth:1");
     for key in [None, Some("deadbeef")] {
-        let (status, body) = http_get(&hub.api, &announce_path(hash, key), &[]);
+        let (status, body) = http_get(&hub, None, &announce_path(hash, key), &[]);
         assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
         assert!(decode_announce_response(&body).is_err());
     }
@@ -81,7 +96,7 @@ fn unenrolled_and_revoked_clients_are_refused() {
         .and_then(|p| p.parse().ok())
         .expect("port");
     let others = |key: &str| -> usize {
-        let (status, body) = http_get(&hub.api, &announce_path(hash, Some(key)), &[]);
+        let (status, body) = http_get(&hub, Some(&c), &announce_path(hash, Some(key)), &[]);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let resp = decode_announce_response(&body).expect("announce answer");
         resp.peers.iter().filter(|p| p.port != seed_port).count()
@@ -93,11 +108,12 @@ fn unenrolled_and_revoked_clients_are_refused() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(others(&c_key), 0, "revoked A still listed");
     let a_key = secret_of(&a);
-    let (status, body) = http_get(&hub.api, &announce_path(hash, Some(&a_key)), &[]);
+    let (status, body) = http_get(&hub, Some(&a), &announce_path(hash, Some(&a_key)), &[]);
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("revoked"));
     let (status, _) = http_get(
-        &hub.api,
+        &hub,
+        Some(&a),
         "/api/v1/info",
         &[("Authorization", &format!("Bearer {a_key}"))],
     );
@@ -111,6 +127,43 @@ fn unenrolled_and_revoked_clients_are_refused() {
     );
     let _ = seeder.kill();
     let _ = seeder.wait();
+
+    // Re-enrolled under the same name: the new credentials work, the old ones stay dead.
+    let old = Client {
+        home: tmp.path().join("a-before"),
+    };
+    copy_dir(&a.home.join("tls"), &old.home.join("tls"));
+    let o = hub.login(&a, "a");
+    assert!(o.status.success(), "{}", output_text(&o));
+    let new_key = secret_of(&a);
+    assert_ne!(new_key, a_key);
+    std::thread::sleep(Duration::from_millis(1500));
+    let a_id = Id20::new(*b"-TEST00-reenrolled-a");
+    let (status, body) = http_get(
+        &hub,
+        Some(&a),
+        &announce_path_as(hash, Some(&new_key), a_id),
+        &[],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = http_get(&hub, Some(&a), &announce_path(hash, Some(&a_key)), &[]);
+    assert_eq!(status, 401, "the revoked secret works again");
+    let (status, _) = http_get(&hub, Some(&old), "/api/v1/info", &[]);
+    assert_eq!(
+        status, 401,
+        "the certificate from before re-enrollment works again"
+    );
+    // Peers learn the key "a" is bound to now (and refuse the old one).
+    let (status, body) = http_get(&hub, Some(&c), "/api/v1/keys", &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let keys: serde_json::Value = serde_json::from_slice(&body).expect("keys json");
+    let key_of = |cl: &Client| {
+        let pem = std::fs::read_to_string(cl.home.join("tls/node.crt")).expect("node.crt");
+        let der = swarmhub_node::tls::pem_cert(&pem, "node.crt").expect("pem");
+        swarmhub_node::tls::cert_key(&der).expect("key")
+    };
+    assert_eq!(keys["keys"]["a"].as_str(), Some(key_of(&a).as_str()));
+    assert_ne!(key_of(&a), key_of(&old));
 }
 
 #[test]
@@ -143,7 +196,9 @@ fn p2p_off_on_client_or_hub_and_stalled_swarms_use_http() {
     // Nobody delivers (hub seeder off, no peers): fall back after the timeout, and say so.
     let o = hub.cmd(&["config", "--disable=seed"]);
     assert!(o.status.success());
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until("the hub seeder to stop", Duration::from_secs(20), || {
+        hub.stderr().contains("swarm web:1: stopped")
+    });
     let b = hub.client(tmp.path(), "b");
     let o = b.pull("web:1", &["--fallback-after", "2"]);
     assert!(o.status.success(), "{}", output_text(&o));
@@ -152,7 +207,8 @@ fn p2p_off_on_client_or_hub_and_stalled_swarms_use_http() {
         "{}",
         output_text(&o)
     );
-    assert_eq!(b.summary()["from_http"].as_u64(), Some(size));
+    let s = b.summary();
+    assert_eq!(s["from_http"].as_u64(), Some(size), "{s}");
     assert_eq!(sha256_file(&b.image_file("web", "1", "src.bin")), want);
 
     // Hub side switch.
@@ -172,6 +228,60 @@ fn p2p_off_on_client_or_hub_and_stalled_swarms_use_http() {
 }
 
 #[test]
+fn after_a_stall_http_and_late_peers_share_the_rest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let size = 16 * MIB;
+    let dir = Hub::prepare(tmp.path(), "mix:1", size);
+    let hub = Hub::start(&dir, &["--announce-interval", "1"]);
+    let want = sha256_file(&tmp.path().join("src.bin"));
+    let a = hub.client(tmp.path(), "a");
+    let o = a.pull("mix:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+
+    // Nobody serves: B stalls, falls back to HTTP (slowly, 1 MiB/s), and keeps its swarm.
+    let o = hub.cmd(&["config", "--disable=seed"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    wait_until("the hub seeder to stop", Duration::from_secs(20), || {
+        hub.stderr().contains("swarm mix:1: stopped")
+    });
+    let b = hub.client(tmp.path(), "b");
+    let pull = b.spawn_pull(
+        "mix:1",
+        &["--fallback-after", "2", "--max-download-rate", "1M"],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // A peer turns up late: B takes pieces from it while HTTP goes on.
+    let mut seeder = a.spawn_pull("mix:1", &["--wait-after-exit"]);
+    let o = pull.wait_with_output().expect("pull output");
+    let _ = seeder.kill();
+    let _ = seeder.wait();
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("falling back to HTTP"),
+        "{}",
+        output_text(&o)
+    );
+    let s = b.summary();
+    let (http, peers, hub_bytes) = (
+        s["from_http"].as_u64().expect("from_http"),
+        s["from_peers"].as_u64().expect("from_peers"),
+        s["from_hub"].as_u64().expect("from_hub"),
+    );
+    assert_eq!(hub_bytes, 0, "the hub seeder is off");
+    assert!(http > 0, "nothing over HTTP: {s}");
+    assert!(
+        peers > 0,
+        "the late peer delivered nothing: {s}\n{}",
+        output_text(&o)
+    );
+    assert!(
+        http + peers >= size,
+        "HTTP {http} + peers {peers} < image {size}"
+    );
+    assert_eq!(sha256_file(&b.image_file("mix", "1", "src.bin")), want);
+}
+
+#[test]
 fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = Hub::prepare(tmp.path(), "ok:1", 4 * MIB);
@@ -180,7 +290,12 @@ fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
     let key = secret_of(&a);
 
     // Malformed announce.
-    let (status, body) = http_get(&hub.api, &format!("/announce?info_hash=abc&key={key}"), &[]);
+    let (status, body) = http_get(
+        &hub,
+        Some(&a),
+        &format!("/announce?info_hash=abc&key={key}"),
+        &[],
+    );
     assert_eq!(status, 400);
     let text = String::from_utf8_lossy(&body);
     assert!(
@@ -188,14 +303,18 @@ fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
         "{text}"
     );
 
-    // Garbage on the seeder port: the connection is dropped.
+    // Garbage on the seeder port (peer TLS on): the connection is dropped
+    // with at most a TLS alert record (type 0x15, 7 bytes), nothing else.
     let mut s = std::net::TcpStream::connect(&hub.seed_addr).expect("connect seeder");
     s.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
     s.write_all(&[0xAB; 100]).expect("send garbage");
-    let mut buf = [0u8; 16];
-    let n = s.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "the seeder answered garbage with bytes");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(
+        got.is_empty() || (got[0] == 0x15 && got.len() <= 7),
+        "the seeder answered garbage with {got:02x?}"
+    );
 
     // Image names with path separators, missing files.
     let o = hub.cmd(&[
@@ -225,13 +344,15 @@ fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
         output_text(&o)
     );
     let (status, body) = http_get(
-        &hub.api,
+        &hub,
+        Some(&a),
         "/api/v1/images/..%2Fx:1/metainfo",
         &[("Authorization", &format!("Bearer {key}"))],
     );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     let (status, _) = http_get(
-        &hub.api,
+        &hub,
+        Some(&a),
         "/webseed/xyz",
         &[("Authorization", &format!("Bearer {key}"))],
     );
@@ -249,7 +370,7 @@ fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
     assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).matches("PASS").count(),
-        5,
+        7,
         "{}",
         output_text(&o)
     );
@@ -296,4 +417,11 @@ fn restarted_hub_serves_without_rehashing() {
             .any(|n| n.starts_with("torrent_") && n.ends_with(".log")),
         "{logs:?}"
     );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+    }
 }

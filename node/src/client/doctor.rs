@@ -47,13 +47,20 @@ pub async fn doctor(paths: &ClientPaths) -> Result<Vec<Check>, ClientError> {
     };
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
-    let Ok(hub) = cfg.hub() else {
-        emit(check(
-            false,
-            "configuration",
-            "not logged in: run `swarmhub login HUB_URL --key KEY`",
-        ));
-        return Ok(out);
+    let hub = match cfg.hub(paths).await {
+        Ok(hub) => hub,
+        Err(ClientError::NotLoggedIn) => {
+            emit(check(
+                false,
+                "configuration",
+                "not logged in: run `swarmhub login HUB_URL --key KEY --fingerprint FP`",
+            ));
+            return Ok(out);
+        }
+        Err(e) => {
+            emit(check(false, "client certificate", e.to_string()));
+            return Ok(out);
+        }
     };
     emit(check(
         true,
@@ -89,12 +96,71 @@ pub async fn doctor(paths: &ClientPaths) -> Result<Vec<Check>, ClientError> {
             None
         }
     };
+    emit(certificate_check(paths));
+    if let Some(info) = &info {
+        if info.peer_tls {
+            emit(check(
+                true,
+                "peer TLS",
+                "on: peer links are mutual TLS with hub-issued certificates",
+            ));
+        } else {
+            eprintln!("{}", crate::hub::PEER_TLS_OFF_WARNING);
+            emit(check(false, "peer TLS", crate::hub::PEER_TLS_OFF_WARNING));
+        }
+    }
     emit(tracker_check(&hub).await);
     if let Some(info) = &info {
         emit(seeder_check(&hub, info.seed_port).await);
     }
     emit(listen_check(paths, cfg.peer_ports).await);
     Ok(out)
+}
+
+fn certificate_check(paths: &ClientPaths) -> Check {
+    let name = "client certificate";
+    let files = super::certs::files(paths);
+    if !files.exist() {
+        return check(
+            false,
+            name,
+            "none: log in again with `swarmhub login HUB_URL --key KEY --fingerprint FP`",
+        );
+    }
+    match files.load() {
+        Err(e) => check(false, name, e.to_string()),
+        Ok(c) => {
+            let now = std::time::SystemTime::now();
+            let left = c.facts.left(now).as_secs();
+            let ca = crate::tls::fingerprint(&c.ca);
+            if left == 0 {
+                check(
+                    false,
+                    name,
+                    format!(
+                        "{} expired; `swarmhub pull` or `swarmhub service` renews it (hub CA {ca})",
+                        c.facts.identity
+                    ),
+                )
+            } else {
+                check(
+                    true,
+                    name,
+                    format!(
+                        "{}, {} h {} min left{}, hub CA {ca}",
+                        c.facts.identity,
+                        left / 3600,
+                        left % 3600 / 60,
+                        if c.facts.needs_renewal(now) {
+                            " (due for renewal)"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            }
+        }
+    }
 }
 
 async fn tracker_check(hub: &HubClient) -> Check {

@@ -1,15 +1,17 @@
 //! The client side of the hub's HTTP API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use swarmhub_core::Id20;
 
 use crate::hub::admin::ImageInfo;
-use crate::hub::api::{EnrollResponse, HubInfo};
+use crate::hub::api::{CaResponse, EnrollResponse, HubInfo, KeysResponse, RenewResponse};
 use crate::hub::AUTH_HEADER;
 use crate::image::ImageName;
 use crate::peer::announce::read_limited;
+use crate::tls::creds::KeyStore;
 use crate::util::hex;
 
 /// Largest metainfo accepted from the hub.
@@ -20,7 +22,7 @@ const MAX_METAINFO: usize = 64 << 20;
 #[non_exhaustive]
 pub enum HubError {
     /// The URL is not usable.
-    #[error("hub URL {0:?} is not valid: use http://HOST:PORT")]
+    #[error("hub URL {0:?} is not valid: use https://HOST:PORT")]
     BadUrl(String),
     /// No answer.
     #[error("hub {url} unreachable: {detail}")]
@@ -56,17 +58,25 @@ pub struct HubClient {
     base: String,
     secret: Option<String>,
     http: reqwest::Client,
+    keys: Option<Arc<KeyStore>>,
 }
 
 impl HubClient {
-    /// A client for `url` (e.g. `http://hub:7070`), with a secret when enrolled.
-    pub fn new(url: &str, secret: Option<String>) -> Result<Self, HubError> {
+    /// A client for `url` (`https://hub:7070`) speaking TLS as `tls` says,
+    /// with a secret and the certificate store `keys` when enrolled.
+    pub fn new(
+        url: &str,
+        secret: Option<String>,
+        tls: rustls::ClientConfig,
+        keys: Option<Arc<KeyStore>>,
+    ) -> Result<Self, HubError> {
         let base = url.trim().trim_end_matches('/').to_owned();
         let parsed = reqwest::Url::parse(&base).map_err(|_| HubError::BadUrl(url.to_owned()))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        if parsed.scheme() != "https" || parsed.host().is_none() {
             return Err(HubError::BadUrl(url.to_owned()));
         }
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()
@@ -74,7 +84,18 @@ impl HubClient {
                 url: base.clone(),
                 detail: e.to_string(),
             })?;
-        Ok(HubClient { base, secret, http })
+        Ok(HubClient {
+            base,
+            secret,
+            http,
+            keys,
+        })
+    }
+
+    /// The certificate this client presents (shared with the peer transport,
+    /// so a renewal reaches both).
+    pub fn keys(&self) -> Option<&Arc<KeyStore>> {
+        self.keys.as_ref()
     }
 
     /// The base URL.
@@ -149,12 +170,37 @@ impl HubClient {
     }
 
     /// Trade an enrollment key for a client secret.
-    pub async fn enroll(&self, key: &str) -> Result<EnrollResponse, HubError> {
+    pub async fn enroll(&self, key: &str, csr: &str) -> Result<EnrollResponse, HubError> {
         let req = self
             .http
             .post(format!("{}/api/v1/enroll", self.base))
-            .json(&serde_json::json!({ "key": key }));
+            .json(&serde_json::json!({ "key": key, "csr": csr }));
         self.json("enrollment", req).await
+    }
+
+    /// The key each enrolled identity's certificates must carry.
+    pub async fn cert_keys(&self) -> Result<KeysResponse, HubError> {
+        self.json("certificate keys", self.get("/api/v1/keys"))
+            .await
+    }
+
+    /// The hub CA certificate, to pin.
+    pub async fn ca(&self) -> Result<CaResponse, HubError> {
+        let req = self.http.get(format!("{}/api/v1/ca", self.base));
+        self.json("CA certificate", req).await
+    }
+
+    /// A new certificate for the key in `csr` (PEM).
+    pub async fn renew(&self, csr: &str) -> Result<String, HubError> {
+        let mut req = self
+            .http
+            .post(format!("{}/api/v1/renew", self.base))
+            .json(&serde_json::json!({ "csr": csr }));
+        if let Some(s) = &self.secret {
+            req = req.header(AUTH_HEADER, format!("Bearer {s}"));
+        }
+        let r: RenewResponse = self.json("certificate renewal", req).await?;
+        Ok(r.certificate)
     }
 
     /// Hub facts (seeder port, switches).

@@ -1,5 +1,6 @@
 //! The client: `login`, `pull`, `images`, `config`, `service`, `doctor`.
 
+pub mod certs;
 mod doctor;
 mod hubapi;
 mod pull;
@@ -106,10 +107,11 @@ impl ClientConfig {
         })
     }
 
-    /// The hub client, or [`ClientError::NotLoggedIn`].
-    pub fn hub(&self) -> Result<HubClient, ClientError> {
+    /// The hub client with this home's certificate (renewed first if it
+    /// is due), or [`ClientError::NotLoggedIn`].
+    pub async fn hub(&self, paths: &ClientPaths) -> Result<HubClient, ClientError> {
         match (&self.hub_url, &self.secret) {
-            (Some(url), Some(secret)) => Ok(HubClient::new(url, Some(secret.clone()))?),
+            (Some(url), Some(secret)) => certs::connect(paths, url, secret).await,
             _ => Err(ClientError::NotLoggedIn),
         }
     }
@@ -143,9 +145,23 @@ pub fn open_db(paths: &ClientPaths) -> Result<Db, ClientError> {
 }
 
 /// `login HUB_URL --key KEY`: enroll and store the credentials.
-pub async fn login(paths: &ClientPaths, url: &str, key: &str) -> Result<String, ClientError> {
-    let hub = HubClient::new(url, None)?;
-    let enrolled = hub.enroll(key).await?;
+pub async fn login(
+    paths: &ClientPaths,
+    url: &str,
+    key: &str,
+    fingerprint: Option<&str>,
+) -> Result<String, ClientError> {
+    let ca = certs::pin_ca(url, fingerprint).await?;
+    let hub = certs::pinned(url, &ca)?;
+    let (keypair, csr) = certs::new_request("client")?;
+    let enrolled = hub.enroll(key, &csr).await?;
+    certs::store_new(
+        paths,
+        &enrolled.identity,
+        &keypair,
+        &enrolled.certificate,
+        &ca,
+    )?;
     let db = open_db(paths)?;
     db.set_setting(keys::HUB_URL, hub.base())?;
     db.set_setting(keys::IDENTITY, &enrolled.identity)?;

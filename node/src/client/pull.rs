@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +12,23 @@ use swarmhub_core::metainfo::Metainfo;
 use swarmhub_core::pieceset::PieceSet;
 use tokio::time::Instant;
 
+use super::certs::PeerTransport;
 use super::{open_db, ClientConfig, ClientError, HubClient};
 use crate::db::ImageRow;
+use crate::hub::api::HubInfo;
 use crate::image::ImageName;
 use crate::paths::ClientPaths;
 use crate::peer::{
-    self, Announcer, PlainTcp, Registry, SwarmHandle, SwarmSpec, SwarmStatus, Transport,
+    self, Announcer, Registry, SwarmHandle, SwarmSpec, SwarmStatus, Transport, WebOutcome,
+    WebSeedSink,
 };
+
+/// What starting a swarm needs besides the image.
+struct Net<'a> {
+    paths: &'a ClientPaths,
+    cfg: &'a ClientConfig,
+    info: &'a HubInfo,
+}
 use crate::rate::Limits;
 use crate::store::{self, Storage};
 use crate::util::{hex, human_bytes, random_hex};
@@ -108,7 +119,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     let image: ImageName = opts.image.parse().map_err(other)?;
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
-    let hub = cfg.hub()?;
+    let hub = cfg.hub(paths).await?;
     let info = hub.info().await?;
     let torrent = hub.metainfo(&image).await?;
     let meta = Metainfo::from_bytes(&torrent)
@@ -125,6 +136,11 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         opts.max_download_bps.unwrap_or(cfg.max_download_bps),
     ));
     let p2p = cfg.p2p_download && info.p2p;
+    let net = Net {
+        paths,
+        cfg: &cfg,
+        info: &info,
+    };
     let final_dir = paths.image_dir(&image);
     let started = Instant::now();
     let mut summary = PullSummary {
@@ -143,7 +159,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         if opts.wait_after_exit && p2p {
             let storage = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
             let seeding = Seeding::start(
-                &cfg,
+                &net,
                 opts,
                 &hub,
                 storage,
@@ -180,7 +196,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     let mut seeding = None;
     if !have.is_full() && p2p {
         let s = Seeding::start(
-            &cfg,
+            &net,
             opts,
             &hub,
             storage.clone(),
@@ -190,7 +206,22 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         .await?;
         let fallback =
             Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
-        let outcome = watch_swarm(&s.handle, &bar, &meta, fallback).await;
+        let outcome = watch_swarm(&s.handle, &bar, &meta, Some(fallback)).await;
+        let outcome = if let Watch::Ended(o) = outcome {
+            o
+        } else {
+            bar.suspend(|| {
+                eprintln!(
+                    "no peer or seeder delivered for {} s: falling back to HTTP from the hub \
+                     for the missing pieces (peers keep working alongside)",
+                    fallback.as_secs()
+                )
+            });
+            tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
+            let (o, http) = http_beside_swarm(&hub, &s.handle, &bar, &meta, &limits).await;
+            summary.from_http = http;
+            o
+        };
         let status = s.handle.status.borrow().clone();
         summary.from_hub = status.bytes_from_hub;
         summary.from_peers = status.bytes_from_peers;
@@ -198,17 +229,6 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
             SwarmOutcome::Complete => {
                 have = PieceSet::full(meta.num_pieces());
                 seeding = Some(s);
-            }
-            SwarmOutcome::Stalled => {
-                bar.suspend(|| {
-                    eprintln!(
-                        "no peer or seeder delivered for {} s: falling back to HTTP from the hub",
-                        fallback.as_secs()
-                    )
-                });
-                tracing::warn!("{image}: swarm stalled, falling back to HTTP");
-                s.stop().await;
-                have = verify_all(storage.clone(), &bar).await?;
             }
             SwarmOutcome::Interrupted => {
                 s.stop().await;
@@ -232,8 +252,13 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         bar.suspend(|| eprintln!("{why}: downloading over HTTP from the hub"));
     }
     if !have.is_full() {
+        let target = WebTarget::Storage(storage.clone());
+        let fetched = Arc::new(AtomicU64::new(0));
         tokio::select! {
-            r = http_fetch(&hub, storage.clone(), &have, &bar, &limits) => summary.from_http = r?,
+            r = http_fetch(&hub, &meta, target, &have, &bar, &limits, &fetched) => {
+                r?;
+                summary.from_http = fetched.load(Ordering::Relaxed);
+            }
             _ = signal() => {
                 bar.abandon();
                 return Err(other(format!("interrupted: run `swarmhub pull {image}` again to resume")));
@@ -266,7 +291,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
             None => {
                 let st = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
                 Seeding::start(
-                    &cfg,
+                    &net,
                     opts,
                     &hub,
                     st,
@@ -324,27 +349,29 @@ async fn verify_all(storage: Arc<Storage>, bar: &ProgressBar) -> Result<PieceSet
     .await?
 }
 
-/// A running swarm with its listener.
+/// A running swarm with its listener (and the certificate renewal it needs).
 struct Seeding {
     handle: SwarmHandle,
     listener: tokio::task::JoinHandle<()>,
+    _transport: PeerTransport,
 }
 
 impl Seeding {
     async fn start(
-        cfg: &ClientConfig,
+        net: &Net<'_>,
         opts: &PullOptions,
         hub: &HubClient,
         storage: Arc<Storage>,
         have: PieceSet,
         limits: Arc<Limits>,
     ) -> Result<Seeding, ClientError> {
-        let ports = opts.peer_ports.unwrap_or(cfg.peer_ports);
+        let ports = opts.peer_ports.unwrap_or(net.cfg.peer_ports);
         let tcp = peer::bind_first_free(IpAddr::V4(Ipv4Addr::UNSPECIFIED), ports)
             .await
             .map_err(|e| other(format!("cannot listen for peers: {e}")))?;
         let port = tcp.local_addr().map_err(other)?.port();
-        let transport: Arc<dyn Transport> = Arc::new(PlainTcp::default());
+        let peer_transport = PeerTransport::new(net.paths, hub, net.info).await?;
+        let transport: Arc<dyn Transport> = peer_transport.transport.clone();
         let registry = Registry::default();
         let listener = peer::spawn_listener(tcp, transport.clone(), registry.clone());
         let spec = SwarmSpec {
@@ -364,7 +391,11 @@ impl Seeding {
         };
         tracing::info!("listening for peers on port {port}");
         let handle = peer::spawn_swarm(spec).map_err(other)?;
-        Ok(Seeding { handle, listener })
+        Ok(Seeding {
+            handle,
+            listener,
+            _transport: peer_transport,
+        })
     }
 
     async fn stop(self) {
@@ -378,19 +409,26 @@ impl Seeding {
     }
 }
 
+/// How a swarm run ended.
 enum SwarmOutcome {
     Complete,
-    Stalled,
     Interrupted,
     Failed(String),
+}
+
+/// What [`watch_swarm`] saw.
+enum Watch {
+    Ended(SwarmOutcome),
+    /// Nothing arrived for the fallback delay.
+    Stalled,
 }
 
 async fn watch_swarm(
     handle: &SwarmHandle,
     bar: &ProgressBar,
     meta: &Metainfo,
-    fallback: Duration,
-) -> SwarmOutcome {
+    fallback: Option<Duration>,
+) -> Watch {
     let mut rx = handle.status.clone();
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
@@ -399,100 +437,192 @@ async fn watch_swarm(
     loop {
         let s: SwarmStatus = rx.borrow_and_update().clone();
         bar.set_position(meta.total_length() - s.bytes_left);
+        let http = if fallback.is_none() { " | + HTTP" } else { "" };
         bar.set_message(format!(
-            "{} conns | from hub {} | from peers {}",
+            "{} peers | from hub {} | from peers {}{http}",
             s.peers,
             human_bytes(s.bytes_from_hub),
             human_bytes(s.bytes_from_peers)
         ));
         if s.complete {
-            return SwarmOutcome::Complete;
+            return Watch::Ended(SwarmOutcome::Complete);
         }
         if let Some(e) = s.fatal {
-            return SwarmOutcome::Failed(e);
+            return Watch::Ended(SwarmOutcome::Failed(e));
         }
         let got = s.bytes_from_hub + s.bytes_from_peers;
         if got != last_bytes {
             last_bytes = got;
             last_progress = Instant::now();
-        } else if last_progress.elapsed() >= fallback {
-            return SwarmOutcome::Stalled;
+        } else if fallback.is_some_and(|f| last_progress.elapsed() >= f) {
+            return Watch::Stalled;
         }
         tokio::select! {
-            _ = &mut sig => return SwarmOutcome::Interrupted,
+            _ = &mut sig => return Watch::Ended(SwarmOutcome::Interrupted),
             _ = rx.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
 }
 
-/// Fetch every piece not in `have` from the web seed; returns bytes fetched.
+/// Fetch the missing pieces over HTTP while the swarm keeps running and
+/// feeding the node: whichever source delivers a piece first wins. Returns how
+/// the swarm ended and the bytes the web seed supplied.
+async fn http_beside_swarm(
+    hub: &HubClient,
+    swarm: &SwarmHandle,
+    bar: &ProgressBar,
+    meta: &Arc<Metainfo>,
+    limits: &Arc<Limits>,
+) -> (SwarmOutcome, u64) {
+    let sink = swarm.web_seed();
+    let have = swarm.status.borrow().have.clone();
+    let fetched = Arc::new(AtomicU64::new(0));
+    let fetch = http_fetch(
+        hub,
+        meta,
+        WebTarget::Swarm(sink),
+        &have,
+        bar,
+        limits,
+        &fetched,
+    );
+    let watch = watch_swarm(swarm, bar, meta, None);
+    tokio::pin!(fetch, watch);
+    let mut fetching = true;
+    let outcome = loop {
+        tokio::select! {
+            r = &mut fetch, if fetching => {
+                fetching = false;
+                if let Err(e) = r {
+                    break SwarmOutcome::Failed(e.to_string());
+                }
+            }
+            w = &mut watch => match w {
+                Watch::Ended(SwarmOutcome::Complete) if fetching => {
+                    // Let the fetchers count the pieces they handed over last.
+                    if let Err(e) = fetch.await {
+                        tracing::warn!("web seed after completion: {e}");
+                    }
+                    break SwarmOutcome::Complete;
+                }
+                Watch::Ended(o) => break o,
+                // Unreachable without a fallback delay; keep the swarm's word.
+                Watch::Stalled => break SwarmOutcome::Failed("the swarm stalled".into()),
+            },
+        }
+    };
+    (outcome, fetched.load(Ordering::Relaxed))
+}
+
+/// Where web-seed pieces go.
+enum WebTarget {
+    /// Straight into the files (no swarm runs).
+    Storage(Arc<Storage>),
+    /// Into a running swarm, which stores, verifies and announces them.
+    Swarm(WebSeedSink),
+}
+
+impl WebTarget {
+    fn has(&self, piece: u32) -> bool {
+        match self {
+            WebTarget::Storage(_) => false,
+            WebTarget::Swarm(sink) => sink.has(piece),
+        }
+    }
+
+    /// Store and verify `data` as `piece`: true when it was used.
+    async fn put(&self, piece: u32, data: bytes::Bytes) -> Result<WebOutcome, ClientError> {
+        match self {
+            WebTarget::Storage(storage) => {
+                let st = storage.clone();
+                let ok = tokio::task::spawn_blocking(move || {
+                    st.write(piece, 0, &data)?;
+                    st.verify(piece)
+                })
+                .await
+                .map_err(other)?
+                .map_err(|e| other(format!("writing piece {piece}: {e}")))?;
+                Ok(if ok {
+                    WebOutcome::Taken
+                } else {
+                    WebOutcome::BadHash
+                })
+            }
+            WebTarget::Swarm(sink) => sink.deliver(piece, data).await.map_err(other),
+        }
+    }
+}
+
+/// Fetch every piece not in `have` (nor obtained by the swarm meanwhile)
+/// from the web seed, adding the bytes used to `fetched`.
 async fn http_fetch(
     hub: &HubClient,
-    storage: Arc<Storage>,
+    meta: &Arc<Metainfo>,
+    target: WebTarget,
     have: &PieceSet,
     bar: &ProgressBar,
     limits: &Arc<Limits>,
-) -> Result<u64, ClientError> {
-    let meta = storage.meta().clone();
-    let geometry = meta.geometry();
+    fetched: &Arc<AtomicU64>,
+) -> Result<(), ClientError> {
     let missing: Vec<u32> = (0..meta.num_pieces())
         .filter(|p| !have.contains(*p))
         .collect();
-    bar.set_message("over HTTP from the hub");
+    let direct = matches!(target, WebTarget::Storage(_));
+    if direct {
+        bar.set_message("over HTTP from the hub");
+    }
     let queue = Arc::new(std::sync::Mutex::new(missing.into_iter()));
+    let target = Arc::new(target);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..HTTP_PARALLEL {
-        let (queue, hub, storage, bar, limits) = (
+        let (queue, hub, meta, target, bar, limits, fetched) = (
             queue.clone(),
             hub.clone(),
-            storage.clone(),
+            meta.clone(),
+            target.clone(),
             bar.clone(),
             limits.clone(),
+            fetched.clone(),
         );
         tasks.spawn(async move {
-            let mut fetched = 0u64;
+            let geometry = meta.geometry();
             loop {
                 let next = queue.lock().map_err(other)?.next();
                 let Some(piece) = next else {
-                    return Ok::<u64, ClientError>(fetched);
+                    return Ok::<(), ClientError>(());
                 };
                 let first = geometry.piece_offset(piece);
                 let len = u64::from(geometry.piece_len(piece));
                 let mut attempt = 0;
-                loop {
+                while !target.has(piece) {
                     attempt += 1;
-                    let data = hub
-                        .range(&storage.meta().info_hash, first, first + len - 1)
-                        .await?;
+                    let data = hub.range(&meta.info_hash, first, first + len - 1).await?;
                     limits.down.acquire(data.len()).await;
-                    let st = storage.clone();
-                    let ok = tokio::task::spawn_blocking(move || {
-                        st.write(piece, 0, &data)?;
-                        st.verify(piece)
-                    })
-                    .await
-                    .map_err(other)?
-                    .map_err(|e| other(format!("writing piece {piece}: {e}")))?;
-                    if ok {
-                        fetched += len;
-                        bar.inc(len);
-                        break;
-                    }
-                    if attempt >= 3 {
-                        return Err(other(format!(
-                            "piece {piece} from the hub's web seed failed its hash 3 times"
-                        )));
+                    match target.put(piece, data.into()).await? {
+                        WebOutcome::Taken => {
+                            fetched.fetch_add(len, Ordering::Relaxed);
+                            if direct {
+                                bar.inc(len);
+                            }
+                            break;
+                        }
+                        WebOutcome::AlreadyHad => break,
+                        WebOutcome::BadHash if attempt >= 3 => {
+                            return Err(other(format!(
+                                "piece {piece} from the hub's web seed failed its hash 3 times"
+                            )));
+                        }
+                        WebOutcome::BadHash => {}
                     }
                 }
             }
         });
     }
-    let mut total = 0;
     while let Some(r) = tasks.join_next().await {
-        total += r.map_err(other)??;
+        r.map_err(other)??;
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Move the verified download into the store and record it.

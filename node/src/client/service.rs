@@ -11,7 +11,7 @@ use swarmhub_core::pieceset::PieceSet;
 use super::{open_db, ClientConfig, ClientError};
 use crate::image::ImageName;
 use crate::paths::{write_atomic, ClientPaths};
-use crate::peer::{self, Announcer, PlainTcp, Registry, SwarmHandle, SwarmSpec, Transport};
+use crate::peer::{self, Announcer, Registry, SwarmHandle, SwarmSpec, Transport};
 use crate::rate::Limits;
 use crate::store::{self, Storage};
 
@@ -24,7 +24,7 @@ pub async fn service(
 ) -> Result<(), ClientError> {
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
-    let hub = cfg.hub()?;
+    let hub = cfg.hub(paths).await?;
     let tcp = peer::bind_first_free(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         peer_ports.unwrap_or(cfg.peer_ports),
@@ -43,7 +43,9 @@ pub async fn service(
         std::process::id().to_string().as_bytes(),
     )
     .map_err(run)?;
-    let transport: Arc<dyn Transport> = Arc::new(PlainTcp::default());
+    let info = hub.info().await?;
+    let peer_transport = super::certs::PeerTransport::new(paths, &hub, &info).await?;
+    let transport: Arc<dyn Transport> = peer_transport.transport.clone();
     let registry = Registry::default();
     let listener = peer::spawn_listener(tcp, transport.clone(), registry.clone());
     let limits = Arc::new(Limits::new(

@@ -292,8 +292,17 @@ pub fn config(
     paths: &HubPaths,
     enable: &[String],
     disable: &[String],
+    peer_tls: Option<&str>,
 ) -> Result<HubSettings, AdminError> {
     let db = open_db(paths)?;
+    if let Some(v) = peer_tls {
+        let value = match v {
+            "on" => "1",
+            "off" => "0",
+            other => return Err(AdminError::Io(format!("--peer-tls={other}: use on or off"))),
+        };
+        db.set_setting(super::SETTING_PEER_TLS, value)?;
+    }
     for (list, value) in [(enable, "1"), (disable, "0")] {
         for item in list {
             let key = match item.as_str() {
@@ -367,7 +376,7 @@ mod tests {
             image_rm(&paths, "a:1"),
             Err(AdminError::NoSuchImage(_))
         ));
-        config(&paths, &[], &["cache".to_owned()]).expect("config");
+        config(&paths, &[], &["cache".to_owned()], None).expect("config");
         assert!(matches!(
             image_add(&paths, "b:1", &[src]),
             Err(AdminError::CacheDisabled)

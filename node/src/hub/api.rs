@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,28 +29,26 @@ use crate::util::{random_hex, secret_hash, unhex};
 /// Largest web-seed range served in one request.
 pub(crate) const MAX_RANGE_BYTES: u64 = 16 << 20;
 
-/// Both ends of an API connection: the local address tells clients where the
-/// seeder is when it announces without an explicit address.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct ConnInfo {
-    remote: SocketAddr,
-    local: Option<SocketAddr>,
-}
-
-impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        ConnInfo {
-            remote: *stream.remote_addr(),
-            local: stream.io().local_addr().ok(),
-        }
-    }
+/// One API connection: both ends (the local address tells clients where the
+/// seeder is when they announce without an explicit address) and the identity
+/// of the verified client certificate, if the client sent one.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnInfo {
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) identity: Option<String>,
+    /// [`crate::tls::cert_key`] of that certificate.
+    pub(crate) cert_key: Option<String>,
 }
 
 type Shared = Arc<HubState>;
 
 pub(super) fn router(state: Shared) -> Router {
     Router::new()
+        .route("/api/v1/ca", get(ca))
         .route("/api/v1/enroll", post(enroll))
+        .route("/api/v1/renew", post(renew))
+        .route("/api/v1/keys", get(keys))
         .route("/api/v1/info", get(info))
         .route("/api/v1/images", get(images))
         .route("/api/v1/images/{image}/metainfo", get(metainfo))
@@ -94,7 +91,10 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Refusal> {
+/// Who is calling: the admin token of the hub's own CLI, or a client with a
+/// verified certificate of an enrolled, unrevoked identity. A client secret,
+/// when sent too, must belong to the same identity.
+fn authenticate(state: &HubState, headers: &HeaderMap, conn: &ConnInfo) -> Result<Caller, Refusal> {
     if let Some(token) = headers.get(ADMIN_HEADER).and_then(|v| v.to_str().ok()) {
         if token == state.admin_token {
             return Ok(Caller::Admin);
@@ -104,13 +104,7 @@ fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Refusal
             "wrong admin token".into(),
         ));
     }
-    let Some(secret) = bearer(headers) else {
-        return Err(Refusal(
-            StatusCode::UNAUTHORIZED,
-            "missing credentials: enroll with `swarmhub login HUB_URL --key KEY`".into(),
-        ));
-    };
-    match lookup(state, secret) {
+    match cert_auth(state, conn, bearer(headers)) {
         Auth::Verified {
             identity,
             registered: true,
@@ -121,8 +115,47 @@ fn authenticate(state: &HubState, headers: &HeaderMap) -> Result<Caller, Refusal
         )),
         Auth::Anonymous => Err(Refusal(
             StatusCode::UNAUTHORIZED,
-            "unknown client secret: enroll again with `swarmhub login HUB_URL --key KEY`".into(),
+            if conn.identity.is_none() {
+                "no client certificate: log in with `swarmhub login HUB_URL --key KEY --fingerprint FP`"
+                    .to_owned()
+            } else {
+                "unknown client, or a client secret that is not this certificate's: \
+                 log in again with `swarmhub login HUB_URL --key KEY --fingerprint FP`"
+                    .to_owned()
+            },
         )),
+    }
+}
+
+/// The identity of the connection's certificate as the user database sees
+/// it; a `secret` that belongs to someone else makes the caller anonymous.
+fn cert_auth(state: &HubState, conn: &ConnInfo, secret: Option<&str>) -> Auth {
+    let Some(identity) = &conn.identity else {
+        return Auth::Anonymous;
+    };
+    if let Some(secret) = secret {
+        match lookup(state, secret) {
+            Auth::Verified {
+                identity: owner, ..
+            } if owner == *identity => {}
+            _ => return Auth::Anonymous,
+        }
+    }
+    let known = state
+        .db
+        .lock()
+        .ok()
+        .and_then(|db| db.user_cert_state(identity).ok().flatten());
+    match known {
+        // An older certificate of a re-enrolled name: not this client.
+        Some((false, Some(key))) if conn.cert_key.as_deref() != Some(key.as_str()) => {
+            Auth::Anonymous
+        }
+        Some((revoked, _)) => Auth::Verified {
+            identity: identity.clone(),
+            registered: !revoked,
+        },
+        None => Auth::Anonymous,
     }
 }
 
@@ -142,9 +175,13 @@ fn lookup(state: &HubState, secret: &str) -> Auth {
     }
 }
 
-#[derive(Deserialize)]
-struct EnrollRequest {
-    key: String,
+/// Body of `POST /api/v1/enroll`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct EnrollRequest {
+    /// The one-time enrollment key.
+    pub key: String,
+    /// PEM certificate signing request for the key pair the client made.
+    pub csr: String,
 }
 
 /// Answer to `POST /api/v1/enroll`.
@@ -154,6 +191,138 @@ pub struct EnrollResponse {
     pub identity: String,
     /// The client secret for API calls and announces.
     pub secret: String,
+    /// The client's certificate (PEM), bound to `identity`.
+    pub certificate: String,
+}
+
+/// Answer to `GET /api/v1/ca`: the hub CA, for the client to pin.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct CaResponse {
+    /// The CA certificate (PEM).
+    pub certificate: String,
+    /// Its SHA-256 fingerprint.
+    pub fingerprint: String,
+}
+
+/// Body of `POST /api/v1/renew`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RenewRequest {
+    /// PEM certificate signing request (usually for the same key pair).
+    pub csr: String,
+}
+
+/// Answer to `POST /api/v1/renew`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RenewResponse {
+    /// The new certificate (PEM).
+    pub certificate: String,
+}
+
+/// Answer to `GET /api/v1/keys`: the key each enrolled identity's
+/// certificates must carry, so peers refuse older certificates of
+/// re-enrolled names.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct KeysResponse {
+    /// Identity -> [`crate::tls::cert_key`].
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+async fn keys(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authenticate(&state, &headers, &conn) {
+        return r.into_response();
+    }
+    let keys = match state.db.lock() {
+        Ok(db) => db.cert_keys(),
+        Err(_) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, "database lock poisoned"),
+    };
+    match keys {
+        Ok(k) => Json(KeysResponse {
+            keys: k.into_iter().collect(),
+        })
+        .into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn ca(State(state): State<Shared>) -> Response {
+    Json(CaResponse {
+        certificate: state.ca.cert_pem().to_owned(),
+        fingerprint: state.ca.fingerprint(),
+    })
+    .into_response()
+}
+
+/// Sign `csr` for `identity` with the hub's certificate lifetime. At
+/// enrollment the identity is bound to the request's key; a renewal must
+/// keep that key.
+fn sign(state: &HubState, identity: &str, csr: &str, enroll: bool) -> Result<String, Refusal> {
+    let bad = |e: crate::tls::TlsError| Refusal(StatusCode::BAD_REQUEST, e.to_string());
+    let der = state
+        .ca
+        .sign_request(identity, csr, state.cert_lifetime)
+        .map_err(bad)?;
+    let key = crate::tls::cert_key(&der).map_err(bad)?;
+    let db = state.db.lock().map_err(|_| {
+        Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "database lock poisoned".into(),
+        )
+    })?;
+    let db_err = |e: crate::db::DbError| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    if enroll {
+        db.set_cert_key(identity, &key).map_err(db_err)?;
+        state.peer_revocations.bind_key(identity, &key);
+    } else {
+        let bound = db
+            .user_cert_state(identity)
+            .map_err(db_err)?
+            .and_then(|s| s.1);
+        if bound.is_some_and(|b| b != key) {
+            return Err(Refusal(
+                StatusCode::FORBIDDEN,
+                format!("renewal for {identity:?} must keep the enrolled key pair"),
+            ));
+        }
+    }
+    Ok(crate::tls::cert_pem(&der))
+}
+
+async fn renew(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let identity = match authenticate(&state, &headers, &conn) {
+        Ok(Caller::Client(id)) => id,
+        Ok(Caller::Admin) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "the admin token has no certificate",
+            )
+        }
+        Err(r) => return r.into_response(),
+    };
+    let req: RenewRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                format!("renew body must be JSON {{\"csr\": \"PEM\"}}: {e}"),
+            )
+        }
+    };
+    match sign(&state, &identity, &req.csr, false) {
+        Ok(certificate) => {
+            tracing::info!("renewed the certificate of {identity:?}");
+            Json(RenewResponse { certificate }).into_response()
+        }
+        Err(r) => r.into_response(),
+    }
 }
 
 async fn enroll(State(state): State<Shared>, body: Bytes) -> Response {
@@ -162,10 +331,17 @@ async fn enroll(State(state): State<Shared>, body: Bytes) -> Response {
         Err(e) => {
             return api_error(
                 StatusCode::BAD_REQUEST,
-                format!("enroll body must be JSON {{\"key\": \"...\"}}: {e}"),
+                format!("enroll body must be JSON {{\"key\": \"...\", \"csr\": \"PEM\"}}: {e}"),
             )
         }
     };
+    // Check the request before the single-use key is spent on it.
+    if let Err(e) = rcgen::CertificateSigningRequestParams::from_pem(&req.csr) {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("certificate signing request: {e}"),
+        );
+    }
     let Ok(secret) = random_hex(32) else {
         return api_error(StatusCode::INTERNAL_SERVER_ERROR, "no OS randomness");
     };
@@ -176,7 +352,15 @@ async fn enroll(State(state): State<Shared>, body: Bytes) -> Response {
     match result {
         Ok(Some(identity)) => {
             tracing::info!("enrolled client {identity:?}");
-            Json(EnrollResponse { identity, secret }).into_response()
+            match sign(&state, &identity, &req.csr, true) {
+                Ok(certificate) => Json(EnrollResponse {
+                    identity,
+                    secret,
+                    certificate,
+                })
+                .into_response(),
+                Err(r) => r.into_response(),
+            }
         }
         Ok(None) => api_error(
             StatusCode::FORBIDDEN,
@@ -199,10 +383,21 @@ pub struct HubInfo {
     pub p2p: bool,
     /// Image cache enabled.
     pub cache: bool,
+    /// Peer links use mutual TLS (hubs that predate it: on).
+    #[serde(default = "yes")]
+    pub peer_tls: bool,
 }
 
-async fn info(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let identity = match authenticate(&state, &headers) {
+fn yes() -> bool {
+    true
+}
+
+async fn info(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
+    let identity = match authenticate(&state, &headers, &conn) {
         Ok(Caller::Client(id)) => id,
         Ok(Caller::Admin) => "admin".to_owned(),
         Err(r) => return r.into_response(),
@@ -214,12 +409,17 @@ async fn info(State(state): State<Shared>, headers: HeaderMap) -> Response {
         seed_port: state.seed_port,
         p2p: s.p2p,
         cache: s.cache,
+        peer_tls: s.peer_tls,
     })
     .into_response()
 }
 
-async fn images(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(r) = authenticate(&state, &headers) {
+async fn images(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authenticate(&state, &headers, &conn) {
         return r.into_response();
     }
     if !state.settings().cache {
@@ -253,10 +453,11 @@ async fn images(State(state): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn metainfo(
     State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
     headers: HeaderMap,
     Path(image): Path<String>,
 ) -> Response {
-    if let Err(r) = authenticate(&state, &headers) {
+    if let Err(r) = authenticate(&state, &headers, &conn) {
         return r.into_response();
     }
     let image: ImageName = match image.parse() {
@@ -327,7 +528,7 @@ async fn announce(
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
-    let auth = query_key(&query).map_or(Auth::Anonymous, |k| lookup(&state, k));
+    let auth = cert_auth(&state, &conn, query_key(&query));
     if !state.settings().p2p {
         return tracker_failure(
             403,
@@ -371,16 +572,22 @@ fn identity(auth: &Auth) -> Option<&str> {
     }
 }
 
-async fn scrape(State(state): State<Shared>, RawQuery(query): RawQuery) -> Response {
+async fn scrape(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
-    match query_key(&query).map(|k| lookup(&state, k)) {
-        Some(Auth::Verified {
+    match cert_auth(&state, &conn, query_key(&query)) {
+        Auth::Verified {
             registered: true, ..
-        }) => {}
-        Some(Auth::Verified { identity, .. }) => {
+        } => {}
+        Auth::Verified { identity, .. } => {
             return tracker_failure(403, &format!("identity {identity:?} has been revoked"))
         }
-        _ => return tracker_failure(401, "not authenticated: pass the client secret as key="),
+        Auth::Anonymous => {
+            return tracker_failure(401, "not authenticated: present the client certificate")
+        }
     }
     let hashes = match parse_scrape_query(&query) {
         Ok(h) => h,
@@ -402,10 +609,11 @@ fn parse_range(h: &str) -> Option<(u64, u64)> {
 
 async fn webseed(
     State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<ConnInfo>,
     headers: HeaderMap,
     Path(info_hash): Path<String>,
 ) -> Response {
-    if let Err(r) = authenticate(&state, &headers) {
+    if let Err(r) = authenticate(&state, &headers, &conn) {
         return r.into_response();
     }
     let Some(hash) = unhex(&info_hash).and_then(|b| <[u8; 20]>::try_from(b).ok()) else {

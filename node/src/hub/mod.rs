@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+mod https;
 pub mod serve;
 
 use crate::db::{Db, DbError};
@@ -13,6 +14,14 @@ pub const SETTING_CACHE: &str = "cache";
 pub const SETTING_P2P: &str = "p2p";
 /// Setting key: the hub seeder runs (with P2P on, the tracker works either way).
 pub const SETTING_SEED: &str = "seed";
+/// Setting key: peer links use mutual TLS (off only for interoperability tests).
+pub const SETTING_PEER_TLS: &str = "peer_tls";
+
+/// The loud warning shown wherever peer TLS is off.
+pub const PEER_TLS_OFF_WARNING: &str = "WARNING: peer TLS is OFF: peer links are neither \
+authenticated nor encrypted and anyone who can reach a peer port can join a swarm. \
+Use this only for interoperability tests; turn it back on with \
+`swarmhub hub config --peer-tls=on`.";
 
 /// The hub's switches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +33,8 @@ pub struct HubSettings {
     /// The hub seeds its images itself (off: clients serve each other, the hub
     /// only tracks and answers HTTP).
     pub seed: bool,
+    /// Peer links use mutual TLS with hub-issued certificates.
+    pub peer_tls: bool,
 }
 
 impl HubSettings {
@@ -33,6 +44,7 @@ impl HubSettings {
             cache: db.flag(SETTING_CACHE, true)?,
             p2p: db.flag(SETTING_P2P, true)?,
             seed: db.flag(SETTING_SEED, true)?,
+            peer_tls: db.flag(SETTING_PEER_TLS, true)?,
         })
     }
 }

@@ -13,16 +13,19 @@ use swarmhub_core::{Id20, Instant};
 use tokio::sync::watch;
 
 use super::admin::{self, row_metainfo, AdminError};
-use super::HubSettings;
+use super::{HubSettings, PEER_TLS_OFF_WARNING};
 use crate::db::Db;
 use crate::image::ImageName;
 use crate::logging::TRACKER_TARGET;
 use crate::paths::{write_atomic, HubPaths};
 use crate::peer::{
-    self, Announcer, PlainTcp, PortRange, Registry, SwarmHandle, SwarmSpec, Transport,
+    self, Announcer, PortRange, Registry, SwarmHandle, SwarmSpec, SwitchTransport, Transport,
 };
 use crate::rate::Limits;
 use crate::store::Storage;
+use crate::tls::ca::HubCa;
+use crate::tls::creds::KeyStore;
+use crate::tls::peer::{Revocations, TlsTransport};
 use crate::util::{random_hex, random_u64};
 
 /// Identity the hub seeder announces with (user names may not be `hub`).
@@ -41,6 +44,8 @@ pub struct ServeOptions {
     pub announce_interval_s: u64,
     /// Address clients reach the seeder at; default: the address each client reached the API on.
     pub advertise_ip: Option<IpAddr>,
+    /// Lifetime of the client certificates the hub signs.
+    pub cert_lifetime: Duration,
 }
 
 /// Why the hub could not start.
@@ -83,6 +88,10 @@ pub(super) struct HubState {
     pub(super) by_hash: RwLock<HashMap<Id20, Arc<Served>>>,
     pub(super) admin_token: String,
     pub(super) advertise_ip: Option<IpAddr>,
+    pub(super) ca: HubCa,
+    pub(super) cert_lifetime: Duration,
+    /// What the seeder's TLS refuses: revoked names, old keys.
+    pub(super) peer_revocations: Arc<Revocations>,
 }
 
 impl HubState {
@@ -95,6 +104,7 @@ impl HubState {
             cache: true,
             p2p: true,
             seed: true,
+            peer_tls: true,
         })
     }
 }
@@ -117,6 +127,11 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
         report.unchanged.len()
     );
     let settings = HubSettings::load(&db).map_err(AdminError::from)?;
+    let ca = HubCa::load_or_create(&paths.ca_dir()).map_err(|e| ServeError::Io(e.to_string()))?;
+    let peer_tls = PeerTls::new(&ca, &db)?;
+    if !settings.peer_tls {
+        tracing::warn!("{PEER_TLS_OFF_WARNING}");
+    }
     let config = TrackerConfig {
         interval: swarmhub_core::Duration::from_secs(opts.announce_interval_s.max(1)),
         min_interval: swarmhub_core::Duration::from_secs((opts.announce_interval_s / 4).max(1)),
@@ -160,15 +175,24 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
         by_hash: RwLock::new(HashMap::new()),
         admin_token: admin_token.clone(),
         advertise_ip: opts.advertise_ip,
+        ca,
+        cert_lifetime: opts.cert_lifetime,
+        peer_revocations: peer_tls.revocations.clone(),
     });
     write_run_files(&paths, api_addr, seed_addr, &admin_token)?;
 
-    let transport: Arc<dyn Transport> = Arc::new(PlainTcp::default());
+    let switch = Arc::new(SwitchTransport::new(
+        peer_tls.transport.clone(),
+        settings.peer_tls,
+    ));
+    let transport: Arc<dyn Transport> = switch.clone();
     let registry = Registry::default();
     let listener = peer::spawn_listener(seeder, transport.clone(), registry.clone());
     let mut seeders = Seeders {
         state: state.clone(),
         transport,
+        switch,
+        revocations: peer_tls.revocations,
         registry,
         limits: Arc::new(Limits::new(opts.max_upload_bps, 0)),
         running: HashMap::new(),
@@ -177,27 +201,19 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let app = super::api::router(state.clone());
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            api,
-            app.into_make_service_with_connect_info::<super::api::ConnInfo>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    println!("swarmhub hub: API and tracker on http://{api_addr}, seeder on {seed_addr}");
+    let server = tokio::spawn(super::https::serve(api, peer_tls.api, app, stop_rx.clone()));
+    println!("swarmhub hub: API and tracker on https://{api_addr}, seeder on {seed_addr}");
     tracing::info!(
-        "API and tracker on http://{api_addr}; seeder on {seed_addr}; state in {}",
-        paths.root.display()
+        "API and tracker on https://{api_addr}; seeder on {seed_addr}; state in {}; CA {}",
+        paths.root.display(),
+        state.ca.fingerprint()
     );
 
     let signal = tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop_tx.send(true);
     });
+    let mut hub_cert = peer_tls.cert;
     let mut version = -1;
     loop {
         tokio::select! {
@@ -219,6 +235,7 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
             sync_catalog(&state, &mut seeders).await;
         }
         expire(&state);
+        hub_cert.renew_if_due(&state.ca);
     }
     tracing::info!("shutting down: stopping the seeder and the API");
     listener.abort();
@@ -285,6 +302,8 @@ fn expire(state: &HubState) {
 struct Seeders {
     state: Arc<HubState>,
     transport: Arc<dyn Transport>,
+    switch: Arc<SwitchTransport>,
+    revocations: Arc<Revocations>,
     registry: Registry,
     limits: Arc<Limits>,
     running: HashMap<Id20, SwarmHandle>,
@@ -373,18 +392,41 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
     if let Ok(mut s) = state.settings.write() {
         if *s != settings {
             tracing::info!(
-                "settings: image cache {}, peer-to-peer {}, hub seeder {}",
+                "settings: image cache {}, peer-to-peer {}, hub seeder {}, peer TLS {}",
                 on_off(settings.cache),
                 on_off(settings.p2p),
-                on_off(settings.seed)
+                on_off(settings.seed),
+                on_off(settings.peer_tls)
             );
         }
         *s = settings;
     }
+    seeders.revocations.set(
+        users
+            .iter()
+            .filter(|u| u.revoked)
+            .map(|u| u.name.clone())
+            .collect(),
+    );
+    if let Some(keys) = state.db.lock().ok().and_then(|db| db.cert_keys().ok()) {
+        seeders.revocations.set_keys(keys.into_iter().collect());
+    }
+    if seeders.switch.set_tls(settings.peer_tls) {
+        if settings.peer_tls {
+            tracing::info!("peer TLS switched on: restarting the seeder's swarms");
+        } else {
+            tracing::warn!("{PEER_TLS_OFF_WARNING}");
+        }
+        seeders.stop_all().await;
+    }
     if let Ok(mut t) = state.tracker.lock() {
-        for u in users.iter().filter(|u| u.revoked) {
-            // Idempotent: revoking twice changes nothing.
-            t.revoke(&u.name);
+        for u in &users {
+            // Both idempotent: only a change of state moves the epoch.
+            if u.revoked {
+                t.revoke(&u.name);
+            } else {
+                t.unrevoke(&u.name);
+            }
         }
     }
     let wanted: BTreeMap<String, crate::db::ImageRow> =
@@ -436,6 +478,105 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
     } else if !seeders.running.is_empty() {
         tracing::info!("peer-to-peer or hub seeder disabled: stopping the seeder");
         seeders.stop_all().await;
+    }
+}
+
+/// The hub's own certificate: the TLS transport of its seeder and the TLS
+/// acceptor of its API.
+struct PeerTls {
+    transport: Arc<dyn Transport>,
+    revocations: Arc<Revocations>,
+    api: tokio_rustls::TlsAcceptor,
+    cert: HubCert,
+}
+
+/// Lifetime of the hub's own certificate (made afresh at every start).
+const HUB_CERT_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// A running hub re-issues its certificate when a third of it is left.
+const HUB_CERT_RENEW_AFTER: Duration = Duration::from_secs(60 * 24 * 3600);
+
+/// The hub's own key and the certificate stores of its seeder and API.
+struct HubCert {
+    key: rcgen::KeyPair,
+    peer: Arc<KeyStore>,
+    api: Arc<KeyStore>,
+    issued: tokio::time::Instant,
+}
+
+type CertifiedPair = (
+    Arc<rustls::sign::CertifiedKey>,
+    Arc<rustls::sign::CertifiedKey>,
+);
+
+impl HubCert {
+    /// Sign a fresh certificate for `key`: for the seeder (leaf only) and
+    /// for the API (leaf and CA, so that a client can pin the CA at login).
+    fn issue(ca: &HubCa, key: &rcgen::KeyPair) -> Result<CertifiedPair, crate::tls::TlsError> {
+        let cert = ca.sign_key(
+            crate::tls::HUB_IDENTITY,
+            key,
+            std::time::SystemTime::now(),
+            HUB_CERT_LIFETIME,
+        )?;
+        let peer = crate::tls::creds::certified_key(key, cert.clone())?;
+        let api = crate::tls::creds::certified_key_chain(key, vec![cert, ca.cert_der().clone()])?;
+        Ok((peer, api))
+    }
+
+    /// Re-issue when due; new connections get the new certificate.
+    fn renew_if_due(&mut self, ca: &HubCa) {
+        if self.issued.elapsed() < HUB_CERT_RENEW_AFTER {
+            return;
+        }
+        match Self::issue(ca, &self.key) {
+            Ok((peer, api)) => {
+                self.peer.replace(peer);
+                self.api.replace(api);
+                self.issued = tokio::time::Instant::now();
+                tracing::info!("re-issued the hub's own certificate");
+            }
+            Err(e) => tracing::error!("cannot re-issue the hub's own certificate: {e}"),
+        }
+    }
+}
+
+impl PeerTls {
+    fn new(ca: &HubCa, db: &Db) -> Result<PeerTls, ServeError> {
+        let tls = |e: crate::tls::TlsError| ServeError::Io(format!("hub certificate: {e}"));
+        let key = crate::tls::creds::new_key().map_err(tls)?;
+        let (peer_key, api_key) = HubCert::issue(ca, &key).map_err(tls)?;
+        let keys = KeyStore::new(peer_key);
+        let api_keys = KeyStore::new(api_key);
+        // Revocation on the API is answered by the handlers (403, with a
+        // message), not by a TLS alert.
+        let api = crate::tls::peer::api_server_config(
+            ca.cert_der(),
+            api_keys.clone(),
+            Revocations::new(),
+        )
+        .map_err(tls)?;
+        let revocations = Revocations::new();
+        revocations.set(
+            db.users()
+                .map_err(AdminError::from)?
+                .into_iter()
+                .filter(|u| u.revoked)
+                .map(|u| u.name)
+                .collect(),
+        );
+        let transport =
+            TlsTransport::new(ca.cert_der(), keys.clone(), revocations.clone()).map_err(tls)?;
+        Ok(PeerTls {
+            transport: Arc::new(transport),
+            revocations,
+            api: tokio_rustls::TlsAcceptor::from(Arc::new(api)),
+            cert: HubCert {
+                key,
+                peer: keys,
+                api: api_keys,
+                issued: tokio::time::Instant::now(),
+            },
+        })
     }
 }
 

@@ -21,7 +21,7 @@ pub enum Announcer {
     Http {
         /// HTTP client.
         client: reqwest::Client,
-        /// The announce URL, e.g. `http://hub:7070/announce`.
+        /// The announce URL, e.g. `https://hub:7070/announce`.
         url: String,
         /// The client secret (passkey).
         key: String,

@@ -18,6 +18,8 @@ pub(super) enum DiskOp {
     Write(BlockRef, Bytes),
     Read(ConnId, BlockRef),
     Verify(u32),
+    /// A whole piece from the web seed: write it, then verify it.
+    WebPiece(u32, Bytes),
 }
 
 /// Start the thread; it ends when the returned sender is dropped.
@@ -48,6 +50,13 @@ pub(super) fn spawn(
                         result: storage
                             .read(block.piece, block.begin, block.length)
                             .map(Bytes::from)
+                            .map_err(|e| e.to_string()),
+                    },
+                    DiskOp::WebPiece(piece, data) => Event::WebVerified {
+                        piece,
+                        result: storage
+                            .write(piece, 0, &data)
+                            .and_then(|()| storage.verify(piece))
                             .map_err(|e| e.to_string()),
                     },
                     DiskOp::Verify(piece) => Event::Verified {

@@ -70,14 +70,62 @@ pub struct SwarmStatus {
     pub announce_error: Option<String>,
     /// Why the swarm stopped on its own (disk failure), if it did.
     pub fatal: Option<String>,
+    /// The verified pieces.
+    pub have: PieceSet,
 }
 
 /// A running swarm.
 pub struct SwarmHandle {
     /// Live status.
     pub status: watch::Receiver<SwarmStatus>,
+    web: mpsc::Sender<WebPiece>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+}
+
+/// A piece fetched from the hub's web seed, handed to a running swarm.
+struct WebPiece {
+    piece: u32,
+    data: bytes::Bytes,
+    reply: oneshot::Sender<Result<WebOutcome, String>>,
+}
+
+/// What a swarm did with a piece from the web seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebOutcome {
+    /// Stored, verified and taken by the node (peers are told).
+    Taken,
+    /// The swarm had verified the piece already; the data was not used.
+    AlreadyHad,
+    /// The data failed the piece hash.
+    BadHash,
+}
+
+/// Feeds pieces fetched over HTTP into a running swarm, so HTTP and peers
+/// work side by side (the node cancels its requests for those pieces).
+#[derive(Clone)]
+pub struct WebSeedSink {
+    tx: mpsc::Sender<WebPiece>,
+    status: watch::Receiver<SwarmStatus>,
+}
+
+impl WebSeedSink {
+    /// Whether the swarm has verified `piece` (as of its last status).
+    pub fn has(&self, piece: u32) -> bool {
+        self.status.borrow().have.contains(piece)
+    }
+
+    /// Store `data` as `piece` through the swarm's disk thread, verify it and
+    /// give it to the node.
+    pub async fn deliver(&self, piece: u32, data: bytes::Bytes) -> Result<WebOutcome, String> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || "the swarm stopped".to_owned();
+        self.tx
+            .send(WebPiece { piece, data, reply })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
 }
 
 impl SwarmHandle {
@@ -86,8 +134,17 @@ impl SwarmHandle {
         let (_, status) = watch::channel(SwarmStatus::default());
         SwarmHandle {
             status,
+            web: mpsc::channel(1).0,
             stop: None,
             task: tokio::spawn(async {}),
+        }
+    }
+
+    /// A sink for pieces fetched over HTTP while the swarm keeps running.
+    pub fn web_seed(&self) -> WebSeedSink {
+        WebSeedSink {
+            tx: self.web.clone(),
+            status: self.status.clone(),
         }
     }
 
@@ -122,6 +179,10 @@ pub(super) enum Event {
         piece: u32,
         result: Result<bool, String>,
     },
+    WebVerified {
+        piece: u32,
+        result: Result<bool, String>,
+    },
     DiskFailed(String),
     Announced(Result<AnnounceResponse, String>),
 }
@@ -148,12 +209,14 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (msg_tx, msg_rx) = mpsc::channel(1024);
     let (in_tx, in_rx) = mpsc::channel(64);
+    let (web_tx, web_rx) = mpsc::channel(8);
     let (disk, disk_thread) = disk::spawn(spec.storage.clone(), ev_tx.clone())?;
     spec.registry.insert(spec.meta.info_hash, in_tx);
     let status = SwarmStatus {
         complete: node.is_complete(),
         pieces: node.have().count(),
         bytes_left: node.bytes_left(),
+        have: node.have().clone(),
         ..SwarmStatus::default()
     };
     let (status_tx, status_rx) = watch::channel(status.clone());
@@ -172,11 +235,13 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
         status_tx,
         last_status: origin,
         final_announce: None,
+        web_pending: HashMap::new(),
         spec,
     };
-    let task = tokio::spawn(driver.run(ev_rx, msg_rx, in_rx, stop_rx));
+    let task = tokio::spawn(driver.run(ev_rx, msg_rx, in_rx, web_rx, stop_rx));
     Ok(SwarmHandle {
         status: status_rx,
+        web: web_tx,
         stop: Some(stop_tx),
         task,
     })
@@ -196,6 +261,9 @@ struct Driver {
     status_tx: watch::Sender<SwarmStatus>,
     last_status: tokio::time::Instant,
     final_announce: Option<AnnounceParams>,
+    /// Web-seed pieces queued on the disk thread; blocks from peers for them
+    /// are not written, so a peer cannot overwrite data the hub sent.
+    web_pending: HashMap<u32, oneshot::Sender<Result<WebOutcome, String>>>,
     spec: SwarmSpec,
 }
 
@@ -209,6 +277,7 @@ impl Driver {
         mut ev_rx: mpsc::UnboundedReceiver<Event>,
         mut msg_rx: mpsc::Receiver<(ConnId, ConnEvent)>,
         mut in_rx: mpsc::Receiver<Inbound>,
+        mut web_rx: mpsc::Receiver<WebPiece>,
         mut stop_rx: oneshot::Receiver<()>,
     ) {
         let name = self.spec.meta.name.clone();
@@ -230,6 +299,7 @@ impl Driver {
                 _ = &mut stop_rx => break,
                 Some(ev) = ev_rx.recv() => self.on_event(ev),
                 Some(inb) = in_rx.recv() => self.on_inbound(inb),
+                Some(web) = web_rx.recv() => self.on_web_piece(web),
                 Some((conn, ev)) = msg_rx.recv() => self.on_conn_event(conn, ev),
                 _ = tokio::time::sleep_until(deadline) => self.input(Input::Timeout),
             }
@@ -287,6 +357,9 @@ impl Driver {
                     let _ = self.disk.send(DiskOp::Read(conn, block));
                 }
                 Output::StoreBlock { block, data } => {
+                    if self.web_pending.contains_key(&block.piece) {
+                        continue;
+                    }
                     let _ = self.disk.send(DiskOp::Write(block, data));
                 }
                 Output::VerifyPiece { piece } => {
@@ -408,15 +481,51 @@ impl Driver {
                 });
                 self.input(Input::PieceVerified { piece, ok });
             }
+            Event::WebVerified { piece, result } => {
+                let outcome = match result {
+                    Ok(true) if self.node.have().contains(piece) => Ok(WebOutcome::AlreadyHad),
+                    Ok(true) => {
+                        self.input(Input::PieceObtained { piece });
+                        Ok(WebOutcome::Taken)
+                    }
+                    Ok(false) => Ok(WebOutcome::BadHash),
+                    Err(e) => Err(format!("storing piece {piece} from the web seed: {e}")),
+                };
+                if let Some(reply) = self.web_pending.remove(&piece) {
+                    let _ = reply.send(outcome);
+                }
+            }
             Event::DiskFailed(e) => {
                 tracing::error!("swarm {}: disk failure: {e}", self.spec.meta.name);
                 self.status.fatal = Some(format!("disk failure: {e}"));
             }
             Event::Announced(r) => {
-                if r.is_ok() {
+                if let Ok(resp) = &r {
                     self.status.announce_error = None;
+                    self.spec
+                        .transport
+                        .note_revocations(resp.revocation_epoch, &resp.revoked);
                 }
                 self.input(Input::Announced(r));
+            }
+        }
+    }
+
+    fn on_web_piece(&mut self, web: WebPiece) {
+        let WebPiece { piece, data, reply } = web;
+        if piece >= self.spec.meta.num_pieces() {
+            let _ = reply.send(Err(format!("no piece {piece} in this image")));
+        } else if self.node.have().contains(piece) {
+            let _ = reply.send(Ok(WebOutcome::AlreadyHad));
+        } else {
+            match self.web_pending.entry(piece) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    let _ = reply.send(Err(format!("piece {piece} is already being stored")));
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(reply);
+                    let _ = self.disk.send(DiskOp::WebPiece(piece, data));
+                }
             }
         }
     }
@@ -508,6 +617,9 @@ impl Driver {
         self.last_status = now;
         self.status.complete = complete;
         self.status.pieces = self.node.have().count();
+        if self.status.have.count() != self.status.pieces {
+            self.status.have = self.node.have().clone();
+        }
         self.status.bytes_left = self.node.bytes_left();
         self.status.peers = self.node.peer_count();
         let s = self.status.clone();

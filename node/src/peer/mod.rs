@@ -22,13 +22,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use announce::Announcer;
-pub use driver::{spawn_swarm, SwarmHandle, SwarmSpec, SwarmStatus};
+pub use driver::{spawn_swarm, SwarmHandle, SwarmSpec, SwarmStatus, WebOutcome, WebSeedSink};
 pub use listener::{bind_first_free, spawn_listener, Registry};
 
 /// Peer id prefix of clients (Azureus style).
@@ -61,6 +63,11 @@ pub trait Transport: Send + Sync + 'static {
     fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<PeerLink>>;
     /// Whether links carry verified identities (then nodes refuse links without one).
     fn authenticates(&self) -> bool;
+    /// The tracker's revoked identities of revocation `epoch` (from an announce
+    /// reply): refuse them on new links. Open links are the node's business.
+    fn note_revocations(&self, epoch: u64, revoked: &[String]) {
+        let _ = (epoch, revoked);
+    }
 }
 
 /// Plain TCP, no identity.
@@ -107,6 +114,61 @@ impl Transport for PlainTcp {
 
     fn authenticates(&self) -> bool {
         false
+    }
+}
+
+/// Mutual TLS or plain TCP, switched at run time (the hub's `peer_tls`
+/// setting). Swarms read [`Transport::authenticates`] when they start, so
+/// the owner restarts them after a switch.
+pub struct SwitchTransport {
+    tls: Arc<dyn Transport>,
+    plain: PlainTcp,
+    tls_on: AtomicBool,
+}
+
+impl SwitchTransport {
+    /// Start with TLS on or off.
+    pub fn new(tls: Arc<dyn Transport>, tls_on: bool) -> Self {
+        SwitchTransport {
+            tls,
+            plain: PlainTcp::default(),
+            tls_on: AtomicBool::new(tls_on),
+        }
+    }
+
+    /// Switch; returns whether anything changed.
+    pub fn set_tls(&self, on: bool) -> bool {
+        self.tls_on.swap(on, Ordering::SeqCst) != on
+    }
+
+    fn on(&self) -> bool {
+        self.tls_on.load(Ordering::SeqCst)
+    }
+}
+
+impl Transport for SwitchTransport {
+    fn accept(&self, tcp: TcpStream, remote: SocketAddr) -> BoxFuture<io::Result<PeerLink>> {
+        if self.on() {
+            self.tls.accept(tcp, remote)
+        } else {
+            self.plain.accept(tcp, remote)
+        }
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<PeerLink>> {
+        if self.on() {
+            self.tls.connect(addr)
+        } else {
+            self.plain.connect(addr)
+        }
+    }
+
+    fn authenticates(&self) -> bool {
+        self.on()
+    }
+
+    fn note_revocations(&self, epoch: u64, revoked: &[String]) {
+        self.tls.note_revocations(epoch, revoked);
     }
 }
 

@@ -1,0 +1,78 @@
+//! The hub API over HTTPS: a TLS accept loop in front of the axum router.
+//! Each connection carries the identity of its verified client certificate
+//! (if it sent one) to the handlers in [`super::api::ConnInfo`].
+
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::api::ConnInfo;
+use crate::tls::{cert_facts, cert_key};
+
+/// Time a client has to finish the TLS handshake.
+const TLS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time in-flight requests get to finish at shutdown.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Serve `app` over TLS on `listener` until `stop` turns true.
+pub(super) async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        let (tcp, remote) = tokio::select! {
+            () = async { drop(stop.wait_for(|s| *s).await) } => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("API: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        conns.spawn(async move {
+            let local = tcp.local_addr().ok();
+            let tls = match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!("API: TLS from {remote} refused: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!("API: TLS from {remote} timed out");
+                    return;
+                }
+            };
+            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let info = ConnInfo {
+                remote,
+                local,
+                identity: cert.and_then(|c| cert_facts(c).ok()).map(|f| f.identity),
+                cert_key: cert.and_then(|c| cert_key(c).ok()),
+            };
+            let svc = TowerToHyperService::new(app.layer(Extension(ConnectInfo(info))));
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!("API: connection from {remote}: {e}");
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    let drain = async { while conns.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(GRACE, drain).await;
+    conns.abort_all();
+}
