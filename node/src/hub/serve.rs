@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use swarmhub_core::metainfo::Metainfo;
 use swarmhub_core::pieceset::PieceSet;
-use swarmhub_core::tracker::{AnnounceRequest, Auth, Tracker, TrackerConfig};
+use swarmhub_core::tracker::{Auth, Tracker, TrackerConfig};
 use swarmhub_core::{Id20, Instant};
 use tokio::sync::watch;
 
@@ -316,20 +316,10 @@ impl Seeders {
         }
         let state = self.state.clone();
         let local = move |info_hash, peer_id, p: swarmhub_core::node::AnnounceParams| {
-            let req = AnnounceRequest {
-                info_hash,
-                peer_id,
-                ip: state
-                    .advertise_ip
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                port: p.port,
-                uploaded: p.uploaded,
-                downloaded: p.downloaded,
-                left: p.left,
-                event: p.event,
-                numwant: Some(p.numwant),
-                compact: true,
-            };
+            let ip = state
+                .advertise_ip
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let req = p.to_request(info_hash, peer_id, ip);
             let auth = Auth::Verified {
                 identity: HUB_IDENTITY.to_owned(),
                 registered: true,

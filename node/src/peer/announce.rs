@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use swarmhub_core::node::AnnounceParams;
 use swarmhub_core::tracker::http::{announce_query, decode_announce_response, MAX_BODY_LEN};
-use swarmhub_core::tracker::{AnnounceRequest, AnnounceResponse};
+use swarmhub_core::tracker::AnnounceResponse;
 use swarmhub_core::Id20;
 
 use super::BoxFuture;
@@ -44,18 +44,8 @@ impl Announcer {
                 Box::pin(async move { r })
             }
             Announcer::Http { client, url, key } => {
-                let req = AnnounceRequest {
-                    info_hash,
-                    peer_id,
-                    ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
-                    port: params.port,
-                    uploaded: params.uploaded,
-                    downloaded: params.downloaded,
-                    left: params.left,
-                    event: params.event,
-                    numwant: Some(params.numwant),
-                    compact: true,
-                };
+                let req =
+                    params.to_request(info_hash, peer_id, std::net::Ipv4Addr::UNSPECIFIED.into());
                 let full = format!("{url}?{}&key={key}", announce_query(&req));
                 let client = client.clone();
                 Box::pin(async move { http_announce(client, full).await })
