@@ -34,6 +34,9 @@ enum Cmd {
         /// Also write events.csv with every node event.
         #[arg(long)]
         trace: bool,
+        /// Also write OUT/report.html and OUT/charts/ (PNG and SVG).
+        #[arg(long)]
+        report: bool,
     },
     /// Run a grid of overridden keys in parallel and write sweep.csv.
     Sweep {
@@ -51,11 +54,20 @@ enum Cmd {
         /// Worker threads (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Also write OUT/report.html and OUT/charts/ (PNG and SVG).
+        #[arg(long)]
+        report: bool,
     },
     /// Print the Kumar-Ross lower bound on flash-crowd distribution time.
     Bound {
         /// Scenario file (TOML).
         scenario: PathBuf,
+    },
+    /// Write DIR/report.html and DIR/charts/ from a run or sweep folder
+    /// (a folder with sweep.csv is a sweep).
+    Report {
+        /// Run or sweep output folder.
+        dir: PathBuf,
     },
 }
 
@@ -96,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             out,
             trace,
+            report,
         } => {
             let (scenario, text) = Scenario::load(&path)?;
             let seed = seed.unwrap_or(scenario.seed);
@@ -114,6 +127,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             pb.finish_and_clear();
             output::write(&sim, &summary, &out)?;
             print_summary(&summary, &out);
+            if report {
+                write_report(&out)?;
+            }
         }
         Cmd::Sweep {
             scenario: path,
@@ -121,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             out,
             jobs,
+            report,
         } => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?;
@@ -147,6 +164,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     s.hub_copies
                 );
             }
+            if report {
+                write_report(&out)?;
+            }
         }
         Cmd::Bound { scenario: path } => {
             let (scenario, _) = Scenario::load(&path)?;
@@ -166,7 +186,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             say!("bound_s             {:.3}", b.bound_s);
         }
+        Cmd::Report { dir } => write_report(&dir)?,
     }
+    Ok(())
+}
+
+fn write_report(dir: &std::path::Path) -> anyhow::Result<()> {
+    let report = swarmhub_reports::write_report(dir)?;
+    say!(
+        "report          {} ({} chart files in {})",
+        report.html.display(),
+        report.charts.len(),
+        dir.join("charts").display()
+    );
     Ok(())
 }
 

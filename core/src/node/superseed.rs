@@ -7,7 +7,7 @@
 //! Once a piece has been advertised `super_seed_max_adverts` times and other
 //! peers hold it, it is not advertised again: the swarm carries it from there.
 //!
-//! In a swarm too small to trade (fewer than `super_seed_min_peers` interested
+//! In a swarm too small to trade (fewer than `super_seed_min_peers` downloading
 //! peers), or when a peer finished its advertised pieces and nobody took them
 //! from it for `super_seed_stall`, the hub reveals everything to that peer and
 //! serves it as a normal seed: super-seeding must never stall a pull.
@@ -42,9 +42,12 @@ impl Node {
                 }
                 let availability = self.picker.availability(p);
                 let adverts = self.super_advert_count[p as usize];
-                // Pieces others hold are offered only a few times; pieces
-                // nobody else has are always offered, so nothing can stall.
-                if availability > 0 && adverts >= self.config.super_seed_max_adverts {
+                // Pieces others hold are offered only a few times. A piece
+                // nobody holds yet is offered again only when fewer than that
+                // many peers are fetching it now, so nothing can stall.
+                let cap = self.config.super_seed_max_adverts;
+                let fetching = self.super_advertised_to[p as usize].len() as u32;
+                if (availability > 0 && adverts >= cap) || (availability == 0 && fetching >= cap) {
                     continue;
                 }
                 let key = (availability, adverts);
@@ -115,6 +118,8 @@ impl Node {
         for conn in advance {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.super_pending.retain(|p| *p != piece);
+                // Its piece spread: it is not waiting on us any more.
+                s.super_stalled_since = None;
             }
             self.super_advertise(conn);
         }
@@ -141,13 +146,16 @@ impl Node {
         }
     }
 
+    /// Fewer downloading peers than `super_seed_min_peers` are connected: too
+    /// few to trade among themselves. (Interest is no measure: once the hub
+    /// has advertised a piece enough times, peers rightly lose interest in it.)
     fn super_swarm_is_small(&self) -> bool {
-        let interested = self
+        let leechers = self
             .sessions
             .values()
-            .filter(|s| s.phase == Phase::Established && s.peer_interested && !s.super_revealed)
+            .filter(|s| s.phase == Phase::Established && !s.remote_has.is_full() && !s.upload_only)
             .count();
-        interested < self.config.super_seed_min_peers
+        leechers < self.config.super_seed_min_peers
     }
 
     /// Serve `conn` as a normal seed from now on.

@@ -45,8 +45,8 @@ pub struct NodeConfig {
     /// A piece that other peers hold is advertised at most this many times
     /// (pieces nobody else has are always advertised). Default: 2.
     pub super_seed_max_adverts: u32,
-    /// Fewer interested peers than this and super-seeding gives way to normal
-    /// seeding (a small swarm cannot trade). Default: 4.
+    /// Fewer downloading peers connected than this and super-seeding gives way
+    /// to normal seeding (a small swarm cannot trade). Default: 4.
     pub super_seed_min_peers: usize,
     /// A peer that finished its advertised pieces and saw nobody take them for
     /// this long is served normally. Default: 10 s.
