@@ -1,0 +1,196 @@
+//! Load and render the committed fixtures (made once with
+//! `swarmhub-sim run tests/fixtures/small.toml --out run` and
+//! `swarmhub-sim sweep tests/fixtures/small.toml --vary group.0.count=4,8,16
+//! --vary protocol.p2p=true,false --out sweep`), check that every chart
+//! parses and is not blank, and that bad input fails cleanly.
+
+use std::path::{Path, PathBuf};
+
+use swarmhub_reports::{write_report, ReportError};
+
+mod common;
+use common::{check_png, check_svg};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Copy a fixture folder (recursively) into a fresh temporary folder.
+fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy(&fixture(name), &dir);
+    (tmp, dir)
+}
+
+#[test]
+fn run_report_has_every_chart_and_table() {
+    let (_tmp, dir) = copy_fixture("run");
+    let report = write_report(&dir).unwrap();
+    assert_eq!(report.charts.len(), 8);
+    for (stem, title) in [
+        ("completion-cdf", "Completion time CDF"),
+        ("throughput", "Throughput by source"),
+        ("population", "Swarm population"),
+        ("peer-bytes", "Who carried the swarm"),
+    ] {
+        check_png(&dir.join(format!("charts/{stem}.png")));
+        check_svg(&dir.join(format!("charts/{stem}.svg")), title);
+    }
+    let html = std::fs::read_to_string(&report.html).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    for needle in [
+        "analytic bound 10.74 s",
+        "p99 11.41 s",
+        "a0bced3e7d65b76e48d35bf4f68035f35f1cd76e75fe25c6dd8485e7024fade2",
+        "swarmhub-sim run small.toml --seed 7 --out run1",
+        "<th>ratio max / bound</th><td class=\"n\">1.063</td>",
+        "Scenario parameters (summary.json)",
+    ] {
+        assert!(html.contains(needle), "report.html lacks {needle:?}");
+    }
+    // The temporary folder is gone.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".report"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn sweep_report_has_lines_for_p2p_and_hub_only() {
+    let (_tmp, dir) = copy_fixture("sweep");
+    let report = write_report(&dir).unwrap();
+    assert_eq!(report.charts.len(), 4);
+    check_png(&dir.join("charts/sweep-completion.png"));
+    check_png(&dir.join("charts/sweep-hub-copies.png"));
+    check_svg(
+        &dir.join("charts/sweep-completion.svg"),
+        "Completion time across the sweep",
+    );
+    check_svg(&dir.join("charts/sweep-hub-copies.svg"), "hub-only");
+    let svg = std::fs::read_to_string(dir.join("charts/sweep-completion.svg")).unwrap();
+    assert!(svg.contains("P2P p99") && svg.contains("hub-only max"));
+    let html = std::fs::read_to_string(&report.html).unwrap();
+    assert!(html.contains("<a href=\"point-005/\">point-005</a>"));
+    assert!(html.contains("Scenario parameters (first point"));
+    assert!(html.contains("<th>group.1.name</th><td>slow</td>"));
+}
+
+fn error_of(dir: &Path) -> String {
+    match write_report(dir) {
+        Ok(_) => panic!("{} should not give a report", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let (_tmp, dir) = copy_fixture("run");
+    std::fs::remove_file(dir.join("peers.csv")).unwrap();
+    let e = error_of(&dir);
+    assert!(e.contains("peers.csv") && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn bad_header_is_named() {
+    let (_tmp, dir) = copy_fixture("run");
+    let path = dir.join("timeline.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("hub_egress_bps", "hub_bps")).unwrap();
+    let e = error_of(&dir);
+    assert!(
+        e.contains("timeline.csv") && e.contains("bad header"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_number_names_file_and_line() {
+    let (_tmp, dir) = copy_fixture("run");
+    let path = dir.join("peers.csv");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines[2] = lines[2].replacen(",0.000000,", ",soon,", 1);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let e = error_of(&dir);
+    assert!(e.contains("peers.csv: line 3: column 4"), "{e}");
+}
+
+#[test]
+fn bad_json_is_named() {
+    let (_tmp, dir) = copy_fixture("run");
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"seed\": 7", "\"seed\": \"seven\"")).unwrap();
+    let e = error_of(&dir);
+    assert!(e.contains("summary.json: line 4"), "{e}");
+}
+
+#[test]
+fn bad_sweep_row_is_named() {
+    let (_tmp, dir) = copy_fixture("sweep");
+    let path = dir.join("sweep.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen(",true,8,", ",maybe,8,", 1)).unwrap();
+    let e = error_of(&dir);
+    assert!(e.contains("sweep.csv: line 2: column `p2p`"), "{e}");
+}
+
+#[test]
+fn failed_report_leaves_good_one_untouched() {
+    let (_tmp, dir) = copy_fixture("run");
+    write_report(&dir).unwrap();
+    let html_before = std::fs::read(dir.join("report.html")).unwrap();
+    let png_before = std::fs::read(dir.join("charts/throughput.png")).unwrap();
+    // A rerun after the inputs were damaged (a timeline without rows) fails...
+    std::fs::write(
+        dir.join("timeline.csv"),
+        "t_s,leechers,seeds,completed,throughput_bps,hub_egress_bps,peer_egress_bps\n",
+    )
+    .unwrap();
+    let err = write_report(&dir).unwrap_err();
+    assert!(matches!(err, ReportError::Load(_)), "{err}");
+    assert!(err.to_string().contains("timeline.csv"), "{err}");
+    // ...and the earlier report and charts are still there, byte for byte.
+    assert_eq!(std::fs::read(dir.join("report.html")).unwrap(), html_before);
+    assert_eq!(
+        std::fs::read(dir.join("charts/throughput.png")).unwrap(),
+        png_before
+    );
+}
+
+#[test]
+fn folder_without_outputs_names_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = error_of(tmp.path());
+    assert!(e.contains("summary.json") && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn rerun_replaces_report() {
+    let (_tmp, dir) = copy_fixture("run");
+    write_report(&dir).unwrap();
+    std::fs::write(dir.join("charts/stale.txt"), "old").unwrap();
+    write_report(&dir).unwrap();
+    assert!(!dir.join("charts/stale.txt").exists());
+    assert!(dir.join("charts/completion-cdf.png").exists());
+}
