@@ -342,6 +342,7 @@ impl Seeders {
             announcer: Announcer::Local(Arc::new(local)),
             limits: self.limits.clone(),
             registry: self.registry.clone(),
+            super_seed: true,
         };
         match peer::spawn_swarm(spec) {
             Ok(h) => {

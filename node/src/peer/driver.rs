@@ -45,6 +45,9 @@ pub struct SwarmSpec {
     pub limits: Arc<Limits>,
     /// The listener's routing table; the swarm adds itself.
     pub registry: Registry,
+    /// Super-seed once complete (the hub seeder does; see core's
+    /// `node::superseed`), as the simulator's hub does.
+    pub super_seed: bool,
 }
 
 /// What a swarm reports while it runs.
@@ -204,6 +207,7 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
     let mut config = NodeConfig::new(spec.meta.info_hash, spec.peer_id, geometry);
     config.listen_port = spec.listen_port;
     config.require_auth = spec.transport.authenticates();
+    config.super_seed = spec.super_seed;
     let origin = tokio::time::Instant::now();
     let node = Node::new(config, spec.have.clone(), random_u64(), Instant::ZERO);
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
