@@ -7,8 +7,8 @@
 //! This is the in-crate harness (quinn's `Pair` in spirit); the capacity-planning
 //! simulator with a max-min fair bandwidth model is the `swarmhub-sim` crate.
 
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use sha1::{Digest, Sha1};
 

@@ -4,8 +4,8 @@
 //! state; what to *do* about a valid message (pick, choke, verify) is the swarm
 //! [`Node`](crate::node::Node)'s job.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use crate::pieceset::PieceSet;
 use crate::time::{Duration, Instant};

@@ -15,8 +15,8 @@ mod peers;
 mod superseed;
 mod types;
 
+use core::net::{IpAddr, SocketAddr};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
 
 pub use types::{
     AnnounceParams, ApiError, BanReason, DisconnectReason, Input, NodeConfig, NodeEvent, Output,

@@ -1,7 +1,7 @@
 //! The node's handling of connections: handshakes, messages, requests, uploads,
 //! verdicts, choking and per-connection timers.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use super::{peer_key, ApiError, BanReason, DisconnectReason, Node, NodeEvent, Output, PeerKey};
 use crate::choker::ChokerPeer;

@@ -1,6 +1,6 @@
 //! Inputs, outputs, events and configuration of the swarm [`Node`](super::Node).
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use crate::choker::ChokerConfig;
 use crate::metainfo::Geometry;
@@ -196,7 +196,7 @@ impl AnnounceParams {
         &self,
         info_hash: Id20,
         peer_id: Id20,
-        ip: std::net::IpAddr,
+        ip: core::net::IpAddr,
     ) -> crate::tracker::AnnounceRequest {
         crate::tracker::AnnounceRequest {
             info_hash,

@@ -1,7 +1,7 @@
 //! Random announce sequences checked against a plain model of the swarms.
 
+use core::net::{IpAddr, Ipv4Addr};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
 

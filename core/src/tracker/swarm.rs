@@ -425,7 +425,7 @@ impl Swarm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
+    use core::net::{IpAddr, Ipv4Addr};
 
     fn swarm() -> Swarm {
         Swarm::new(true, Keyed::from_rng(&mut crate::rng::from_seed(0)))

@@ -1,6 +1,6 @@
 //! The tracker's public data types: requests, answers, errors, config.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use crate::time::Duration;
 use crate::Id20;

@@ -1,7 +1,7 @@
 //! Bencoded announce and scrape bodies, through librqbit-bencode.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use librqbit_bencode::{bencode_serialize_to_writer, from_bytes};
 use librqbit_buffers::ByteBuf;

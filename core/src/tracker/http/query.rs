@@ -1,8 +1,8 @@
 //! Announce and scrape query strings (the part after `?`): percent-decoding
 //! straight into fixed buffers, no allocation on the announce path.
 
+use core::net::IpAddr;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use super::{AnnounceParseError, ScrapeParseError, MAX_ANNOUNCE_QUERY_LEN, MAX_SCRAPE_QUERY_LEN};
 use crate::tracker::{AnnounceEvent, AnnounceRequest};
