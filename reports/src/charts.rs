@@ -2,7 +2,6 @@
 //! SVG. Text is laid out with an embedded DejaVu Sans font (ab_glyph), so no
 //! system font lookup (fontconfig) is needed.
 
-use std::collections::BTreeMap;
 use std::error::Error;
 use std::path::Path;
 use std::sync::Once;
@@ -12,7 +11,10 @@ use plotters::prelude::*;
 
 use crate::load::{Run, Sweep};
 
+mod axis;
+mod peers;
 mod sweep;
+pub use peers::PEER_BIN_THRESHOLD;
 pub use sweep::sweep_x;
 
 /// DejaVu Sans (Bitstream Vera license, see `assets/LICENSE-DejaVu.txt`).
@@ -117,7 +119,7 @@ where
         (ChartKind::CompletionCdf, Source::Run(r)) => completion_cdf(r, area),
         (ChartKind::Throughput, Source::Run(r)) => throughput(r, area),
         (ChartKind::Population, Source::Run(r)) => population(r, area),
-        (ChartKind::PeerBytes, Source::Run(r)) => peer_bytes(r, area),
+        (ChartKind::PeerBytes, Source::Run(r)) => peers::peer_bytes(r, area),
         (ChartKind::SweepCompletion, Source::Sweep(s)) => sweep::completion(s, area),
         (ChartKind::SweepHubCopies, Source::Sweep(s)) => sweep::hub_copies(s, area),
         (k, _) => Err(format!("chart {k:?} does not apply to this folder").into()),
@@ -407,95 +409,6 @@ where
             .legend(legend_line(color));
     }
     legend(&mut chart, SeriesLabelPosition::MiddleLeft)
-}
-
-/// Label peers by group, adding the site when peers sit on more than one site.
-fn peer_class(run: &Run) -> impl Fn(&crate::load::PeerRow) -> String {
-    let sites: std::collections::BTreeSet<&str> =
-        run.peers.iter().map(|p| p.site.as_str()).collect();
-    let with_site = sites.len() > 1;
-    move |p| {
-        if with_site {
-            format!("{} @ {}", p.group, p.site)
-        } else {
-            p.group.clone()
-        }
-    }
-}
-
-fn peer_bytes<DB: DrawingBackend>(run: &Run, area: &DrawingArea<DB, Shift>) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    const MIB: f64 = 1024.0 * 1024.0;
-    let class = peer_class(run);
-    let mut peers: Vec<_> = run.peers.iter().collect();
-    peers.sort_by(|a, b| b.bytes_up.cmp(&a.bytes_up).then(a.id.cmp(&b.id)));
-    let y_max = peers
-        .iter()
-        .map(|p| p.bytes_up.max(p.bytes_down_hub + p.bytes_down_peers))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64
-        / MIB;
-    let n = peers.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("Who carried the swarm: {}", run.summary.scenario),
-            caption_font(),
-        )
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..n, 0f64..y_max * 1.1)?;
-    chart
-        .configure_mesh()
-        .x_desc("peers, ranked by bytes uploaded (rank)")
-        .y_desc("data per peer (MiB)")
-        .axis_desc_style(label_font())
-        .label_style(label_font())
-        .light_line_style(RGBColor(240, 240, 240))
-        .draw()?;
-    let mut classes: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
-    for (i, p) in peers.iter().enumerate() {
-        classes
-            .entry(class(p))
-            .or_default()
-            .push((i, p.bytes_up as f64 / MIB));
-    }
-    for (k, (name, bars)) in classes.into_iter().enumerate() {
-        let color = PALETTE[k % PALETTE.len()];
-        chart
-            .draw_series(bars.into_iter().map(|(i, up)| {
-                Rectangle::new(
-                    [(i as f64 + 0.1, 0.0), (i as f64 + 0.9, up)],
-                    color.filled(),
-                )
-            }))?
-            .label(format!("uploaded: {name}"))
-            .legend(legend_box(color));
-    }
-    let down = |f: fn(&crate::load::PeerRow) -> u64| {
-        peers
-            .iter()
-            .enumerate()
-            .map(move |(i, p)| (i as f64 + 0.5, f(p) as f64 / MIB))
-    };
-    chart
-        .draw_series(LineSeries::new(
-            down(|p| p.bytes_down_hub + p.bytes_down_peers),
-            BLACK.stroke_width(2),
-        ))?
-        .label("downloaded (total)")
-        .legend(legend_line(BLACK));
-    chart
-        .draw_series(LineSeries::new(
-            down(|p| p.bytes_down_hub),
-            C_GREY.stroke_width(2),
-        ))?
-        .label("downloaded from hub")
-        .legend(legend_line(C_GREY));
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 #[cfg(test)]

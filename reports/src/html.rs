@@ -259,7 +259,18 @@ pub fn sweep_report(sweep: &Sweep, embedded: &[Embedded<'_>]) -> String {
                 ""
             };
             if i == sweep.keys.len() {
-                let _ = write!(out, "<td><a href=\"{0}/\">{0}</a></td>", escape(c));
+                // The point's own report when it has one, else its folder.
+                let target = if sweep.dir.join(c).join("report.html").is_file() {
+                    format!("{c}/report.html")
+                } else {
+                    format!("{c}/")
+                };
+                let _ = write!(
+                    out,
+                    "<td><a href=\"{}\">{}</a></td>",
+                    escape(&target),
+                    escape(c)
+                );
             } else {
                 let _ = write!(out, "<td{class}>{}</td>", escape(c));
             }

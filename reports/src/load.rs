@@ -420,9 +420,20 @@ fn sweep_row(
             opt_field(path, line, rec, at, name)?
         }};
     }
+    let point = rec.get(k).unwrap_or("");
+    if !is_folder_name(point) {
+        return Err(LoadError::Parse {
+            path: path.to_path_buf(),
+            line,
+            problem: format!(
+                "column `point`: {point:?} is not a folder name inside the sweep folder \
+                 (expected e.g. point-000)"
+            ),
+        });
+    }
     Ok(SweepRow {
         settings: rec.iter().take(k).map(str::to_string).collect(),
-        point: rec.get(k).unwrap_or("").to_string(),
+        point: point.to_string(),
         peers: get!(1),
         p2p: get!(2),
         completed: get!(3),
@@ -438,6 +449,15 @@ fn sweep_row(
         events: get!(13),
         wall_s: get!(14),
     })
+}
+
+/// Whether `name` is one plain folder name (not empty, `.`, `..`, a path or
+/// absolute), so that joining it to the sweep folder stays inside it.
+fn is_folder_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(parts.next(), Some(std::path::Component::Normal(_)))
+        && parts.next().is_none()
+        && !name.contains(['/', '\\'])
 }
 
 /// Load a sweep folder (`sweep.csv`; point folders are read only for the

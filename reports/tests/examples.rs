@@ -49,6 +49,14 @@ fn committed_sweep_example_has_both_lines() {
     // Peer counts 10..300 and hub copies 1.8..300 are drawn on log axes.
     let svg = std::fs::read_to_string(dir.join("charts/sweep-hub-copies.svg")).unwrap();
     assert!(svg.contains("peers, log scale") && svg.contains("(copies), log scale"));
+    // Log ticks at 1-2-5 steps, not at 10^0.2 steps (16, 25, 40, 63).
+    for tick in ["10", "20", "50", "100", "200"] {
+        assert!(
+            svg.contains(&format!("\n{tick}\n</text>")),
+            "no tick {tick}"
+        );
+    }
+    assert!(!svg.contains("\n16\n</text>") && !svg.contains("\n63\n</text>"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use swarmhub_reports::{write_report, ReportError};
+use swarmhub_reports::{write_report, write_report_with_points, ReportError};
 
 mod common;
 use common::{check_png, check_svg};
@@ -193,4 +193,133 @@ fn rerun_replaces_report() {
     write_report(&dir).unwrap();
     assert!(!dir.join("charts/stale.txt").exists());
     assert!(dir.join("charts/completion-cdf.png").exists());
+}
+
+#[test]
+fn sweep_with_points_writes_and_links_every_point_report() {
+    let (_tmp, dir) = copy_fixture("sweep");
+    let reports = write_report_with_points(&dir).unwrap();
+    assert_eq!(reports.points.len(), 6);
+    assert_eq!(reports.folder.html, dir.join("report.html"));
+    let html = std::fs::read_to_string(&reports.folder.html).unwrap();
+    for i in 0..6 {
+        let point = dir.join(format!("point-{i:03}"));
+        assert_eq!(reports.points[i].html, point.join("report.html"));
+        let page = std::fs::read_to_string(point.join("report.html")).unwrap();
+        assert!(page.contains("swarmhub run report"), "point-{i:03}");
+        check_png(&point.join("charts/peer-bytes.png"));
+        let link = format!("<a href=\"point-{i:03}/report.html\">point-{i:03}</a>");
+        assert!(html.contains(&link), "sweep report lacks {link}");
+    }
+    // The point reports show each point's own scenario.toml.
+    let page = std::fs::read_to_string(dir.join("point-005/report.html")).unwrap();
+    assert!(page.contains("Scenario parameters (scenario.toml)"));
+}
+
+#[test]
+fn sweep_point_outside_the_folder_is_refused() {
+    let (_tmp, dir) = copy_fixture("sweep");
+    let path = dir.join("sweep.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("point-001", "../point-001", 1)).unwrap();
+    let e = match write_report_with_points(&dir) {
+        Ok(_) => panic!("a point outside the sweep folder was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("sweep.csv: line 3: column `point`") && e.contains("../point-001"),
+        "{e}"
+    );
+    assert!(!dir.join("point-000/report.html").exists());
+}
+
+/// Leftovers of crashed writers (dead PID, or this PID but not in use) are
+/// removed; a live process's folder, look-alike names and files are not.
+#[cfg(target_os = "linux")]
+#[test]
+fn stale_temporary_folders_are_removed_and_nothing_else() {
+    let (_tmp, dir) = copy_fixture("run");
+    // PIDs on Linux stay below 2^22, so this one never runs.
+    let dead = 4_000_000_000u32;
+    let own = std::process::id();
+    let live = std::os::unix::process::parent_id();
+    let stale = [
+        format!(".report-tmp-{dead}-0"),
+        format!(".report-old-{dead}-12"),
+        format!(".report-tmp-{dead}"),
+        format!(".report-tmp-{own}-999999"),
+    ];
+    let kept_dirs = [
+        format!(".report-tmp-{live}-0"),
+        format!(".report-old-{live}"),
+        ".report-tmp-abc".to_string(),
+        format!(".report-tmp-{dead}-x"),
+        format!("report-tmp-{dead}"),
+        ".report-keep".to_string(),
+    ];
+    for name in stale.iter().chain(&kept_dirs) {
+        std::fs::create_dir_all(dir.join(name).join("charts")).unwrap();
+        std::fs::write(dir.join(name).join("charts/x.png"), "x").unwrap();
+    }
+    let kept_file = format!(".report-tmp-{dead}-1");
+    std::fs::write(dir.join(&kept_file), "not a folder").unwrap();
+
+    write_report(&dir).unwrap();
+
+    for name in &stale {
+        assert!(!dir.join(name).exists(), "{name} should be removed");
+    }
+    for name in &kept_dirs {
+        assert!(
+            dir.join(name).join("charts/x.png").exists(),
+            "{name} was touched"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join(&kept_file)).unwrap(),
+        "not a folder"
+    );
+    check_png(&dir.join("charts/throughput.png"));
+}
+
+/// Texts of an SVG's `<text>` elements.
+fn svg_texts(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn peer_count_sweep_to_ten_thousand_ticks_at_one_two_five() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from(
+        "group.0.count,protocol.p2p,point,peers,p2p,completed,p50_s,p90_s,p99_s,max_s,\
+         bound_s,ratio_to_bound,hub_bytes_up,hub_copies,peer_bytes_up,events,wall_s\n",
+    );
+    for (i, n) in [10u64, 100, 1000, 10_000].into_iter().enumerate() {
+        let copies = 1.5 + i as f64 * 0.2;
+        csv.push_str(&format!(
+            "{n},true,point-{i:03},{n},true,{n},20.0,24.0,25.0,26.0,21.0,1.24,1,{copies},1,1,0.1\n"
+        ));
+    }
+    std::fs::write(dir.join("sweep.csv"), csv).unwrap();
+    write_report(&dir).unwrap();
+    let texts = svg_texts(&dir.join("charts/sweep-hub-copies.svg"));
+    let x_ticks = [
+        "10", "20", "50", "100", "200", "500", "1k", "2k", "5k", "10k",
+    ];
+    for t in x_ticks {
+        assert!(texts.iter().any(|s| s == t), "no tick {t:?} in {texts:?}");
+    }
+    // Neither plotters' own labels nor 10^0.2 steps (16, 25, 40, 63, ...).
+    for t in ["1000", "10000", "16", "25", "40", "63", "1000.0"] {
+        assert!(!texts.iter().any(|s| s == t), "tick {t:?} in {texts:?}");
+    }
+    check_png(&dir.join("charts/sweep-hub-copies.png"));
 }

@@ -54,7 +54,8 @@ enum Cmd {
         /// Worker threads (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Also write OUT/report.html and OUT/charts/ (PNG and SVG).
+        /// Also write OUT/report.html and OUT/charts/ (PNG and SVG), and each
+        /// point's OUT/point-NNN/report.html, which the sweep report links to.
         #[arg(long)]
         report: bool,
     },
@@ -64,10 +65,13 @@ enum Cmd {
         scenario: PathBuf,
     },
     /// Write DIR/report.html and DIR/charts/ from a run or sweep folder
-    /// (a folder with sweep.csv is a sweep).
+    /// (a folder with sweep.csv is a sweep; its points get reports too).
     Report {
         /// Run or sweep output folder.
         dir: PathBuf,
+        /// For a sweep folder, write only the sweep report, not each point's.
+        #[arg(long)]
+        no_points: bool,
     },
 }
 
@@ -128,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output::write(&sim, &summary, &out)?;
             print_summary(&summary, &out);
             if report {
-                write_report(&out)?;
+                write_report(&out, false)?;
             }
         }
         Cmd::Sweep {
@@ -165,7 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             if report {
-                write_report(&out)?;
+                write_report(&out, true)?;
             }
         }
         Cmd::Bound { scenario: path } => {
@@ -186,13 +190,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             say!("bound_s             {:.3}", b.bound_s);
         }
-        Cmd::Report { dir } => write_report(&dir)?,
+        Cmd::Report { dir, no_points } => write_report(&dir, !no_points)?,
     }
     Ok(())
 }
 
-fn write_report(dir: &std::path::Path) -> anyhow::Result<()> {
-    let report = swarmhub_reports::write_report(dir)?;
+/// Write the folder's report; with `points`, a sweep's point reports first.
+fn write_report(dir: &std::path::Path, points: bool) -> anyhow::Result<()> {
+    let (report, point_reports) = if points {
+        let r = swarmhub_reports::write_report_with_points(dir)?;
+        (r.folder, r.points)
+    } else {
+        (swarmhub_reports::write_report(dir)?, Vec::new())
+    };
+    if !point_reports.is_empty() {
+        say!(
+            "point reports   {} ({})",
+            point_reports.len(),
+            dir.join("point-NNN/report.html").display()
+        );
+    }
     say!(
         "report          {} ({} chart files in {})",
         report.html.display(),
@@ -238,4 +255,60 @@ fn print_summary(s: &swarmhub_sim::Summary, out: &std::path::Path) {
         s.sim_s_per_wall_s
     );
     say!("outputs         {}", out.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sweep --report` writes every point's report and the sweep report
+    /// links to them; `report --no-points` writes the sweep report only.
+    #[test]
+    fn sweep_report_covers_every_point() {
+        let tmp = tempfile::tempdir().unwrap();
+        let small =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/fixtures/small.toml");
+        let out = tmp.path().join("sw");
+        let args = [
+            "swarmhub-sim",
+            "sweep",
+            small.to_str().unwrap(),
+            "--vary",
+            "protocol.p2p=true,false",
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--report",
+        ];
+        run(Cli::parse_from(args)).unwrap();
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        for point in ["point-000", "point-001"] {
+            assert!(out.join(point).join("report.html").is_file(), "{point}");
+            assert!(out.join(point).join("charts/peer-bytes.svg").is_file());
+            assert!(html.contains(&format!("<a href=\"{point}/report.html\">")));
+        }
+
+        let copy = tmp.path().join("copy");
+        std::fs::create_dir_all(copy.join("point-000")).unwrap();
+        std::fs::create_dir_all(copy.join("point-001")).unwrap();
+        std::fs::copy(out.join("sweep.csv"), copy.join("sweep.csv")).unwrap();
+        for point in ["point-000", "point-001"] {
+            for f in ["peers.csv", "timeline.csv", "summary.json", "scenario.toml"] {
+                std::fs::copy(out.join(point).join(f), copy.join(point).join(f)).unwrap();
+            }
+        }
+        let copy_arg = copy.to_str().unwrap();
+        run(Cli::parse_from([
+            "swarmhub-sim",
+            "report",
+            copy_arg,
+            "--no-points",
+        ]))
+        .unwrap();
+        assert!(copy.join("report.html").is_file());
+        assert!(!copy.join("point-000/report.html").exists());
+        run(Cli::parse_from(["swarmhub-sim", "report", copy_arg])).unwrap();
+        assert!(copy.join("point-001/report.html").is_file());
+    }
 }
