@@ -190,11 +190,18 @@ where
     let mut times: Vec<f64> = run.peers.iter().filter_map(|p| p.completion_s()).collect();
     times.sort_by(f64::total_cmp);
     let n = run.peers.len();
+    let overlay_max = run.overlay.as_ref().and_then(|o| {
+        o.peers
+            .iter()
+            .filter_map(|p| p.completion_s())
+            .max_by(f64::total_cmp)
+    });
     let x_max = times
         .last()
         .copied()
         .unwrap_or(0.0)
         .max(s.bound_s)
+        .max(overlay_max.unwrap_or(0.0))
         .max(1e-3)
         * 1.08;
     let mut chart = ChartBuilder::on(area)
@@ -229,6 +236,29 @@ where
         .draw_series(LineSeries::new(steps, C_MAIN.stroke_width(3)))?
         .label("peers completed")
         .legend(legend_line(C_MAIN));
+    if let Some(o) = &run.overlay {
+        let mut other: Vec<f64> = o.peers.iter().filter_map(|p| p.completion_s()).collect();
+        other.sort_by(f64::total_cmp);
+        let m = o.peers.len().max(1) as f64;
+        let mut steps = vec![(0.0, 0.0)];
+        for (i, t) in other.iter().enumerate() {
+            steps.push((*t, i as f64 / m));
+            steps.push((*t, (i + 1) as f64 / m));
+        }
+        if let Some(last) = steps.last().copied() {
+            steps.push((x_max, last.1));
+        }
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+        chart
+            .draw_series(LineSeries::new(steps, C_GREY.stroke_width(3)))?
+            .label(format!(
+                "{} (p50 {} s, max {} s)",
+                o.label,
+                f(o.summary.completion_s.p50),
+                f(o.summary.completion_s.max)
+            ))
+            .legend(legend_line(C_GREY));
+    }
     chart
         .draw_series(DashedLineSeries::new(
             vec![(s.bound_s, 0.0), (s.bound_s, 1.05)],

@@ -182,6 +182,43 @@ pub struct Run {
     pub summary: Summary,
     /// `scenario.toml` text, when the folder has one (sweep points do).
     pub scenario_toml: Option<String>,
+    /// A second run drawn on the completion CDF, named by `overlay.txt`.
+    pub overlay: Option<Overlay>,
+}
+
+/// Another run to compare with (a simulator run beside a lab run, say):
+/// `overlay.txt` in a run folder holds its folder (relative to the run
+/// folder, or absolute) on the first line and an optional label on the second.
+#[derive(Clone, Debug)]
+pub struct Overlay {
+    /// Legend label (default: the folder name).
+    pub label: String,
+    /// Its `peers.csv`.
+    pub peers: Vec<PeerRow>,
+    /// Its `summary.json`.
+    pub summary: Summary,
+}
+
+fn load_overlay(dir: &Path) -> Result<Option<Overlay>, LoadError> {
+    let Some(text) = read_optional(&dir.join("overlay.txt"))? else {
+        return Ok(None);
+    };
+    let mut lines = text.lines().map(str::trim);
+    let other = dir.join(lines.next().unwrap_or_default());
+    let label = lines
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            other
+                .file_name()
+                .map_or("other run".into(), |n| n.to_string_lossy().into_owned())
+        });
+    Ok(Some(Overlay {
+        label,
+        peers: load_csv(&other.join("peers.csv"), &PEERS_COLUMNS)?,
+        summary: load_summary(&other.join("summary.json"))?,
+    }))
 }
 
 /// One row of `sweep.csv`.
@@ -363,12 +400,14 @@ pub fn load_run(dir: &Path) -> Result<Run, LoadError> {
         });
     }
     let scenario_toml = read_optional(&dir.join("scenario.toml"))?;
+    let overlay = load_overlay(dir)?;
     Ok(Run {
         dir: dir.to_path_buf(),
         peers,
         timeline,
         summary,
         scenario_toml,
+        overlay,
     })
 }
 

@@ -77,7 +77,8 @@ pub struct Summary {
     pub command: String,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+/// The `q` quantile (nearest rank) of sorted values; `None` when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

@@ -302,7 +302,11 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
             }
         };
         eprintln!("seeding {image} until interrupted (Ctrl-C)");
-        s.wait_for_signal().await;
+        signal().await;
+        // Record again so `uploaded` counts the seeding time too (the lab reads it).
+        summary.uploaded = s.handle.status.borrow().bytes_up;
+        record(paths, &summary);
+        s.stop().await;
     } else if let Some(s) = seeding {
         s.stop().await;
     }

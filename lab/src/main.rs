@@ -1,0 +1,239 @@
+//! `swarmhub-lab`: run a scenario on real processes and shaped links.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use swarmhub_lab::engine::EngineKind;
+use swarmhub_lab::net::{self, Names};
+use swarmhub_lab::run::{self, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "swarmhub-lab",
+    version,
+    about = "Real-network lab: a scenario on network namespaces and tbf-shaped veth links (needs root)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario and write peers.csv, timeline.csv and summary.json.
+    Run {
+        /// Scenario file (TOML), as for swarmhub-sim.
+        scenario: PathBuf,
+        /// Software on the hosts.
+        #[arg(long, value_enum, default_value = "swarmhub")]
+        engine: EngineKind,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// The swarmhub binary (default: next to swarmhub-lab).
+        #[arg(long)]
+        swarmhub: Option<PathBuf>,
+        /// Scratch folder for hub and client state (default: a temporary folder).
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Keep the scratch folder (downloaded files, logs) after the run.
+        #[arg(long)]
+        keep_work: bool,
+        /// Namespace prefix; namespaces named PREFIX-* are removed at start.
+        #[arg(long, default_value = "shlab")]
+        prefix: String,
+        /// Stop after this many seconds (default: 20 x the bound + 120 s).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// swarmhub clients: seconds without progress before HTTP fallback.
+        #[arg(long, default_value_t = 60)]
+        fallback_after: u64,
+        /// Install the engine's Debian packages first (apt-get).
+        #[arg(long)]
+        install: bool,
+        /// Also write OUT/report.html and OUT/charts/.
+        #[arg(long)]
+        report: bool,
+        /// Another run folder (e.g. the simulator's run of the same scenario)
+        /// to draw on the completion CDF: written to OUT/overlay.txt.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+    },
+    /// Remove the namespaces (and their processes) of an interrupted lab.
+    Clean {
+        /// Namespace prefix.
+        #[arg(long, default_value = "shlab")]
+        prefix: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swarmhub-lab: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP set the flag (the run then cleans up and
+/// exits); a second one exits at once (the next run removes what is left).
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+fn default_swarmhub() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating swarmhub-lab")?;
+    let candidate = exe.with_file_name("swarmhub");
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    anyhow::bail!(
+        "no swarmhub binary next to {}: build it (`cargo build --release -p swarmhub-node`) \
+         or pass --swarmhub PATH",
+        exe.display()
+    )
+}
+
+/// Point OUT/overlay.txt at `other`: `../NAME` when they share a parent
+/// folder (so committed examples stay relocatable), else its absolute path.
+fn write_overlay(out: &std::path::Path, other: &std::path::Path) -> Result<()> {
+    let other =
+        std::fs::canonicalize(other).with_context(|| format!("--compare {}", other.display()))?;
+    let out_abs = std::fs::canonicalize(out)?;
+    let path = match (other.parent(), out_abs.parent(), other.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => PathBuf::from("..").join(name),
+        _ => other.clone(),
+    };
+    let label = match swarmhub_reports::load::load_summary(&other.join("summary.json")) {
+        Ok(s) if s.events > 0 => "simulator".to_string(),
+        _ => other
+            .file_name()
+            .map_or("other run".into(), |n| n.to_string_lossy().into_owned()),
+    };
+    std::fs::write(
+        out.join("overlay.txt"),
+        format!("{}\n{label}\n", path.display()),
+    )?;
+    Ok(())
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run {
+            scenario,
+            engine,
+            out,
+            swarmhub,
+            work,
+            keep_work,
+            prefix,
+            timeout,
+            fallback_after,
+            install,
+            report,
+            compare,
+        } => {
+            let interrupted = interrupt_flag()?;
+            let swarmhub_bin = match (engine, swarmhub) {
+                (_, Some(p)) => std::fs::canonicalize(&p)
+                    .with_context(|| format!("--swarmhub {}", p.display()))?,
+                (EngineKind::Swarmhub, None) => default_swarmhub()?,
+                (_, None) => PathBuf::from("swarmhub"),
+            };
+            if install {
+                swarmhub_lab::engine::stock::install(engine)?;
+            }
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let opts = RunOptions {
+                scenario,
+                out: out.clone(),
+                engine,
+                swarmhub_bin,
+                work,
+                keep_work,
+                prefix,
+                timeout_s: timeout,
+                fallback_after_s: fallback_after,
+                command,
+            };
+            let s = run::run(&opts, interrupted)?;
+            let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+            let b = &s.base;
+            println!(
+                "scenario {} ({} clients, engine {})",
+                b.scenario, b.peers, s.lab.engine
+            );
+            println!(
+                "completed       {}/{} (files verified: {})",
+                b.completed, b.peers, s.lab.verified
+            );
+            println!(
+                "completion s    p50 {}  p90 {}  max {}",
+                f(b.completion_s.p50),
+                f(b.completion_s.p90),
+                f(b.completion_s.max)
+            );
+            println!(
+                "bound s         {:.2}  (max/bound {})",
+                b.bound_s,
+                f(b.ratio_to_bound)
+            );
+            let what = if s.lab.per_client_sources {
+                "payload"
+            } else {
+                "wire bytes (stock engine)"
+            };
+            println!(
+                "hub copies      {:.2}  ({what}; hub veth sent {:.2} image sizes)",
+                b.hub_copies,
+                s.lab.hub_wire_bytes_up as f64 / b.image_bytes as f64
+            );
+            println!(
+                "cpu busy        {:.0}% mean, {:.0}% peak{}",
+                s.lab.cpu_busy * 100.0,
+                s.lab.cpu_busy_peak * 100.0,
+                if s.lab.cpu_saturated {
+                    "  (CPU BOUND)"
+                } else {
+                    ""
+                }
+            );
+            println!("outputs         {}", out.display());
+            if let Some(other) = compare {
+                write_overlay(&out, &other)?;
+            }
+            if report {
+                let r = swarmhub_reports::write_report(&out)?;
+                println!("report          {}", r.html.display());
+            }
+            if b.completed < b.peers {
+                anyhow::bail!(
+                    "{} of {} clients did not complete",
+                    b.peers - b.completed,
+                    b.peers
+                );
+            }
+            Ok(())
+        }
+        Cmd::Clean { prefix } => {
+            run::preflight()?;
+            let gone = net::teardown(&Names::new(&prefix));
+            println!("removed {} namespaces", gone.len());
+            Ok(())
+        }
+    }
+}
