@@ -5,7 +5,8 @@
 //! `u_i` and downloads `d_i`, and a file of F bytes, no schedule can finish
 //! before `max(F / u_s, F / d_min, N F / (u_s + sum u_i))`. Without peer-to-peer
 //! exchange (the hub-only baseline) the peers' uploads do not count:
-//! `max(F / d_min, N F / u_s)`.
+//! `max(F / d_min, N F / u_s)`. Capacities are payload rates: each is scaled
+//! by `network.payload_efficiency` first.
 
 use crate::scenario::Scenario;
 
@@ -24,7 +25,8 @@ pub struct Bound {
 
 /// The bound for a scenario (its `protocol.p2p` decides which form).
 pub fn bound(s: &Scenario) -> Bound {
-    let f = s.image.size.0 as f64;
+    // Dividing F by the efficiency is the same as scaling every rate by it.
+    let f = s.image.size.0 as f64 / s.network.payload_efficiency;
     let u_s = s.hub.upload.bytes_per_s();
     let n = s.peer_count() as f64;
     let d_min = s

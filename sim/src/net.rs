@@ -35,6 +35,13 @@ pub struct FlowId {
     generation: u32,
 }
 
+impl FlowId {
+    /// The flow's slot: unique among live flows, reused after it finishes.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Flow {
     tag: u64,
@@ -58,6 +65,8 @@ struct HostNet {
     site: usize,
     out_flows: Vec<u32>,
     in_flows: Vec<u32>,
+    /// Upload left over after its flows' last water-fill.
+    spare: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -78,9 +87,26 @@ pub struct Reschedule {
     pub epoch: u64,
 }
 
+/// Work counters of the model (printed with `SWARMHUB_SIM_PROFILE=1`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetStats {
+    /// Flows started (each one a recompute).
+    pub starts: u64,
+    /// Flows that carried another block at the same rate (no recompute).
+    pub extends: u64,
+    /// Flows removed (each one a recompute).
+    pub finishes: u64,
+    /// Water-fill passes, and the flows they covered.
+    pub fills: u64,
+    /// Flows covered by those passes.
+    pub fill_items: u64,
+}
+
 /// The shared network.
 #[derive(Clone, Debug, Default)]
 pub struct Net {
+    /// Work counters.
+    pub stats: NetStats,
     hosts: Vec<HostNet>,
     flows: Vec<Option<Flow>>,
     generations: Vec<u32>,
@@ -91,6 +117,9 @@ pub struct Net {
     /// Scratch space of `recompute`, kept to avoid allocating per event.
     scratch_rate: Vec<f64>,
     scratch_spare: Vec<f64>,
+    scratch_demands: Vec<(u32, f64)>,
+    scratch_senders: Vec<usize>,
+    scratch_receivers: Vec<usize>,
 }
 
 impl Net {
@@ -173,6 +202,7 @@ impl Net {
         tag: u64,
         out: &mut Vec<Reschedule>,
     ) -> FlowId {
+        self.stats.starts += 1;
         let links = self.paths[self.hosts[src].site][self.hosts[dst].site].clone();
         let flow = Flow {
             tag,
@@ -211,6 +241,7 @@ impl Net {
     /// no other flow changes. Returns the new finish time.
     pub fn extend(&mut self, now: Instant, id: FlowId, bytes: u64) -> Option<Reschedule> {
         self.get(id)?;
+        self.stats.extends += 1;
         let flow = self.flows[id.index as usize].as_mut()?;
         flow.remaining = bytes as f64;
         flow.updated = now;
@@ -229,6 +260,7 @@ impl Net {
         if self.get(id).is_none() {
             return false;
         }
+        self.stats.finishes += 1;
         let flow = self.flows[id.index as usize].take().expect("checked");
         self.generations[id.index as usize] = self.generations[id.index as usize].wrapping_add(1);
         self.free.push(id.index);
@@ -260,7 +292,9 @@ impl Net {
         out: &mut Vec<Reschedule>,
     ) {
         // Receivers whose incoming offers may have changed.
-        let mut receivers: Vec<usize> = vec![dst];
+        let mut receivers = std::mem::take(&mut self.scratch_receivers);
+        receivers.clear();
+        receivers.push(dst);
         // A sender with many flows changes each one's offer by under 1/64 when
         // one flow comes or goes; pushing that to every receiver would cost
         // O(fan-out x fan-in) per event at a busy hub. Its other flows keep
@@ -277,27 +311,37 @@ impl Net {
         }
         receivers.sort_unstable();
         receivers.dedup();
-        let mut senders: Vec<usize> = vec![src];
-        let mut demands: Vec<(u32, f64)> = Vec::new();
+        let mut first = std::mem::take(&mut self.scratch_rate);
+        first.resize(self.flows.len(), 0.0);
+        let mut spare = std::mem::take(&mut self.scratch_spare);
+        spare.resize(self.hosts.len(), 0.0);
+        let mut demands = std::mem::take(&mut self.scratch_demands);
+        // Only senders with a flow whose grant changed need to share their
+        // upload again (and `src`, whose flows came or went); the others'
+        // shares are what they were, so their flows enter round two at their
+        // current rates with their last spare.
+        let mut senders = std::mem::take(&mut self.scratch_senders);
+        senders.clear();
+        senders.push(src);
         for &r in &receivers {
             demands.clear();
             for &f in &self.hosts[r].in_flows {
                 demands.push((f, self.offer(self.flow(f))));
             }
-            let grants = water_fill(self.hosts[r].down, &mut demands);
-            for (f, g) in grants {
+            water_fill(&mut self.stats, self.hosts[r].down, &mut demands);
+            for &(f, g) in demands.iter() {
                 let flow = self.flows[f as usize].as_mut().expect("live flow");
+                first[f as usize] = flow.rate;
+                spare[flow.src] = self.hosts[flow.src].spare;
+                if differs(flow.recv_grant, g) || flow.rate == 0.0 {
+                    senders.push(flow.src);
+                }
                 flow.recv_grant = g;
-                senders.push(flow.src);
             }
         }
         senders.sort_unstable();
         senders.dedup();
         // Round 1: senders share their upload over what receivers granted.
-        let mut first = std::mem::take(&mut self.scratch_rate);
-        first.resize(self.flows.len(), 0.0);
-        let mut spare = std::mem::take(&mut self.scratch_spare);
-        spare.resize(self.hosts.len(), 0.0);
         for &s in &senders {
             if s != src && self.hosts[s].out_flows.len() > FANOUT_EXACT {
                 // A busy sender touched only through one of its receivers: its
@@ -318,17 +362,19 @@ impl Net {
             for &f in &self.hosts[s].out_flows {
                 demands.push((f, self.flow(f).recv_grant));
             }
-            let rates = water_fill(self.hosts[s].up, &mut demands);
-            let used: f64 = rates.iter().map(|(_, r)| r).sum();
+            water_fill(&mut self.stats, self.hosts[s].up, &mut demands);
+            let used: f64 = demands.iter().map(|(_, r)| r).sum();
             spare[s] = (self.hosts[s].up - used).max(0.0);
-            for (f, r) in rates {
+            for &(f, r) in demands.iter() {
                 first[f as usize] = r;
             }
         }
         // Round 2: a sender with upload left over offers it on top of what its
         // flows got, receivers grant again, and senders share again. This
         // moves capacity that round 1 stranded (a receiver kept a share for a
-        // flow bottlenecked at its sender) to flows that can use it.
+        // flow bottlenecked at its sender) to flows that can use it. A sender
+        // skipped in round 1 joins here when its grant now differs from its rate.
+        let round_one = senders.len();
         for &r in &receivers {
             demands.clear();
             for &f in &self.hosts[r].in_flows {
@@ -336,25 +382,34 @@ impl Net {
                 let offer = (first[f as usize] + spare[flow.src]).min(self.link_share(flow));
                 demands.push((f, offer));
             }
-            let grants = water_fill(self.hosts[r].down, &mut demands);
-            for (f, g) in grants {
-                self.flows[f as usize]
-                    .as_mut()
-                    .expect("live flow")
-                    .recv_grant = g;
+            water_fill(&mut self.stats, self.hosts[r].down, &mut demands);
+            for &(f, g) in demands.iter() {
+                let flow = self.flows[f as usize].as_mut().expect("live flow");
+                flow.recv_grant = g;
+                if differs(flow.rate, g) && senders[..round_one].binary_search(&flow.src).is_err() {
+                    senders.push(flow.src);
+                }
             }
         }
-        for &s in &senders {
+        senders[round_one..].sort_unstable();
+        let mut last = usize::MAX;
+        for i in 0..senders.len() {
+            let s = senders[i];
+            if i >= round_one && s == last {
+                continue;
+            }
+            last = s;
             if s != src && self.hosts[s].out_flows.len() > FANOUT_EXACT {
                 let share = self.hosts[s].up / self.hosts[s].out_flows.len() as f64;
-                let touched: Vec<(u32, f64)> = self.hosts[s]
-                    .out_flows
-                    .iter()
-                    .map(|&f| (f, self.flow(f)))
-                    .filter(|(_, flow)| receivers.binary_search(&flow.dst).is_ok())
-                    .map(|(f, flow)| (f, flow.recv_grant.min(share)))
-                    .collect();
-                for (f, rate) in touched {
+                demands.clear();
+                for &f in &self.hosts[s].out_flows {
+                    let flow = self.flow(f);
+                    if receivers.binary_search(&flow.dst).is_ok() {
+                        demands.push((f, flow.recv_grant.min(share)));
+                    }
+                }
+                for j in 0..demands.len() {
+                    let (f, rate) = demands[j];
                     self.set_rate(now, f, rate, out);
                 }
                 continue;
@@ -363,13 +418,19 @@ impl Net {
             for &f in &self.hosts[s].out_flows {
                 demands.push((f, self.flow(f).recv_grant));
             }
-            let rates = water_fill(self.hosts[s].up, &mut demands);
-            for (f, rate) in rates {
+            water_fill(&mut self.stats, self.hosts[s].up, &mut demands);
+            let used: f64 = demands.iter().map(|(_, r)| r).sum();
+            self.hosts[s].spare = (self.hosts[s].up - used).max(0.0);
+            for j in 0..demands.len() {
+                let (f, rate) = demands[j];
                 self.set_rate(now, f, rate, out);
             }
         }
         self.scratch_rate = first;
         self.scratch_spare = spare;
+        self.scratch_demands = demands;
+        self.scratch_senders = senders;
+        self.scratch_receivers = receivers;
     }
 
     fn link_share(&self, f: &Flow) -> f64 {
@@ -395,10 +456,9 @@ impl Net {
         }
         flow.rate = rate;
         let at = finish_time(now, flow.remaining, rate);
-        // A slower rate finishes later: the pending event fires early and
-        // `due` issues the next one then. Only an earlier finish needs a new
-        // event now; this keeps busy hosts from flooding the queue.
-        if !first && at >= flow.scheduled {
+        // The engine moves the flow's one pending finish in place (an indexed
+        // heap), so a later finish is reported as well as an earlier one.
+        if !first && at == flow.scheduled {
             return;
         }
         flow.epoch += 1;
@@ -500,20 +560,46 @@ fn finish_time(now: Instant, remaining: f64, rate: f64) -> Instant {
     now + Duration::from_micros((secs * 1e6).ceil() as u64)
 }
 
-/// Max-min share of `cap` among demands: a demand below the equal share gets
-/// all it asks; the rest share what is left. Returns (flow, grant).
-fn water_fill(cap: f64, demands: &mut [(u32, f64)]) -> Vec<(u32, f64)> {
-    demands.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-    let mut left = cap;
+/// Max-min share of `cap` among demands, in place: a demand below the equal
+/// share gets all it asks; the rest share what is left. Each `(flow, demand)`
+/// becomes `(flow, grant)` (the order changes).
+fn water_fill(stats: &mut NetStats, cap: f64, demands: &mut [(u32, f64)]) {
+    stats.fills += 1;
+    stats.fill_items += demands.len() as u64;
     let n = demands.len();
-    let mut out = Vec::with_capacity(n);
-    for (i, &(f, d)) in demands.iter().enumerate() {
-        let share = left / (n - i) as f64;
-        let g = d.min(share);
-        left -= g;
-        out.push((f, g));
+    if n == 0 {
+        return;
     }
-    out
+    // The two common cases need no sort: everyone fits (grants = demands),
+    // or nobody asks less than the equal share (grants = the share).
+    let (mut sum, mut min) = (0.0, f64::INFINITY);
+    for d in demands.iter() {
+        sum += d.1;
+        min = min.min(d.1);
+    }
+    if sum <= cap {
+        return;
+    }
+    let share = cap / n as f64;
+    if min >= share {
+        for d in demands.iter_mut() {
+            d.1 = share;
+        }
+        return;
+    }
+    demands.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let mut left = cap;
+    for (i, d) in demands.iter_mut().enumerate() {
+        let share = left / (n - i) as f64;
+        let g = d.1.min(share);
+        left -= g;
+        d.1 = g;
+    }
+}
+
+/// Two rates differ by more than rounding.
+fn differs(a: f64, b: f64) -> bool {
+    (a - b).abs() > 1e-9 * a.abs().max(b.abs())
 }
 
 #[cfg(test)]

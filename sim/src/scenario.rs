@@ -196,7 +196,7 @@ pub struct Window {
 pub struct Protocol {
     /// Peer-to-peer on; `false` is the hub-only baseline.
     pub p2p: bool,
-    /// Regular unchoke slots of a peer.
+    /// Regular unchoke slots of a peer (default: the core's, 12).
     pub unchoke_slots: usize,
     /// Rechoke interval.
     pub rechoke_interval: Dur,
@@ -218,7 +218,7 @@ impl Default for Protocol {
     fn default() -> Self {
         Protocol {
             p2p: true,
-            unchoke_slots: 4,
+            unchoke_slots: swarmhub_core::choker::ChokerConfig::default().slots,
             rechoke_interval: Dur(swarmhub_core::Duration::from_secs(10)),
             optimistic_interval: Dur(swarmhub_core::Duration::from_secs(30)),
             pipeline_depth: 32,
@@ -242,6 +242,13 @@ pub struct Network {
     /// Links between sites, shared by the flows that cross them.
     #[serde(rename = "link")]
     pub links: Vec<Link>,
+    /// Share of each capacity that carries BitTorrent bytes; the rest is
+    /// framing below the peer protocol (TCP/IP and Ethernet headers, TLS
+    /// records). 1 (the default) takes capacities as payload rates. TCP over
+    /// IPv4 on 1500-byte Ethernet frames carries 1448 payload bytes per
+    /// 1514 on the wire (0.956), which is what a link shaped to its line
+    /// rate (as in the lab) delivers.
+    pub payload_efficiency: f64,
 }
 
 impl Default for Network {
@@ -250,6 +257,7 @@ impl Default for Network {
             latency: Dur(swarmhub_core::Duration::from_millis(10)),
             sites: Vec::new(),
             links: Vec::new(),
+            payload_efficiency: 1.0,
         }
     }
 }
@@ -416,6 +424,13 @@ impl Scenario {
                     ));
                 }
             }
+        }
+        let e = self.network.payload_efficiency;
+        if !(e > 0.0 && e <= 1.0) {
+            return Err(bad(
+                "network.payload_efficiency",
+                format!("must be above 0 and at most 1, got {e}"),
+            ));
         }
         if let Some(c) = &self.churn {
             if !(0.0..=1.0).contains(&c.fraction) {

@@ -37,7 +37,7 @@ impl Topology {
         let index = |name: &str| names.iter().position(|s| s == name).unwrap_or(0);
         for link in &scenario.network.links {
             let (a, b) = (index(&link.from), index(&link.to));
-            let cap = link.capacity.bytes_per_s();
+            let cap = link.capacity.bytes_per_s() * scenario.network.payload_efficiency;
             // One link resource per direction.
             let ab = net.add_link(cap);
             let ba = net.add_link(cap);

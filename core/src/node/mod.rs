@@ -27,7 +27,7 @@ use crate::picker::Picker;
 use crate::pieceset::PieceSet;
 use crate::rng::Rng;
 use crate::session::Session;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::tracker::{AnnounceEvent, AnnounceResponse};
 use crate::ConnId;
 
@@ -78,11 +78,17 @@ pub struct Node {
     next_tick: Option<Instant>,
     /// Every peer address the tracker ever named (for redialing when short).
     known: BTreeSet<SocketAddr>,
+    /// Peers that refused us or could not be reached: not redialed before
+    /// the instant, and the number of failures in a row (the wait doubles).
+    backoff: BTreeMap<SocketAddr, (Instant, u32)>,
     /// Next time the candidates may be refilled from `known`.
     refill_at: Option<Instant>,
     /// Do not redial a pinned peer before this (after a failed dial).
     pinned_retry_at: Option<Instant>,
     next_rechoke: Instant,
+    /// `stats.bytes_up` at the last timer tick, to measure the uplink's use
+    /// over the tick (see `widen_if_idle`).
+    up_mark: (Instant, u64),
     next_announce: Option<Instant>,
     announce_in_flight: bool,
     pending_event: Option<AnnounceEvent>,
@@ -113,6 +119,7 @@ impl Node {
             dialing: BTreeSet::new(),
             pinned_retry_at: None,
             known: BTreeSet::new(),
+            backoff: BTreeMap::new(),
             refill_at: None,
             next_tick: None,
             super_advertised_to: if config.super_seed {
@@ -126,6 +133,7 @@ impl Node {
                 Vec::new()
             },
             next_rechoke: now + config.choker.rechoke_interval,
+            up_mark: (now, 0),
             next_announce: None,
             announce_in_flight: false,
             pending_event: None,
@@ -208,6 +216,7 @@ impl Node {
             } => return self.handle_connected(conn, addr, outbound, identity),
             Input::ConnectFailed { addr } => {
                 self.dialing.remove(&addr);
+                self.back_off(addr);
                 if self.config.pinned_peers.contains(&addr) {
                     self.pinned_retry_at = Some(self.now + self.config.announce_retry);
                 }
@@ -276,7 +285,16 @@ impl Node {
             return;
         }
         self.started = true;
-        self.next_rechoke = self.now + self.config.choker.rechoke_interval;
+        // The first rechoke comes at a random point of the interval: nodes
+        // that start together (a flash crowd) must not all rechoke at the same
+        // instant, or every node reacts to the same stale round at once and
+        // whole groups of peers lose all their unchokes together.
+        let interval = self.config.choker.rechoke_interval.as_micros().max(1);
+        let first = {
+            use rand::RngExt;
+            self.rng.random_range(1..=interval)
+        };
+        self.next_rechoke = self.now + Duration::from_micros(first);
         self.announce(AnnounceEvent::Started);
         self.dial_candidates();
     }
@@ -322,6 +340,7 @@ impl Node {
                     }
                     if !self.connected_addrs.contains_key(&addr)
                         && !self.banned.contains(&PeerKey::Ip(addr.ip()))
+                        && !self.backing_off(addr)
                     {
                         self.candidates.insert(addr);
                     }
@@ -364,7 +383,11 @@ impl Node {
                 .known
                 .iter()
                 .copied()
-                .filter(|a| !self.connected_addrs.contains_key(a) && !self.dialing.contains(a))
+                .filter(|a| {
+                    !self.connected_addrs.contains_key(a)
+                        && !self.dialing.contains(a)
+                        && !self.backing_off(*a)
+                })
                 .collect();
             self.candidates.extend(known);
         }
@@ -377,6 +400,20 @@ impl Node {
             self.dialing.insert(addr);
             self.emit(Output::Connect { addr });
         }
+    }
+
+    /// `addr` refused our connection or could not be reached: leave it alone
+    /// for a while (5 s, doubling to 80 s), so a full peer is not redialed in
+    /// a loop (each attempt is a TCP and TLS handshake on a real network).
+    fn back_off(&mut self, addr: SocketAddr) {
+        let failures = self.backoff.get(&addr).map_or(0, |b| b.1) + 1;
+        let wait = BACKOFF_BASE.as_micros() << (failures - 1).min(BACKOFF_DOUBLINGS);
+        let until = self.now + Duration::from_micros(wait);
+        self.backoff.insert(addr, (until, failures));
+    }
+
+    fn backing_off(&self, addr: SocketAddr) -> bool {
+        self.backoff.get(&addr).is_some_and(|b| self.now < b.0)
     }
 
     fn pick_candidate(&mut self) -> Option<SocketAddr> {
@@ -441,10 +478,17 @@ impl Node {
                 self.session_timers(conn);
             }
             self.super_tick();
+            self.widen_if_idle();
+            self.reciprocate();
         }
         self.dial_candidates();
     }
 }
+
+/// First wait before redialing a peer that refused us; it doubles with each
+/// refusal in a row, `BACKOFF_DOUBLINGS` times at most.
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
+const BACKOFF_DOUBLINGS: u32 = 4;
 
 fn peer_key(addr: SocketAddr, identity: Option<&str>) -> PeerKey {
     match identity {

@@ -11,6 +11,9 @@ use crate::tracker::AnnounceEvent;
 use crate::wire::{BlockRef, ExtendedHandshake, Handshake, Message};
 use crate::ConnId;
 
+/// At most this many regular slots change hands per tick between rechokes.
+const MAX_UPGRADES_PER_TICK: usize = 2;
+
 impl Node {
     pub(super) fn handle_connected(
         &mut self,
@@ -112,6 +115,8 @@ impl Node {
             return;
         };
         session.phase = Phase::Established;
+        let addr = session.addr;
+        self.backoff.remove(&addr);
         session.peer_id = Some(hs.peer_id);
         let identity = session.identity.clone();
         if !outbound {
@@ -392,6 +397,14 @@ impl Node {
             })
             .map(|s| s.conn)
             .collect();
+        // In random order: the first peers to hear of a piece are the first
+        // to ask for it and to take our free upload slots, and connection
+        // order (oldest first) would favour the peers that arrived first.
+        let mut conns = conns;
+        for i in (1..conns.len()).rev() {
+            use rand::RngExt;
+            conns.swap(i, self.rng.random_range(0..=i));
+        }
         for conn in conns {
             self.transmit(conn, Message::Have(piece));
         }
@@ -474,6 +487,10 @@ impl Node {
         if !session.super_pending.is_empty() {
             self.super_forget(conn, &session.super_pending);
         }
+        if session.outbound && session.phase == Phase::AwaitingHandshake {
+            // It closed before answering our handshake: it is full.
+            self.back_off(session.addr);
+        }
         if session.outbound && self.config.pinned_peers.contains(&session.addr) {
             // Redial the hub later, not in a tight loop if it refuses us.
             self.pinned_retry_at = Some(self.now + self.config.announce_retry);
@@ -535,7 +552,7 @@ impl Node {
     /// Unchoke `conn` at once when it is interested and a slot is free, so a
     /// newcomer does not wait for the next rechoke round.
     fn try_unchoke_now(&mut self, conn: ConnId) {
-        let slots = self.choker.slots() + self.config.choker.optimistic_slots;
+        let slots = self.upload_slots();
         let Some(s) = self.sessions.get(&conn) else {
             return;
         };
@@ -556,7 +573,7 @@ impl Node {
     /// interested choked peer now rather than at the next rechoke, so upload
     /// capacity does not sit idle for up to a rechoke interval.
     fn fill_free_slots(&mut self) {
-        let slots = self.choker.slots() + self.config.choker.optimistic_slots;
+        let slots = self.upload_slots();
         let unchoked_interested = self
             .sessions
             .values()
@@ -581,10 +598,46 @@ impl Node {
         }
     }
 
-    pub(super) fn rechoke(&mut self) {
-        let now = self.now;
-        let peers: Vec<ChokerPeer> = self
+    /// Peers we upload to at once: the choker's regular and optimistic slots,
+    /// or every interested peer while super-seeding (the advertised pieces,
+    /// not the choker, bound what each peer gets from a super-seed, and a
+    /// newcomer must not wait a rechoke round for its first piece).
+    fn upload_slots(&self) -> usize {
+        if self.super_seeding() {
+            usize::MAX
+        } else {
+            self.choker.slots() + self.config.choker.optimistic_slots
+        }
+    }
+
+    /// Per-tick check that the uplink is not idle while peers wait: when the
+    /// last tick used under 80% of the known upload capacity and an
+    /// interested peer is choked, open one more slot and fill it now instead
+    /// of at the next rechoke (up to ten seconds of idle uplink otherwise).
+    pub(super) fn widen_if_idle(&mut self) {
+        let (since, mark) = self.up_mark;
+        self.up_mark = (self.now, self.stats.bytes_up);
+        let Some(cap) = self.config.upload_capacity_bps else {
+            return;
+        };
+        let dt = self.now.saturating_since(since).as_secs_f64();
+        if dt <= 0.0 || self.super_seeding() {
+            return;
+        }
+        let used = (self.stats.bytes_up - mark) as f64 / dt;
+        let waiting = self
             .sessions
+            .values()
+            .any(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established);
+        if used < 0.8 * cap as f64 && waiting {
+            self.choker.set_slots(self.choker.slots() + 1);
+            self.fill_free_slots();
+        }
+    }
+
+    fn choker_peers(&self) -> Vec<ChokerPeer> {
+        let now = self.now;
+        self.sessions
             .values()
             .filter(|s| s.phase == Phase::Established)
             .map(|s| ChokerPeer {
@@ -594,8 +647,46 @@ impl Node {
                 download_bps: s.download_rate.get(now),
                 bytes_given: s.bytes_up,
                 connected_at: s.connected_at,
+                pieces: s.remote_has.count(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// Per-tick tit-for-tat between rechokes (see `Choker::upgrade`).
+    pub(super) fn reciprocate(&mut self) {
+        if self.picker.is_complete() {
+            return;
+        }
+        let mut peers = self.choker_peers();
+        for _ in 0..MAX_UPGRADES_PER_TICK {
+            let sessions = &self.sessions;
+            let Some((out, into)) = self
+                .choker
+                .upgrade(&peers, |c| sessions.get(&c).is_some_and(|s| !s.am_choking))
+            else {
+                return;
+            };
+            self.set_choke(out, true);
+            self.set_choke(into, false);
+            peers.retain(|p| p.conn != out && p.conn != into);
+        }
+    }
+
+    pub(super) fn rechoke(&mut self) {
+        let now = self.now;
+        if self.super_seeding() {
+            let conns: Vec<(ConnId, bool)> = self
+                .sessions
+                .values()
+                .filter(|s| s.phase == Phase::Established)
+                .map(|s| (s.conn, s.peer_interested))
+                .collect();
+            for (conn, interested) in conns {
+                self.set_choke(conn, !interested);
+            }
+            return;
+        }
+        let peers = self.choker_peers();
         if let Some(cap) = self.config.upload_capacity_bps {
             let used: f64 = self.sessions.values().map(|s| s.upload_rate.get(now)).sum();
             let waiting = peers
@@ -603,7 +694,9 @@ impl Node {
                 .any(|p| p.interested && !self.choker.unchoked().contains(&p.conn));
             let slots = self.choker.slots();
             if used < 0.9 * cap as f64 && waiting {
-                self.choker.set_slots(slots + 1);
+                // Widen quickly (by half) while capacity sits idle; narrow
+                // one at a time when saturated.
+                self.choker.set_slots(slots + slots.div_ceil(2));
             } else if used > 0.98 * cap as f64 {
                 self.choker.set_slots(slots.saturating_sub(1));
             }

@@ -202,38 +202,20 @@ impl Sim {
 
     fn reschedule(&mut self, out: Vec<crate::net::Reschedule>) {
         for r in out {
-            // The connection of a flow is found when it fires.
-            if let Some(conn) = self.flow_conn(r.flow) {
-                self.schedule(
-                    r.at,
-                    Ev::FlowDone {
-                        conn,
-                        flow: r.flow,
-                        epoch: r.epoch,
-                    },
-                );
-            }
+            self.schedule_flow(r.flow, r.at);
         }
     }
 
-    fn flow_conn(&self, flow: FlowId) -> Option<ConnId> {
-        self.net.tag(flow).map(ConnId)
-    }
-
-    pub(super) fn flow_done(&mut self, conn: ConnId, flow: FlowId, epoch: u64) {
-        if self.net.epoch(flow) != Some(epoch) {
+    /// The finish event of `flow` fired.
+    pub(super) fn flow_done(&mut self, flow: FlowId) {
+        // The connection of a flow is its tag.
+        let Some(conn) = self.net.tag(flow).map(ConnId) else {
             return;
-        }
+        };
         if let Err(r) = self.net.due(self.now, flow) {
+            self.flow_events_early += 1;
             // The flow slowed down since this event was set: not done yet.
-            self.schedule(
-                r.at,
-                Ev::FlowDone {
-                    conn,
-                    flow,
-                    epoch: r.epoch,
-                },
-            );
+            self.schedule_flow(flow, r.at);
             return;
         }
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -274,14 +256,7 @@ impl Sim {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.sending = Some((flow, Item::Block(block)));
                     }
-                    self.schedule(
-                        r.at,
-                        Ev::FlowDone {
-                            conn,
-                            flow,
-                            epoch: r.epoch,
-                        },
-                    );
+                    self.schedule_flow(flow, r.at);
                 }
             }
             None => {
@@ -350,6 +325,7 @@ impl Sim {
             return;
         };
         if let Some((flow, _)) = c.sending {
+            self.flow_queue.remove(flow);
             let mut out = Vec::new();
             self.net.finish(self.now, flow, &mut out);
             self.reschedule(out);

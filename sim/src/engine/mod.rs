@@ -13,6 +13,7 @@
 //! same connection, then for the latency: at 16 KiB blocks control traffic is
 //! well under 1% of the bytes.
 
+mod flowq;
 mod io;
 mod table;
 
@@ -99,11 +100,6 @@ pub(crate) struct SimConn {
 pub(crate) enum Ev {
     Join(usize),
     Timer(usize, u32),
-    FlowDone {
-        conn: ConnId,
-        flow: FlowId,
-        epoch: u64,
-    },
     Arrive {
         conn: ConnId,
         item: Item,
@@ -176,6 +172,8 @@ pub struct Sim {
     pub(crate) now: Instant,
     rng: Rng,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// Flow finishes, kept apart so that a moved finish leaves no stale entry.
+    flow_queue: flowq::FlowQueue,
     payloads: Vec<Option<Ev>>,
     free_slots: Vec<u32>,
     seq: u64,
@@ -194,6 +192,9 @@ pub struct Sim {
     pub(crate) hub_down: bool,
     /// Events processed.
     pub events: u64,
+    /// Flow-finish events that found their flow slower than when they were
+    /// set (early), for `SWARMHUB_SIM_PROFILE`.
+    pub(crate) flow_events_early: u64,
     pub(crate) site_latency: Vec<Vec<Duration>>,
     pub(crate) step: Duration,
     /// Timeline rows.
@@ -252,6 +253,7 @@ impl Sim {
             hub_down,
             false,
             geometry,
+            scenario.network.payload_efficiency,
         ));
         for g in &scenario.groups {
             let site = topo.site_of(g.site.as_deref());
@@ -268,6 +270,7 @@ impl Sim {
                     down,
                     g.corrupt,
                     geometry,
+                    scenario.network.payload_efficiency,
                 ));
             }
         }
@@ -285,6 +288,7 @@ impl Sim {
             now: Instant::ZERO,
             rng,
             queue: BinaryHeap::new(),
+            flow_queue: flowq::FlowQueue::default(),
             payloads: Vec::new(),
             free_slots: Vec::new(),
             seq: 0,
@@ -300,6 +304,7 @@ impl Sim {
             tainted: BTreeSet::new(),
             hub_down: false,
             events: 0,
+            flow_events_early: 0,
             site_latency: topo.latency,
             step,
             timeline: Vec::new(),
@@ -373,6 +378,12 @@ impl Sim {
         }));
     }
 
+    /// Set (or move) the finish event of `flow` to `at`.
+    pub(crate) fn schedule_flow(&mut self, flow: FlowId, at: Instant) {
+        self.seq += 1;
+        self.flow_queue.set(flow, at, self.seq);
+    }
+
     /// Latency between two hosts.
     pub(crate) fn latency(&self, a: usize, b: usize) -> Duration {
         self.site_latency[self.hosts[a].site_index][self.hosts[b].site_index]
@@ -388,23 +399,59 @@ impl Sim {
         // SWARMHUB_SIM_PROFILE=1 prints how many events of each kind ran.
         let profile = std::env::var_os("SWARMHUB_SIM_PROFILE").is_some();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        while let Some(Reverse(q)) = self.queue.pop() {
-            if q.at > end {
-                self.now = end;
-                break;
+        loop {
+            // The earlier of the next event and the next flow finish (keys
+            // come from one counter, so ties keep insertion order).
+            let event_key = self.queue.peek().map(|Reverse(q)| (q.at, q.seq));
+            let flow_key = self.flow_queue.peek();
+            let take_flow = match (event_key, flow_key) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(e), Some(f)) => f < e,
+            };
+            if take_flow {
+                let (flow, at) = self.flow_queue.pop().expect("peeked");
+                if at > end {
+                    self.now = end;
+                    break;
+                }
+                self.now = at;
+                self.events += 1;
+                if profile {
+                    *counts.entry("FlowDone".to_string()).or_insert(0u64) += 1;
+                }
+                self.flow_done(flow);
+            } else {
+                let Some(Reverse(q)) = self.queue.pop() else {
+                    break;
+                };
+                if q.at > end {
+                    self.now = end;
+                    break;
+                }
+                self.now = q.at;
+                self.events += 1;
+                let ev = self.payloads[q.slot as usize]
+                    .take()
+                    .expect("queued event has a payload");
+                if profile {
+                    let name = match &ev {
+                        Ev::Arrive {
+                            item: Item::Msg(m), ..
+                        } => format!("Arrive/{m:?}"),
+                        Ev::Arrive { item, .. } => format!("Arrive/{item:?}"),
+                        other => format!("{other:?}"),
+                    };
+                    let name: String = name
+                        .split(|c: char| !(c.is_alphanumeric() || c == '/'))
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    *counts.entry(name).or_insert(0u64) += 1;
+                }
+                self.free_slots.push(q.slot);
+                self.handle(ev);
             }
-            self.now = q.at;
-            self.events += 1;
-            let ev = self.payloads[q.slot as usize]
-                .take()
-                .expect("queued event has a payload");
-            if profile {
-                let name = format!("{ev:?}");
-                let name = name.split([' ', '(', '{']).next().unwrap_or("").to_string();
-                *counts.entry(name).or_insert(0u64) += 1;
-            }
-            self.free_slots.push(q.slot);
-            self.handle(ev);
             if self.now.saturating_since(last_report) >= Duration::from_secs(5) {
                 last_report = self.now;
                 progress(self.now, self.completed, total);
@@ -417,8 +464,10 @@ impl Sim {
         progress(self.now, self.completed, total);
         if profile {
             for (name, n) in &counts {
-                eprintln!("{name:>16} {n:>12}");
+                eprintln!("{name:>24} {n:>12}");
             }
+            eprintln!("{:?}", self.net.stats);
+            eprintln!("flow finishes re-checked early: {}", self.flow_events_early);
         }
     }
 
@@ -442,7 +491,6 @@ impl Sim {
                     self.input(h, Input::Timeout);
                 }
             }
-            Ev::FlowDone { conn, flow, epoch } => self.flow_done(conn, flow, epoch),
             Ev::Arrive { conn, item } => self.arrive(conn, item),
             Ev::Connected { conn } => self.connected(conn),
             Ev::ConnectFailed { host, inc, addr } => {
@@ -712,8 +760,9 @@ fn new_host(
     down: f64,
     corrupt: bool,
     geometry: Geometry,
+    efficiency: f64,
 ) -> SimHost {
-    let net_index = net.add_host(up, down, site_index);
+    let net_index = net.add_host(up * efficiency, down * efficiency, site_index);
     debug_assert_eq!(net_index, index);
     let ip = Ipv4Addr::from(0x0a00_0000u32 + index as u32);
     let mut id = [0u8; 20];

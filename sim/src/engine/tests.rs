@@ -63,6 +63,35 @@ fn one_seed_to_one_peer_takes_size_over_rate_plus_latency() {
 }
 
 #[test]
+fn payload_efficiency_scales_transfer_time_and_bound() {
+    // The same transfer as above with 95.6% of each link carrying payload:
+    // 1/0.956 times as long, and the bound moves with it.
+    let extra = "[network]\npayload_efficiency = 0.956";
+    let text = simple(
+        1,
+        "128 MiB",
+        "200 Mbit/s",
+        "100 Mbit/s",
+        "100 Mbit/s",
+        extra,
+    );
+    let (t, b, _) = max_completion(&text, 1);
+    let ideal = (128u64 << 20) as f64 / (0.956 * 100e6 / 8.0) + 0.010;
+    let err = (t - ideal).abs() / ideal;
+    assert!(err < 0.02, "took {t:.3} s, ideal {ideal:.3} s");
+    let plain = bound(&scenario(&simple(
+        1,
+        "128 MiB",
+        "200 Mbit/s",
+        "100 Mbit/s",
+        "100 Mbit/s",
+        "",
+    )))
+    .bound_s;
+    assert!((b * 0.956 - plain).abs() < 1e-9, "bound {b} vs {plain}");
+}
+
+#[test]
 fn hub_only_takes_n_copies_over_hub_upload() {
     // 10 peers x 32 MiB through a 100 Mbit/s hub: 26.84 s.
     let extra = "[protocol]\np2p = false";

@@ -55,6 +55,21 @@ fn unknown_site_is_rejected() {
 }
 
 #[test]
+fn payload_efficiency_out_of_range_is_rejected() {
+    for bad in ["0", "1.5", "-0.2"] {
+        let text = format!("{MINIMAL}\n[network]\npayload_efficiency = {bad}\n");
+        let err = Scenario::parse(&text, Path::new("bad.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("network.payload_efficiency"), "{err}");
+        assert!(err.contains("at most 1"), "{err}");
+    }
+    let ok = format!("{MINIMAL}\n[network]\npayload_efficiency = 0.956\n");
+    let s = Scenario::parse(&ok, Path::new("ok.toml")).unwrap();
+    assert_eq!(s.network.payload_efficiency, 0.956);
+}
+
+#[test]
 fn shipped_scenarios_parse() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut n = 0;

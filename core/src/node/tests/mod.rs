@@ -429,3 +429,106 @@ fn super_seeding_does_not_stall_a_lone_puller() {
     // 4 MiB at 2 MB/s is 2.1 s; allow connection set-up, not a stall.
     assert!(done < 3.0, "lone puller took {done:.2} s");
 }
+
+/// A peer that closes our connection before answering the handshake (it is
+/// full) is not redialed for the backoff's first 5 s, and is dialed again after.
+#[test]
+fn refused_peer_is_redialed_only_after_its_backoff() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let mut node = Node::new(
+        NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g),
+        PieceSet::new(4),
+        1,
+        Instant::ZERO,
+    );
+    let full: SocketAddr = "10.0.0.9:6881".parse().unwrap();
+    node.handle_input(Instant::ZERO, Input::Start).unwrap();
+    drain(&mut node);
+    let response = crate::tracker::AnnounceResponse {
+        interval_s: 3600,
+        min_interval_s: 60,
+        complete: 1,
+        incomplete: 1,
+        peers: vec![crate::tracker::PeerAddr {
+            ip: full.ip(),
+            port: full.port(),
+        }],
+        revocation_epoch: 0,
+        revoked: Vec::new(),
+    };
+    node.handle_input(Instant::ZERO, Input::Announced(Ok(response)))
+        .unwrap();
+    let dials = |outs: &[Output]| {
+        outs.iter()
+            .filter(|o| matches!(o, Output::Connect { addr } if *addr == full))
+            .count()
+    };
+    assert_eq!(dials(&drain(&mut node)), 1, "the tracker's peer is dialed");
+    let conn = ConnId(7);
+    node.handle_input(
+        Instant::ZERO,
+        Input::Connected {
+            conn,
+            addr: full,
+            outbound: true,
+            identity: Some("full".into()),
+        },
+    )
+    .unwrap();
+    drain(&mut node);
+    node.handle_input(
+        Instant::ZERO + Duration::from_millis(20),
+        Input::Closed {
+            conn,
+            reason: "connection closed by peer".into(),
+        },
+    )
+    .unwrap();
+    // Refused again at each redial: the waits are 5 s, then 10 s.
+    let mut refused_at = Instant::ZERO + Duration::from_millis(20);
+    let mut waits = Vec::new();
+    for round in 0..2u64 {
+        let mut redial = None;
+        while let Some(t) = node
+            .poll_timeout()
+            .filter(|t| *t <= refused_at + Duration::from_secs(30))
+        {
+            node.handle_input(t, Input::Timeout).unwrap();
+            if dials(&drain(&mut node)) > 0 {
+                redial = Some(t);
+                break;
+            }
+        }
+        let t = redial.expect("redialed after the backoff");
+        waits.push(t.saturating_since(refused_at));
+        let conn = ConnId(8 + round);
+        node.handle_input(
+            t,
+            Input::Connected {
+                conn,
+                addr: full,
+                outbound: true,
+                identity: Some("full".into()),
+            },
+        )
+        .unwrap();
+        node.handle_input(
+            t,
+            Input::Closed {
+                conn,
+                reason: "connection closed by peer".into(),
+            },
+        )
+        .unwrap();
+        drain(&mut node);
+        refused_at = t;
+    }
+    assert!(
+        waits[0] >= Duration::from_secs(5) && waits[1] >= Duration::from_secs(10),
+        "redial waits {waits:?}: the backoff must be 5 s, then 10 s"
+    );
+    assert!(waits[1] < Duration::from_secs(12), "waits {waits:?}");
+}
