@@ -393,8 +393,7 @@ impl Net {
         }
         senders[round_one..].sort_unstable();
         let mut last = usize::MAX;
-        for i in 0..senders.len() {
-            let s = senders[i];
+        for (i, &s) in senders.iter().enumerate() {
             if i >= round_one && s == last {
                 continue;
             }
@@ -408,8 +407,7 @@ impl Net {
                         demands.push((f, flow.recv_grant.min(share)));
                     }
                 }
-                for j in 0..demands.len() {
-                    let (f, rate) = demands[j];
+                for &(f, rate) in &demands {
                     self.set_rate(now, f, rate, out);
                 }
                 continue;
@@ -421,8 +419,7 @@ impl Net {
             water_fill(&mut self.stats, self.hosts[s].up, &mut demands);
             let used: f64 = demands.iter().map(|(_, r)| r).sum();
             self.hosts[s].spare = (self.hosts[s].up - used).max(0.0);
-            for j in 0..demands.len() {
-                let (f, rate) = demands[j];
+            for &(f, rate) in &demands {
                 self.set_rate(now, f, rate, out);
             }
         }
