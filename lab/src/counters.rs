@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::net::NetError;
+
 /// Bytes an interface received and sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bytes {
@@ -51,16 +53,81 @@ pub fn parse(json: &str) -> Result<BTreeMap<String, Bytes>, serde_json::Error> {
 }
 
 /// Read the counters of every interface in namespace `ns`.
-pub fn read(ns: &str) -> Result<BTreeMap<String, Bytes>, crate::net::NetError> {
+pub fn read(ns: &str) -> Result<BTreeMap<String, Bytes>, NetError> {
     let c: Vec<String> = ["ip", "-n", ns, "-s", "-j", "link", "show"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let out = crate::net::run(&c)?;
-    parse(&out).map_err(|e| crate::net::NetError {
+    parse(&out).map_err(|e| NetError {
         command: c.join(" "),
         message: format!("unexpected JSON: {e}"),
     })
+}
+
+/// Packets a shaper (tbf qdisc) sent and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shaper {
+    /// Packets sent on.
+    pub packets: u64,
+    /// Packets dropped (queue full).
+    pub drops: u64,
+}
+
+impl Shaper {
+    /// Dropped over offered (sent + dropped).
+    pub fn drop_fraction(self) -> f64 {
+        let offered = self.packets + self.drops;
+        if offered == 0 {
+            0.0
+        } else {
+            self.drops as f64 / offered as f64
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Qdisc {
+    kind: String,
+    #[serde(default)]
+    dev: String,
+    #[serde(default)]
+    packets: u64,
+    #[serde(default)]
+    drops: u64,
+}
+
+/// Parse `tc -s -j qdisc show` output into the tbf shapers by device.
+pub fn parse_shapers(json: &str) -> Result<BTreeMap<String, Shaper>, serde_json::Error> {
+    let qdiscs: Vec<Qdisc> = serde_json::from_str(json)?;
+    let mut out = BTreeMap::new();
+    for q in qdiscs.into_iter().filter(|q| q.kind == "tbf") {
+        let s: &mut Shaper = out.entry(q.dev).or_default();
+        s.packets += q.packets;
+        s.drops += q.drops;
+    }
+    Ok(out)
+}
+
+/// Read the tbf shapers of namespace `ns` (or of one device in it).
+pub fn read_shapers(ns: &str, dev: Option<&str>) -> Result<BTreeMap<String, Shaper>, NetError> {
+    let mut c: Vec<String> = ["tc", "-n", ns, "-s", "-j", "qdisc", "show"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(d) = dev {
+        c.extend(["dev".to_string(), d.to_string()]);
+    }
+    let out = crate::net::run(&c)?;
+    let mut shapers = parse_shapers(&out).map_err(|e| NetError {
+        command: c.join(" "),
+        message: format!("unexpected JSON: {e}"),
+    })?;
+    // `show dev D` leaves the device out of each entry.
+    if let (Some(d), Some(s)) = (dev, shapers.remove("")) {
+        shapers.insert(d.to_string(), s);
+    }
+    Ok(shapers)
 }
 
 #[cfg(test)]
@@ -82,5 +149,24 @@ mod tests {
         );
         assert_eq!(c.len(), 2, "interfaces without stats are skipped");
         assert!(parse("not json").is_err());
+    }
+
+    #[test]
+    fn shapers_are_tbf_qdiscs_by_device() {
+        let json = r#"[{"kind":"noqueue","handle":"0:","dev":"br0","bytes":0,"packets":9,"drops":4},
+            {"kind":"tbf","handle":"8226:","dev":"v1","root":true,"options":{"rate":625000},"bytes":90,"packets":1000,"drops":100},
+            {"kind":"tbf","handle":"8227:","dev":"v2","bytes":0,"packets":0,"drops":0}]"#;
+        let s = parse_shapers(json).expect("parse");
+        assert_eq!(s.len(), 2, "only tbf qdiscs count");
+        assert_eq!(
+            s["v1"],
+            Shaper {
+                packets: 1000,
+                drops: 100
+            }
+        );
+        assert!((s["v1"].drop_fraction() - 100.0 / 1100.0).abs() < 1e-12);
+        assert_eq!(s["v2"].drop_fraction(), 0.0);
+        assert!(parse_shapers("[{").is_err());
     }
 }

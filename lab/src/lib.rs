@@ -5,6 +5,7 @@
 //! engine is swarmhub itself or stock BitTorrent software for comparison, and
 //! the outputs use the simulator's schema, so `swarmhub-reports` draws both.
 
+pub mod compare;
 pub mod counters;
 pub mod cpu;
 pub mod engine;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use swarmhub_lab::compare::{self, CompareOptions};
 use swarmhub_lab::engine::EngineKind;
 use swarmhub_lab::net::{self, Names};
 use swarmhub_lab::run::{self, RunOptions};
@@ -62,6 +63,42 @@ enum Cmd {
         /// to draw on the completion CDF: written to OUT/overlay.txt.
         #[arg(long)]
         compare: Option<PathBuf>,
+    },
+    /// Run a scenario in the simulator and in the lab with each engine;
+    /// write every run's report (each CDF drawn with the others) and
+    /// OUT/comparison.md and OUT/comparison.csv.
+    Compare {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Output folder: OUT/sim, OUT/ENGINE, OUT/comparison.{md,csv}.
+        #[arg(long)]
+        out: PathBuf,
+        /// Engines to run, comma-separated.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "swarmhub,qbittorrent,aria2,transmission"
+        )]
+        engines: Vec<EngineKind>,
+        /// Simulator seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Install the stock engines' Debian packages first (apt-get).
+        #[arg(long)]
+        install: bool,
+        /// The swarmhub binary (default: next to swarmhub-lab).
+        #[arg(long)]
+        swarmhub: Option<PathBuf>,
+        /// Namespace prefix.
+        #[arg(long, default_value = "shlab")]
+        prefix: String,
+        /// Stop each lab run after this many seconds (default: 20 x the bound + 120 s).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// swarmhub clients: seconds without progress before HTTP fallback.
+        #[arg(long, default_value_t = 60)]
+        fallback_after: u64,
     },
     /// Remove the namespaces (and their processes) of an interrupted lab.
     Clean {
@@ -131,6 +168,15 @@ fn write_overlay(out: &std::path::Path, other: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// `--swarmhub PATH`, or the binary beside swarmhub-lab when swarmhub runs.
+fn swarmhub_bin(given: Option<PathBuf>, needed: bool) -> Result<PathBuf> {
+    match given {
+        Some(p) => std::fs::canonicalize(&p).with_context(|| format!("--swarmhub {}", p.display())),
+        None if needed => default_swarmhub(),
+        None => Ok(PathBuf::from("swarmhub")),
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Run {
@@ -148,12 +194,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             compare,
         } => {
             let interrupted = interrupt_flag()?;
-            let swarmhub_bin = match (engine, swarmhub) {
-                (_, Some(p)) => std::fs::canonicalize(&p)
-                    .with_context(|| format!("--swarmhub {}", p.display()))?,
-                (EngineKind::Swarmhub, None) => default_swarmhub()?,
-                (_, None) => PathBuf::from("swarmhub"),
-            };
+            let swarmhub_bin = swarmhub_bin(swarmhub, engine == EngineKind::Swarmhub)?;
             if install {
                 swarmhub_lab::engine::stock::install(engine)?;
             }
@@ -212,6 +253,14 @@ fn dispatch(cli: Cli) -> Result<()> {
                     ""
                 }
             );
+            let drops = swarmhub_lab::counters::Shaper {
+                packets: s.lab.shaper_down_packets,
+                drops: s.lab.shaper_down_drops,
+            };
+            println!(
+                "shaper drops    {:.1}% of packets offered to the download shapers",
+                drops.drop_fraction() * 100.0
+            );
             println!("outputs         {}", out.display());
             if let Some(other) = compare {
                 write_overlay(&out, &other)?;
@@ -226,6 +275,50 @@ fn dispatch(cli: Cli) -> Result<()> {
                     b.peers - b.completed,
                     b.peers
                 );
+            }
+            Ok(())
+        }
+        Cmd::Compare {
+            scenario,
+            out,
+            engines,
+            seed,
+            install,
+            swarmhub,
+            prefix,
+            timeout,
+            fallback_after,
+        } => {
+            let interrupted = interrupt_flag()?;
+            let opts = CompareOptions {
+                run: RunOptions {
+                    scenario: scenario.clone(),
+                    out: out.clone(),
+                    engine: EngineKind::Swarmhub,
+                    swarmhub_bin: swarmhub_bin(swarmhub, engines.contains(&EngineKind::Swarmhub))?,
+                    work: None,
+                    keep_work: false,
+                    prefix,
+                    timeout_s: timeout,
+                    fallback_after_s: fallback_after,
+                    command: std::env::args().collect::<Vec<_>>().join(" "),
+                },
+                scenario,
+                out: out.clone(),
+                engines,
+                seed,
+                install,
+            };
+            let rows = compare::compare(&opts, interrupted)?;
+            print!("{}", std::fs::read_to_string(out.join("comparison.md"))?);
+            println!("\noutputs: {}", out.display());
+            let failed: Vec<&str> = rows
+                .iter()
+                .filter(|r| r.error.is_some() || r.completed < r.peers)
+                .map(|r| r.run.as_str())
+                .collect();
+            if !failed.is_empty() {
+                anyhow::bail!("runs failed or incomplete: {}", failed.join(", "));
             }
             Ok(())
         }

@@ -85,6 +85,14 @@ pub struct LabFields {
     pub http_bytes: u64,
     /// Clients whose files matched the image's SHA-256.
     pub verified: usize,
+    /// Packets the clients' download shapers passed.
+    pub shaper_down_packets: u64,
+    /// Packets they dropped (queue full): TCP sends these again.
+    pub shaper_down_drops: u64,
+    /// Packets every host's upload shaper passed.
+    pub shaper_up_packets: u64,
+    /// Packets they dropped.
+    pub shaper_up_drops: u64,
     /// Whether `bytes_down_hub` / `bytes_down_peers` per client are measured
     /// (stock engines report only totals; then the split is left at zero).
     pub per_client_sources: bool,
@@ -268,6 +276,10 @@ download = "20 Mbit/s"
             peer_wire_bytes_up: 30 << 20,
             http_bytes: 0,
             verified: 2,
+            shaper_down_packets: 1000,
+            shaper_down_drops: 10,
+            shaper_up_packets: 900,
+            shaper_up_drops: 0,
             per_client_sources: true,
             tbf: "test".into(),
         }
@@ -342,9 +354,18 @@ download = "20 Mbit/s"
         // A second run named in overlay.txt is loaded for the CDF chart.
         let other = dir.path().join("other");
         write(&other, &peers[..2], &timeline, &s, SCENARIO).expect("write other");
-        std::fs::write(dir.path().join("overlay.txt"), "other\nsimulator\n").expect("overlay");
+        std::fs::write(
+            dir.path().join("overlay.txt"),
+            "# runs on the CDF\nother\tsimulator\nother\n",
+        )
+        .expect("overlay");
         let run = swarmhub_reports::load::load_run(dir.path()).expect("load with overlay");
-        let o = run.overlay.expect("overlay");
-        assert_eq!((o.label.as_str(), o.peers.len()), ("simulator", 2));
+        let labels: Vec<(&str, usize)> = run
+            .overlays
+            .iter()
+            .map(|o| (o.label.as_str(), o.peers.len()))
+            .collect();
+        assert_eq!(labels, [("simulator", 2), ("other", 2)]);
+        assert_eq!(run.summary.engine.as_deref(), Some("swarmhub"));
     }
 }

@@ -263,6 +263,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> Result<record::La
     let (t0, states, timeline, sampler) = drive(&mut lab.ctx, engine.as_mut(), &plan, limit)?;
     let end = Instant::now();
     let mut totals = engine.finish(&mut lab.ctx)?;
+    let (shaper_down, shaper_up) = shaper_totals(&names, plan.clients.len());
     let counters = sampler.read().unwrap_or_default();
     let since = |i: usize, tx: bool| {
         let first = sampler.first.get(i).copied().unwrap_or_default();
@@ -338,6 +339,10 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> Result<record::La
         peer_wire_bytes_up: (1..counters.len()).map(|i| since(i, false)).sum(),
         http_bytes: totals.clients.iter().map(|c| c.down_http).sum(),
         verified,
+        shaper_down_packets: shaper_down.packets,
+        shaper_down_drops: shaper_down.drops,
+        shaper_up_packets: shaper_up.packets,
+        shaper_up_drops: shaper_up.drops,
         per_client_sources: totals.per_client_sources,
         tbf: format!(
             "tbf rate = capacity, burst = max(32 KiB, 10 ms of rate), latency {} ms",
@@ -365,6 +370,32 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> Result<record::La
     }
     drop(lab);
     Ok(summary)
+}
+
+/// Packets the clients' download shapers (bridge ports `v1`..`vN`) and
+/// every host's upload shaper (its `eth0`) passed and dropped. A shaper that
+/// cannot be read is left out with a warning.
+fn shaper_totals(names: &Names, clients: usize) -> (counters::Shaper, counters::Shaper) {
+    let add = |sum: &mut counters::Shaper, s: &counters::Shaper| {
+        sum.packets += s.packets;
+        sum.drops += s.drops;
+    };
+    let warn = |e: net::NetError| eprintln!("swarmhub-lab: warning: shaper counters: {e}");
+    let mut down = counters::Shaper::default();
+    match counters::read_shapers(&names.bridge_ns(), None) {
+        Ok(all) => (1..=clients)
+            .filter_map(|id| all.get(&Names::port(id)))
+            .for_each(|s| add(&mut down, s)),
+        Err(e) => warn(e),
+    }
+    let mut up = counters::Shaper::default();
+    for id in 0..=clients {
+        match counters::read_shapers(&names.host_ns(id), Some("eth0")) {
+            Ok(all) => all.values().for_each(|s| add(&mut up, s)),
+            Err(e) => warn(e),
+        }
+    }
+    (down, up)
 }
 
 /// Default time limit: the scenario's duration, but at most 20 times the

@@ -157,6 +157,48 @@ fn full_run(bin: &Path, tmp: &Path) {
     }
 }
 
+/// `compare` with swarmhub alone: the simulator and the lab side by side,
+/// each report drawing the other, and the comparison table.
+fn compare_run(bin: &Path, tmp: &Path) {
+    let out = tmp.join("cmp");
+    let prefix = format!("shlabc{}", std::process::id() % 10_000);
+    let o = Command::new(LAB)
+        .arg("compare")
+        .arg(root().join("scenarios/lab-smoke.toml"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--engines", "swarmhub", "--prefix", &prefix, "--swarmhub"])
+        .arg(bin)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run swarmhub-lab compare");
+    assert!(o.status.success(), "compare failed:\n{}", text(&o));
+    assert!(namespaces(&format!("{prefix}-")).is_empty());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("Simulator against the swarmhub lab run: p50"),
+        "{}",
+        text(&o)
+    );
+    let table = std::fs::read_to_string(out.join("comparison.csv")).expect("comparison.csv");
+    let runs: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(runs, ["sim", "swarmhub"], "{table}");
+    for (dir, other) in [("sim", "swarmhub lab"), ("swarmhub", "simulator")] {
+        let run = swarmhub_reports::load::load_run(&out.join(dir)).expect("load");
+        let labels: Vec<&str> = run.overlays.iter().map(|o| o.label.as_str()).collect();
+        assert_eq!(labels, [other], "{dir}");
+        let html = std::fs::read_to_string(out.join(dir).join("report.html")).expect("report");
+        assert!(
+            html.contains("Compared runs") && html.contains(other),
+            "{dir}"
+        );
+    }
+}
+
 /// SIGTERM in the middle of a run: non-zero exit, every namespace and
 /// process gone.
 fn interrupted_run(bin: &Path, tmp: &Path) {
@@ -213,6 +255,7 @@ fn lab_runs_a_small_swarm_and_cleans_up() {
     let bin = swarmhub_bin();
     let tmp = tempfile::tempdir().expect("tempdir");
     full_run(&bin, tmp.path());
+    compare_run(&bin, tmp.path());
     interrupted_run(&bin, tmp.path());
 }
 

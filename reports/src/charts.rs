@@ -182,26 +182,57 @@ fn fraction_at(sorted: &[f64], n: usize, t: f64) -> f64 {
     sorted.partition_point(|x| *x <= t) as f64 / n.max(1) as f64
 }
 
+/// Colours of the overlaid runs on the CDF, in `overlay.txt` order.
+const OVERLAY_COLORS: [RGBColor; crate::load::MAX_OVERLAYS] = [
+    C_GREY, PALETTE[2], PALETTE[7], PALETTE[6], PALETTE[1], PALETTE[4],
+];
+
+/// What a run is called in a legend: its lab engine, or the simulator.
+pub fn run_label(s: &crate::load::Summary) -> String {
+    match &s.engine {
+        Some(e) => format!("{e} lab"),
+        None => "simulator".to_string(),
+    }
+}
+
+/// Sorted completion times of a run's peers.
+fn sorted_completions(peers: &[crate::load::PeerRow]) -> Vec<f64> {
+    let mut times: Vec<f64> = peers.iter().filter_map(|p| p.completion_s()).collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// The step line of an empirical CDF of `sorted` over `n` peers, to `x_max`.
+fn cdf_steps(sorted: &[f64], n: usize, x_max: f64) -> Vec<(f64, f64)> {
+    let n = n.max(1) as f64;
+    let mut steps = vec![(0.0, 0.0)];
+    for (i, t) in sorted.iter().enumerate() {
+        steps.push((*t, i as f64 / n));
+        steps.push((*t, (i + 1) as f64 / n));
+    }
+    if let Some(last) = steps.last().copied() {
+        steps.push((x_max, last.1));
+    }
+    steps
+}
+
 fn completion_cdf<DB: DrawingBackend>(run: &Run, area: &DrawingArea<DB, Shift>) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let s = &run.summary;
-    let mut times: Vec<f64> = run.peers.iter().filter_map(|p| p.completion_s()).collect();
-    times.sort_by(f64::total_cmp);
+    let times = sorted_completions(&run.peers);
     let n = run.peers.len();
-    let overlay_max = run.overlay.as_ref().and_then(|o| {
-        o.peers
-            .iter()
-            .filter_map(|p| p.completion_s())
-            .max_by(f64::total_cmp)
-    });
-    let x_max = times
-        .last()
-        .copied()
-        .unwrap_or(0.0)
-        .max(s.bound_s)
-        .max(overlay_max.unwrap_or(0.0))
+    let others: Vec<Vec<f64>> = run
+        .overlays
+        .iter()
+        .map(|o| sorted_completions(&o.peers))
+        .collect();
+    let x_max = others
+        .iter()
+        .chain([&times])
+        .filter_map(|t| t.last().copied())
+        .fold(s.bound_s, f64::max)
         .max(1e-3)
         * 1.08;
     let mut chart = ChartBuilder::on(area)
@@ -224,40 +255,32 @@ where
         .label_style(label_font())
         .light_line_style(RGBColor(240, 240, 240))
         .draw()?;
-    let mut steps = vec![(0.0, 0.0)];
-    for (i, t) in times.iter().enumerate() {
-        steps.push((*t, i as f64 / n as f64));
-        steps.push((*t, (i + 1) as f64 / n as f64));
-    }
-    if let Some(last) = steps.last().copied() {
-        steps.push((x_max, last.1));
-    }
+    let main_label = if run.overlays.is_empty() {
+        "peers completed".to_string()
+    } else {
+        format!("{} (this run)", run_label(s))
+    };
     chart
-        .draw_series(LineSeries::new(steps, C_MAIN.stroke_width(3)))?
-        .label("peers completed")
+        .draw_series(LineSeries::new(
+            cdf_steps(&times, n, x_max),
+            C_MAIN.stroke_width(3),
+        ))?
+        .label(main_label)
         .legend(legend_line(C_MAIN));
-    if let Some(o) = &run.overlay {
-        let mut other: Vec<f64> = o.peers.iter().filter_map(|p| p.completion_s()).collect();
-        other.sort_by(f64::total_cmp);
-        let m = o.peers.len().max(1) as f64;
-        let mut steps = vec![(0.0, 0.0)];
-        for (i, t) in other.iter().enumerate() {
-            steps.push((*t, i as f64 / m));
-            steps.push((*t, (i + 1) as f64 / m));
-        }
-        if let Some(last) = steps.last().copied() {
-            steps.push((x_max, last.1));
-        }
-        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+    for ((o, sorted), color) in run.overlays.iter().zip(&others).zip(OVERLAY_COLORS) {
         chart
-            .draw_series(LineSeries::new(steps, C_GREY.stroke_width(3)))?
+            .draw_series(LineSeries::new(
+                cdf_steps(sorted, o.peers.len(), x_max),
+                color.stroke_width(3),
+            ))?
             .label(format!(
                 "{} (p50 {} s, max {} s)",
                 o.label,
                 f(o.summary.completion_s.p50),
                 f(o.summary.completion_s.max)
             ))
-            .legend(legend_line(C_GREY));
+            .legend(legend_line(color));
     }
     chart
         .draw_series(DashedLineSeries::new(
@@ -285,7 +308,7 @@ where
             .label(format!("{name} {v:.2} s"))
             .legend(move |(x, y)| Circle::new((x + 10, y), 6, color.filled()));
     }
-    legend(&mut chart, SeriesLabelPosition::LowerRight)
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 /// A rate unit that keeps the axis numbers short.

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::charts::run_label;
 use crate::load::{Run, Summary, Sweep};
 
 /// A rendered chart to embed.
@@ -174,6 +175,70 @@ fn reproduce(out: &mut String, s: &Summary) {
     let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(&s.command));
 }
 
+/// A table with a header row.
+fn grid(out: &mut String, caption: &str, header: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "<h2>{}</h2>\n<table>\n<tr>", escape(caption));
+    for h in header {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>\n");
+    for r in rows {
+        out.push_str("<tr>");
+        for c in r {
+            let _ = write!(out, "<td>{}</td>", escape(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// `b` against `a` in percent, signed.
+fn diff_pct(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if a > 0.0 => format!("{:+.1}%", (b - a) / a * 100.0),
+        _ => "-".into(),
+    }
+}
+
+/// This run beside the runs of `overlay.txt`: completion and hub load, and
+/// how far each other run's p50 and max are from this one's.
+fn compared_runs(out: &mut String, run: &Run) {
+    let s = &run.summary;
+    let row = |label: String, o: &Summary| {
+        vec![
+            label,
+            format!("{}/{}", o.completed, o.peers),
+            opt(o.completion_s.p50, 2),
+            opt(o.completion_s.max, 2),
+            opt(o.ratio_to_bound, 2),
+            format!("{:.2}", o.hub_copies),
+            diff_pct(s.completion_s.p50, o.completion_s.p50),
+            diff_pct(s.completion_s.max, o.completion_s.max),
+        ]
+    };
+    let mut rows = vec![row(format!("{} (this run)", run_label(s)), s)];
+    rows.extend(
+        run.overlays
+            .iter()
+            .map(|o| row(o.label.clone(), &o.summary)),
+    );
+    grid(
+        out,
+        "Compared runs",
+        &[
+            "run",
+            "completed",
+            "p50 (s)",
+            "max (s)",
+            "max / bound",
+            "hub copies",
+            "p50 vs this run",
+            "max vs this run",
+        ],
+        &rows,
+    );
+}
+
 /// The report of a run.
 pub fn run_report(run: &Run, embedded: &[Embedded<'_>]) -> String {
     let s = &run.summary;
@@ -191,6 +256,9 @@ pub fn run_report(run: &Run, embedded: &[Embedded<'_>]) -> String {
         s.hub_copies
     );
     table(&mut out, "Summary", &summary_rows(s));
+    if !run.overlays.is_empty() {
+        compared_runs(&mut out, run);
+    }
     charts(&mut out, embedded);
     let source = if run.scenario_toml.is_some() {
         "Scenario parameters (scenario.toml)"

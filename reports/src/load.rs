@@ -167,6 +167,10 @@ pub struct Summary {
     pub version: String,
     /// Command that reproduces the run.
     pub command: String,
+    /// What ran, for a lab run (`swarmhub`, `qbittorrent`, ...); absent for
+    /// the simulator.
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 /// A loaded run folder.
@@ -182,13 +186,14 @@ pub struct Run {
     pub summary: Summary,
     /// `scenario.toml` text, when the folder has one (sweep points do).
     pub scenario_toml: Option<String>,
-    /// A second run drawn on the completion CDF, named by `overlay.txt`.
-    pub overlay: Option<Overlay>,
+    /// Other runs drawn on the completion CDF, named by `overlay.txt`.
+    pub overlays: Vec<Overlay>,
 }
 
-/// Another run to compare with (a simulator run beside a lab run, say):
-/// `overlay.txt` in a run folder holds its folder (relative to the run
-/// folder, or absolute) on the first line and an optional label on the second.
+/// Another run to compare with (the simulator's run beside a lab run, say).
+/// `overlay.txt` in a run folder names them, one a line: the folder
+/// (relative to the run folder, or absolute), then optionally a tab and a
+/// legend label. Blank lines and lines starting with `#` are skipped.
 #[derive(Clone, Debug)]
 pub struct Overlay {
     /// Legend label (default: the folder name).
@@ -199,26 +204,42 @@ pub struct Overlay {
     pub summary: Summary,
 }
 
-fn load_overlay(dir: &Path) -> Result<Option<Overlay>, LoadError> {
-    let Some(text) = read_optional(&dir.join("overlay.txt"))? else {
-        return Ok(None);
+/// The most runs one chart draws beside the main one (the palette's size).
+pub const MAX_OVERLAYS: usize = 6;
+
+fn load_overlays(dir: &Path) -> Result<Vec<Overlay>, LoadError> {
+    let path = dir.join("overlay.txt");
+    let Some(text) = read_optional(&path)? else {
+        return Ok(Vec::new());
     };
-    let mut lines = text.lines().map(str::trim);
-    let other = dir.join(lines.next().unwrap_or_default());
-    let label = lines
-        .next()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            other
+    let mut overlays = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if overlays.len() == MAX_OVERLAYS {
+            return Err(LoadError::Parse {
+                path,
+                line: i as u64 + 1,
+                problem: format!("more than {MAX_OVERLAYS} runs to overlay"),
+            });
+        }
+        let (folder, label) = line.split_once('\t').unwrap_or((line, ""));
+        let other = dir.join(folder.trim());
+        let label = match label.trim() {
+            "" => other
                 .file_name()
-                .map_or("other run".into(), |n| n.to_string_lossy().into_owned())
+                .map_or("other run".into(), |n| n.to_string_lossy().into_owned()),
+            l => l.to_string(),
+        };
+        overlays.push(Overlay {
+            label,
+            peers: load_csv(&other.join("peers.csv"), &PEERS_COLUMNS)?,
+            summary: load_summary(&other.join("summary.json"))?,
         });
-    Ok(Some(Overlay {
-        label,
-        peers: load_csv(&other.join("peers.csv"), &PEERS_COLUMNS)?,
-        summary: load_summary(&other.join("summary.json"))?,
-    }))
+    }
+    Ok(overlays)
 }
 
 /// One row of `sweep.csv`.
@@ -400,14 +421,14 @@ pub fn load_run(dir: &Path) -> Result<Run, LoadError> {
         });
     }
     let scenario_toml = read_optional(&dir.join("scenario.toml"))?;
-    let overlay = load_overlay(dir)?;
+    let overlays = load_overlays(dir)?;
     Ok(Run {
         dir: dir.to_path_buf(),
         peers,
         timeline,
         summary,
         scenario_toml,
-        overlay,
+        overlays,
     })
 }
 
