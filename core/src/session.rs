@@ -225,6 +225,8 @@ pub struct Session {
     pub super_stalled_since: Option<Instant>,
     /// Super-seeding: this peer was shown every piece and is served normally.
     pub super_revealed: bool,
+    /// Super-seeding: when this peer last announced a piece (or connected).
+    pub super_progress_at: Instant,
     bitfield_allowed: bool,
 }
 
@@ -267,6 +269,7 @@ impl Session {
             super_pending: Vec::new(),
             super_stalled_since: None,
             super_revealed: false,
+            super_progress_at: now,
             bitfield_allowed: true,
         }
     }

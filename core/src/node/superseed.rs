@@ -9,8 +9,11 @@
 //!
 //! In a swarm too small to trade (fewer than `super_seed_min_peers` downloading
 //! peers), or when a peer finished its advertised pieces and nobody took them
-//! from it for `super_seed_stall`, the hub reveals everything to that peer and
-//! serves it as a normal seed: super-seeding must never stall a pull.
+//! from it for `super_seed_stall`, or when a downloading peer with nothing
+//! advertised to it announced no piece for `super_seed_idle` (its sources may
+//! be banned corrupt peers, which still count as holders here), the hub
+//! reveals everything to that peer and serves it as a normal seed:
+//! super-seeding must never stall a pull.
 
 use super::Node;
 use crate::session::Phase;
@@ -92,6 +95,9 @@ impl Node {
 
     /// Peer `from` announced `piece`.
     pub(super) fn super_on_have(&mut self, from: ConnId, piece: u32) {
+        if let Some(s) = self.sessions.get_mut(&from) {
+            s.super_progress_at = self.now;
+        }
         let spread = self.picker.availability(piece) >= 2;
         let Some(list) = self.super_advertised_to.get_mut(piece as usize) else {
             return;
@@ -126,19 +132,29 @@ impl Node {
     }
 
     /// Per-tick check: reveal everything when the swarm is too small to trade,
-    /// or to a peer that has been waiting too long.
+    /// to a peer that has been waiting too long on a piece it took from us, or
+    /// to one with nothing from us to fetch that has stopped making progress.
     pub(super) fn super_tick(&mut self) {
         if !self.super_seeding() {
             return;
         }
         let now = self.now;
         let stall = self.config.super_seed_stall;
+        let idle = self.config.super_seed_idle;
         let small = self.super_swarm_is_small();
+        let idle_leecher = |s: &&crate::session::Session| {
+            s.super_pending.is_empty()
+                && !s.upload_only
+                && !s.remote_has.is_full()
+                && now >= s.super_progress_at + idle
+        };
         let reveal: Vec<ConnId> = self
             .sessions
             .values()
             .filter(|s| s.phase == Phase::Established && !s.super_revealed)
-            .filter(|s| small || s.super_stalled_since.is_some_and(|t| now >= t + stall))
+            .filter(|s| {
+                small || s.super_stalled_since.is_some_and(|t| now >= t + stall) || idle_leecher(s)
+            })
             .map(|s| s.conn)
             .collect();
         for conn in reveal {

@@ -51,6 +51,11 @@ pub struct NodeConfig {
     /// A peer that finished its advertised pieces and saw nobody take them for
     /// this long is served normally. Default: 10 s.
     pub super_seed_stall: Duration,
+    /// A downloading peer with nothing advertised to it that has announced no
+    /// new piece for this long is served normally: the peers it was to trade
+    /// with may be gone or bad (corrupt peers it banned still count as holders
+    /// here). A healthy swarm never waits this long. Default: 120 s.
+    pub super_seed_idle: Duration,
     /// Peers asked from the tracker per announce. Default: 50.
     pub numwant: u32,
     /// Wait this long before retrying a failed announce. Default: 30 s.
@@ -88,6 +93,7 @@ impl NodeConfig {
             super_seed_max_adverts: 2,
             super_seed_min_peers: 4,
             super_seed_stall: Duration::from_secs(10),
+            super_seed_idle: Duration::from_secs(120),
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,
