@@ -23,6 +23,51 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Options of every lab run, for `run` and `compare` alike.
+#[derive(clap::Args)]
+struct LabArgs {
+    /// The swarmhub binary (default: next to swarmhub-lab).
+    #[arg(long)]
+    swarmhub: Option<PathBuf>,
+    /// Namespace prefix; namespaces named PREFIX-* are removed at start.
+    #[arg(long, default_value = "shlab")]
+    prefix: String,
+    /// Stop a lab run after this many seconds (default: 20 x the bound + 120 s).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// swarmhub clients: seconds without progress before HTTP fallback.
+    #[arg(long, default_value_t = 60)]
+    fallback_after: u64,
+    /// Install the stock engines' Debian packages first (apt-get).
+    #[arg(long)]
+    install: bool,
+}
+
+impl LabArgs {
+    /// Run options for `scenario` into `out` with `engine`; `swarmhub` runs
+    /// need the binary.
+    fn options(
+        &self,
+        scenario: PathBuf,
+        out: PathBuf,
+        engine: EngineKind,
+        swarmhub_needed: bool,
+    ) -> Result<RunOptions> {
+        Ok(RunOptions {
+            scenario,
+            out,
+            engine,
+            swarmhub_bin: swarmhub_bin(self.swarmhub.clone(), swarmhub_needed)?,
+            work: None,
+            keep_work: false,
+            prefix: self.prefix.clone(),
+            timeout_s: self.timeout,
+            fallback_after_s: self.fallback_after,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a scenario and write peers.csv, timeline.csv and summary.json.
@@ -35,27 +80,14 @@ enum Cmd {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// The swarmhub binary (default: next to swarmhub-lab).
-        #[arg(long)]
-        swarmhub: Option<PathBuf>,
         /// Scratch folder for hub and client state (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
         /// Keep the scratch folder (downloaded files, logs) after the run.
         #[arg(long)]
         keep_work: bool,
-        /// Namespace prefix; namespaces named PREFIX-* are removed at start.
-        #[arg(long, default_value = "shlab")]
-        prefix: String,
-        /// Stop after this many seconds (default: 20 x the bound + 120 s).
-        #[arg(long)]
-        timeout: Option<f64>,
-        /// swarmhub clients: seconds without progress before HTTP fallback.
-        #[arg(long, default_value_t = 60)]
-        fallback_after: u64,
-        /// Install the engine's Debian packages first (apt-get).
-        #[arg(long)]
-        install: bool,
+        #[command(flatten)]
+        lab: LabArgs,
         /// Also write OUT/report.html and OUT/charts/.
         #[arg(long)]
         report: bool,
@@ -84,21 +116,8 @@ enum Cmd {
         /// Simulator seed (default: the scenario's).
         #[arg(long)]
         seed: Option<u64>,
-        /// Install the stock engines' Debian packages first (apt-get).
-        #[arg(long)]
-        install: bool,
-        /// The swarmhub binary (default: next to swarmhub-lab).
-        #[arg(long)]
-        swarmhub: Option<PathBuf>,
-        /// Namespace prefix.
-        #[arg(long, default_value = "shlab")]
-        prefix: String,
-        /// Stop each lab run after this many seconds (default: 20 x the bound + 120 s).
-        #[arg(long)]
-        timeout: Option<f64>,
-        /// swarmhub clients: seconds without progress before HTTP fallback.
-        #[arg(long, default_value_t = 60)]
-        fallback_after: u64,
+        #[command(flatten)]
+        lab: LabArgs,
     },
     /// Remove the namespaces (and their processes) of an interrupted lab.
     Clean {
@@ -183,34 +202,26 @@ fn dispatch(cli: Cli) -> Result<()> {
             scenario,
             engine,
             out,
-            swarmhub,
             work,
             keep_work,
-            prefix,
-            timeout,
-            fallback_after,
-            install,
+            lab,
             report,
             compare,
         } => {
             let interrupted = interrupt_flag()?;
-            let swarmhub_bin = swarmhub_bin(swarmhub, engine == EngineKind::Swarmhub)?;
-            if install {
-                swarmhub_lab::engine::stock::install(engine)?;
-            }
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
             let opts = RunOptions {
-                scenario,
-                out: out.clone(),
-                engine,
-                swarmhub_bin,
                 work,
                 keep_work,
-                prefix,
-                timeout_s: timeout,
-                fallback_after_s: fallback_after,
-                command,
+                ..lab.options(
+                    scenario,
+                    out.clone(),
+                    engine,
+                    engine == EngineKind::Swarmhub,
+                )?
             };
+            if lab.install {
+                swarmhub_lab::engine::stock::install(engine)?;
+            }
             let s = run::run(&opts, interrupted)?;
             let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
             let b = &s.base;
@@ -283,31 +294,22 @@ fn dispatch(cli: Cli) -> Result<()> {
             out,
             engines,
             seed,
-            install,
-            swarmhub,
-            prefix,
-            timeout,
-            fallback_after,
+            lab,
         } => {
             let interrupted = interrupt_flag()?;
+            let swarmhub_needed = engines.contains(&EngineKind::Swarmhub);
             let opts = CompareOptions {
-                run: RunOptions {
-                    scenario: scenario.clone(),
-                    out: out.clone(),
-                    engine: EngineKind::Swarmhub,
-                    swarmhub_bin: swarmhub_bin(swarmhub, engines.contains(&EngineKind::Swarmhub))?,
-                    work: None,
-                    keep_work: false,
-                    prefix,
-                    timeout_s: timeout,
-                    fallback_after_s: fallback_after,
-                    command: std::env::args().collect::<Vec<_>>().join(" "),
-                },
+                run: lab.options(
+                    scenario.clone(),
+                    out.clone(),
+                    EngineKind::Swarmhub,
+                    swarmhub_needed,
+                )?,
                 scenario,
                 out: out.clone(),
                 engines,
                 seed,
-                install,
+                install: lab.install,
             };
             let rows = compare::compare(&opts, interrupted)?;
             print!("{}", std::fs::read_to_string(out.join("comparison.md"))?);
