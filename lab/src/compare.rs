@@ -243,12 +243,12 @@ pub fn markdown(scenario: &str, rows: &[CompareRow]) -> String {
     out
 }
 
-/// Point `dir/overlay.txt` at the other runs (sibling folders, so the
-/// output folder stays relocatable).
-fn write_overlays(dir: &Path, others: &[(String, String)]) -> std::io::Result<()> {
+/// Write `dir/overlay.txt` naming other runs, as (folder relative to `dir`
+/// or absolute, legend label), in the format `swarmhub_reports::load` reads.
+pub fn write_overlay_file(dir: &Path, others: &[(String, String)]) -> std::io::Result<()> {
     let mut text = String::from("# runs drawn beside this one (folder<TAB>label)\n");
     for (folder, label) in others {
-        let _ = writeln!(text, "../{folder}\t{label}");
+        let _ = writeln!(text, "{folder}\t{label}");
     }
     std::fs::write(dir.join("overlay.txt"), text)
 }
@@ -314,9 +314,9 @@ pub fn compare(opts: &CompareOptions, interrupted: Arc<AtomicBool>) -> Result<Ve
         let others: Vec<(String, String)> = done
             .iter()
             .filter(|d| *d != name)
-            .map(|d| (d.clone(), legend(d)))
+            .map(|d| (format!("../{d}"), legend(d)))
             .collect();
-        write_overlays(&dir, &others)?;
+        write_overlay_file(&dir, &others)?;
         swarmhub_reports::write_report(&dir)
             .with_context(|| format!("writing the report of {}", dir.display()))?;
         let json = std::fs::read_to_string(dir.join("summary.json"))?;

@@ -180,10 +180,7 @@ fn write_overlay(out: &std::path::Path, other: &std::path::Path) -> Result<()> {
             .file_name()
             .map_or("other run".into(), |n| n.to_string_lossy().into_owned()),
     };
-    std::fs::write(
-        out.join("overlay.txt"),
-        format!("{}\n{label}\n", path.display()),
-    )?;
+    compare::write_overlay_file(out, &[(path.display().to_string(), label)])?;
     Ok(())
 }
 

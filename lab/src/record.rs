@@ -354,9 +354,12 @@ download = "20 Mbit/s"
         // A second run named in overlay.txt is loaded for the CDF chart.
         let other = dir.path().join("other");
         write(&other, &peers[..2], &timeline, &s, SCENARIO).expect("write other");
-        std::fs::write(
-            dir.path().join("overlay.txt"),
-            "# runs on the CDF\nother\tsimulator\nother\n",
+        crate::compare::write_overlay_file(
+            dir.path(),
+            &[
+                ("other".into(), "simulator".into()),
+                ("other".into(), String::new()),
+            ],
         )
         .expect("overlay");
         let run = swarmhub_reports::load::load_run(dir.path()).expect("load with overlay");
