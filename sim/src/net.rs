@@ -442,7 +442,6 @@ impl Net {
     }
 
     fn set_rate(&mut self, now: Instant, index: u32, rate: f64, out: &mut Vec<Reschedule>) {
-        let id = self.id(index);
         let flow = self.flows[index as usize].as_mut().expect("live flow");
         let elapsed = now.saturating_since(flow.updated).as_secs_f64();
         flow.remaining = (flow.remaining - flow.rate * elapsed).max(0.0);
@@ -461,7 +460,10 @@ impl Net {
         flow.epoch += 1;
         flow.scheduled = at;
         out.push(Reschedule {
-            flow: id,
+            flow: FlowId {
+                index,
+                generation: self.generations[index as usize],
+            },
             at,
             epoch: flow.epoch,
         });

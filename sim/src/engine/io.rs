@@ -64,8 +64,8 @@ impl Sim {
                 Output::VerifyPiece { piece } => {
                     let ok = !self.tainted.remove(&(h, piece));
                     let inc = self.hosts[h].incarnation;
-                    self.schedule(
-                        self.now,
+                    self.schedule_in(
+                        Duration::ZERO,
                         Ev::Verify {
                             host: h,
                             inc,
@@ -101,10 +101,7 @@ impl Sim {
         let reachable = target.is_some_and(|t| t != h && self.hosts[t].state == HostState::Active);
         let Some(t) = target.filter(|_| reachable) else {
             // Connection refused after one round trip.
-            self.schedule(
-                self.now + lat + lat,
-                Ev::ConnectFailed { host: h, inc, addr },
-            );
+            self.schedule_in(lat + lat, Ev::ConnectFailed { host: h, inc, addr });
             return;
         };
         let (a, b) = (ConnId(self.next_conn), ConnId(self.next_conn + 1));
@@ -120,8 +117,8 @@ impl Sim {
         self.conns.insert(b, conn(t, a, h));
         // The acceptor learns of the connection after one latency, the dialer
         // after the SYN-ACK returns.
-        self.schedule(self.now + lat, Ev::Connected { conn: b });
-        self.schedule(self.now + lat + lat, Ev::Connected { conn: a });
+        self.schedule_in(lat, Ev::Connected { conn: b });
+        self.schedule_in(lat + lat, Ev::Connected { conn: a });
     }
 
     pub(super) fn connected(&mut self, conn: ConnId) {
@@ -187,9 +184,9 @@ impl Sim {
                     return;
                 }
                 other => {
-                    let at = self.now + self.latency(src, dst);
-                    self.schedule(
-                        at,
+                    let lat = self.latency(src, dst);
+                    self.schedule_in(
+                        lat,
                         Ev::Arrive {
                             conn: peer,
                             item: other,
@@ -230,8 +227,8 @@ impl Sim {
         if let Item::Block(block) = &item {
             let block = *block;
             self.hosts[src].bytes_up += u64::from(block.length);
-            let at = self.now + self.latency(src, dst);
-            self.schedule(at, Ev::Arrive { conn: peer, item });
+            let lat = self.latency(src, dst);
+            self.schedule_in(lat, Ev::Arrive { conn: peer, item });
             self.input(src, Input::BlockSent { conn, block });
         }
         // Control messages queued behind the block go now; if another block
@@ -281,8 +278,8 @@ impl Sim {
             }
             let item = c.queue.pop_front().expect("non-empty");
             let (src, dst, peer) = (c.host, c.peer_host, c.peer);
-            let at = self.now + self.latency(src, dst);
-            self.schedule(at, Ev::Arrive { conn: peer, item });
+            let lat = self.latency(src, dst);
+            self.schedule_in(lat, Ev::Arrive { conn: peer, item });
         }
     }
 
@@ -331,8 +328,8 @@ impl Sim {
             self.reschedule(out);
         }
         if notify_peer && self.conns.contains_key(&c.peer) {
-            let at = self.now + self.latency(c.host, c.peer_host);
-            self.schedule(at, Ev::Closed { conn: c.peer });
+            let lat = self.latency(c.host, c.peer_host);
+            self.schedule_in(lat, Ev::Closed { conn: c.peer });
         }
     }
 
@@ -357,8 +354,8 @@ impl Sim {
         if self.hub_down {
             // The client's HTTP request times out.
             let result = Err("hub unreachable: connection timed out".to_string());
-            self.schedule(
-                self.now + Duration::from_secs(5),
+            self.schedule_in(
+                Duration::from_secs(5),
                 Ev::AnnounceReply {
                     host: h,
                     inc,
@@ -367,8 +364,8 @@ impl Sim {
             );
             return;
         }
-        self.schedule(
-            self.now + lat,
+        self.schedule_in(
+            lat,
             Ev::AnnounceAtHub {
                 host: h,
                 inc,
@@ -395,8 +392,8 @@ impl Sim {
                 .handle_announce(self.now, &auth, &req)
                 .map_err(|e| e.to_string())
         };
-        self.schedule(
-            self.now + lat,
+        self.schedule_in(
+            lat,
             Ev::AnnounceReply {
                 host: h,
                 inc,

@@ -15,6 +15,7 @@
 
 mod flowq;
 mod io;
+mod lanes;
 mod table;
 
 use std::cmp::Reverse;
@@ -148,6 +149,15 @@ struct Queued {
     slot: u32,
 }
 
+/// Where the next event comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    None,
+    Heap,
+    Flow,
+    Lane(usize),
+}
+
 /// Per-timeline-step accumulators.
 #[derive(Clone, Debug, Default)]
 pub struct Sample {
@@ -172,6 +182,8 @@ pub struct Sim {
     pub(crate) now: Instant,
     rng: Rng,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// Events a fixed delay ahead (message latencies), one FIFO per delay.
+    lanes: lanes::Lanes,
     /// Flow finishes, kept apart so that a moved finish leaves no stale entry.
     flow_queue: flowq::FlowQueue,
     payloads: Vec<Option<Ev>>,
@@ -288,6 +300,7 @@ impl Sim {
             now: Instant::ZERO,
             rng,
             queue: BinaryHeap::new(),
+            lanes: lanes::Lanes::default(),
             flow_queue: flowq::FlowQueue::default(),
             payloads: Vec::new(),
             free_slots: Vec::new(),
@@ -378,6 +391,16 @@ impl Sim {
         }));
     }
 
+    /// Schedule `ev` one `delay` from now (a message latency, a round trip):
+    /// such events go to a FIFO per delay instead of the heap.
+    pub(crate) fn schedule_in(&mut self, delay: Duration, ev: Ev) {
+        self.seq += 1;
+        if let Err(ev) = self.lanes.push(self.now, delay, self.seq, ev) {
+            self.seq -= 1;
+            self.schedule(self.now + delay, ev);
+        }
+    }
+
     /// Set (or move) the finish event of `flow` to `at`.
     pub(crate) fn schedule_flow(&mut self, flow: FlowId, at: Instant) {
         self.seq += 1;
@@ -400,40 +423,68 @@ impl Sim {
         let profile = std::env::var_os("SWARMHUB_SIM_PROFILE").is_some();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         loop {
-            // The earlier of the next event and the next flow finish (keys
-            // come from one counter, so ties keep insertion order).
+            // The earliest of the next heap event, the next flow finish and
+            // the lane heads (keys come from one counter, so ties keep
+            // insertion order).
             let event_key = self.queue.peek().map(|Reverse(q)| (q.at, q.seq));
             let flow_key = self.flow_queue.peek();
-            let take_flow = match (event_key, flow_key) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some(e), Some(f)) => f < e,
+            let lane = self.lanes.peek();
+            let mut source = Source::None;
+            let mut best = None;
+            for (key, s) in [
+                (event_key, Source::Heap),
+                (flow_key, Source::Flow),
+                (lane.map(|l| l.0), Source::Lane(lane.map_or(0, |l| l.1))),
+            ] {
+                if let Some(k) = key {
+                    if best.is_none_or(|b| k < b) {
+                        best = Some(k);
+                        source = s;
+                    }
+                }
+            }
+            let ev = match source {
+                Source::None => break,
+                Source::Flow => {
+                    let (flow, at) = self.flow_queue.pop().expect("peeked");
+                    if at > end {
+                        self.now = end;
+                        break;
+                    }
+                    self.now = at;
+                    self.events += 1;
+                    if profile {
+                        *counts.entry("FlowDone".to_string()).or_insert(0u64) += 1;
+                    }
+                    self.flow_done(flow);
+                    None
+                }
+                Source::Heap => {
+                    let Reverse(q) = self.queue.pop().expect("peeked");
+                    if q.at > end {
+                        self.now = end;
+                        break;
+                    }
+                    self.now = q.at;
+                    self.free_slots.push(q.slot);
+                    Some(
+                        self.payloads[q.slot as usize]
+                            .take()
+                            .expect("queued event has a payload"),
+                    )
+                }
+                Source::Lane(i) => {
+                    let (at, ev) = self.lanes.pop(i).expect("peeked");
+                    if at > end {
+                        self.now = end;
+                        break;
+                    }
+                    self.now = at;
+                    Some(ev)
+                }
             };
-            if take_flow {
-                let (flow, at) = self.flow_queue.pop().expect("peeked");
-                if at > end {
-                    self.now = end;
-                    break;
-                }
-                self.now = at;
+            if let Some(ev) = ev {
                 self.events += 1;
-                if profile {
-                    *counts.entry("FlowDone".to_string()).or_insert(0u64) += 1;
-                }
-                self.flow_done(flow);
-            } else {
-                let Some(Reverse(q)) = self.queue.pop() else {
-                    break;
-                };
-                if q.at > end {
-                    self.now = end;
-                    break;
-                }
-                self.now = q.at;
-                self.events += 1;
-                let ev = self.payloads[q.slot as usize]
-                    .take()
-                    .expect("queued event has a payload");
                 if profile {
                     let name = match &ev {
                         Ev::Arrive {
@@ -449,7 +500,6 @@ impl Sim {
                         .to_string();
                     *counts.entry(name).or_insert(0u64) += 1;
                 }
-                self.free_slots.push(q.slot);
                 self.handle(ev);
             }
             if self.now.saturating_since(last_report) >= Duration::from_secs(5) {
