@@ -443,13 +443,14 @@ impl Net {
 
     fn set_rate(&mut self, now: Instant, index: u32, rate: f64, out: &mut Vec<Reschedule>) {
         let flow = self.flows[index as usize].as_mut().expect("live flow");
+        let first = flow.rate == 0.0;
+        if !first && (flow.rate - rate).abs() <= flow.rate * 1e-9 {
+            // Same rate: the bytes left follow from `updated` as before.
+            return;
+        }
         let elapsed = now.saturating_since(flow.updated).as_secs_f64();
         flow.remaining = (flow.remaining - flow.rate * elapsed).max(0.0);
         flow.updated = now;
-        let first = flow.rate == 0.0;
-        if !first && (flow.rate - rate).abs() <= flow.rate * 1e-9 {
-            return;
-        }
         flow.rate = rate;
         let at = finish_time(now, flow.remaining, rate);
         // The engine moves the flow's one pending finish in place (an indexed

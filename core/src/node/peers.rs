@@ -117,6 +117,11 @@ impl Node {
         session.phase = Phase::Established;
         let addr = session.addr;
         self.backoff.remove(&addr);
+        if outbound {
+            // A peer took us: the swarm has room again.
+            self.refused_in_row = 0;
+            self.dial_pause_until = None;
+        }
         session.peer_id = Some(hs.peer_id);
         let identity = session.identity.clone();
         if !outbound {

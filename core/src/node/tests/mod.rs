@@ -532,3 +532,129 @@ fn refused_peer_is_redialed_only_after_its_backoff() {
     );
     assert!(waits[1] < Duration::from_secs(12), "waits {waits:?}");
 }
+
+/// A node with half its connection budget in use pauses all new dials after a
+/// refusal (1 s, then 2 s, then 4 s for refusals in a row) instead of walking
+/// its whole candidate list while the swarm is full.
+#[test]
+fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let mut config = NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g);
+    config.max_peers = 4;
+    let mut node = Node::new(config, PieceSet::new(4), 1, Instant::ZERO);
+    node.handle_input(Instant::ZERO, Input::Start).unwrap();
+    drain(&mut node);
+    let candidates: Vec<SocketAddr> = (10..20)
+        .map(|i| format!("10.0.0.{i}:6881").parse().unwrap())
+        .collect();
+    let response = crate::tracker::AnnounceResponse {
+        interval_s: 3600,
+        min_interval_s: 60,
+        complete: 0,
+        incomplete: 10,
+        peers: candidates
+            .iter()
+            .map(|a| crate::tracker::PeerAddr {
+                ip: a.ip(),
+                port: a.port(),
+            })
+            .collect(),
+        revocation_epoch: 0,
+        revoked: Vec::new(),
+    };
+    node.handle_input(Instant::ZERO, Input::Announced(Ok(response)))
+        .unwrap();
+    let dialed = |outs: &[Output]| -> Vec<SocketAddr> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Connect { addr } => Some(*addr),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut pending = dialed(&drain(&mut node));
+    assert_eq!(pending.len(), 2, "half the budget of 4 is dialed");
+    // Two peers dial us: half the budget is in use.
+    for (i, conn) in [ConnId(100), ConnId(101)].into_iter().enumerate() {
+        node.handle_input(
+            Instant::ZERO,
+            Input::Connected {
+                conn,
+                addr: format!("10.0.1.{i}:40000").parse().unwrap(),
+                outbound: false,
+                identity: Some(format!("in-{i}")),
+            },
+        )
+        .unwrap();
+        node.handle_input(
+            Instant::ZERO,
+            Input::Handshake {
+                conn,
+                handshake: crate::wire::Handshake {
+                    info_hash: Id20::new([1; 20]),
+                    peer_id: Id20::new([50 + i as u8; 20]),
+                    extended: false,
+                },
+            },
+        )
+        .unwrap();
+    }
+    drain(&mut node);
+    // Every dial is refused; measure how long the node waits before the next.
+    let mut now = Instant::ZERO + Duration::from_millis(20);
+    let mut waits = Vec::new();
+    let mut next_conn = 10;
+    for round in 0..3 {
+        for addr in std::mem::take(&mut pending) {
+            let conn = ConnId(next_conn);
+            next_conn += 1;
+            node.handle_input(
+                now,
+                Input::Connected {
+                    conn,
+                    addr,
+                    outbound: true,
+                    identity: Some(format!("full-{round}")),
+                },
+            )
+            .unwrap();
+            node.handle_input(
+                now,
+                Input::Closed {
+                    conn,
+                    reason: "connection closed by peer".into(),
+                },
+            )
+            .unwrap();
+        }
+        let refused_at = now;
+        pending.extend(dialed(&drain(&mut node)));
+        assert!(pending.is_empty(), "redialed at once after a refusal");
+        while pending.is_empty() {
+            let t = node.poll_timeout().expect("the node keeps ticking");
+            assert!(t <= refused_at + Duration::from_secs(60), "never redialed");
+            node.handle_input(t, Input::Timeout).unwrap();
+            pending.extend(dialed(&drain(&mut node)));
+            now = t;
+        }
+        assert_eq!(
+            pending.len(),
+            2,
+            "after the pause, half the budget is dialed"
+        );
+        waits.push(now.saturating_since(refused_at));
+    }
+    // Two refusals per round: 2, 4, then 6 in a row, so pauses of 2 s, 8 s
+    // and 32 s (rounded up to the node's 1 s timer tick).
+    let secs = |d: Duration| d.as_secs_f64();
+    let expected = [2.0, 8.0, 32.0];
+    for (w, e) in waits.iter().zip(expected) {
+        assert!(
+            secs(*w) >= e && secs(*w) <= e + 1.0,
+            "waits after refusals in a row {waits:?}, expected about {expected:?} s"
+        );
+    }
+}
