@@ -22,6 +22,16 @@
 //! the figures were 0.93 and 0.38.) The model errs low: it never invents
 //! capacity. [`Net::exact_rates`] computes exact max-min by progressive filling
 //! for that comparison.
+//!
+//! One known gap, measured on full runs: a sender with more than
+//! `FANOUT_EXACT` flows does not re-grant its other flows when one of them
+//! starts or ends (that would cost its whole fan-out per event), and a flow
+//! that carries its connection's next block keeps its rate. A hub unchoking
+//! 100 of many peers and rotating them every rechoke therefore kept stale low
+//! grants: hub-only, 300 peers, 10 Gbit/s hub, 100 slots took 1.32x N F / u_s
+//! (1.00x with every peer unchoked, `hub.upload_slots`, as the peer-count sweep
+//! does). Peer-to-peer runs are not affected this way: peers have a few flows
+//! each, and the super-seeding hub serves every interested peer.
 
 /// Senders with at most this many flows update every receiver on a change.
 const FANOUT_EXACT: usize = 64;
