@@ -28,10 +28,10 @@
 //! starts or ends (that would cost its whole fan-out per event), and a flow
 //! that carries its connection's next block keeps its rate. A hub unchoking
 //! 100 of many peers and rotating them every rechoke therefore kept stale low
-//! grants: hub-only, 300 peers, 10 Gbit/s hub, 100 slots took 1.32x N F / u_s
-//! (1.00x with every peer unchoked, `hub.upload_slots`, as the peer-count sweep
-//! does). Peer-to-peer runs are not affected this way: peers have a few flows
-//! each, and the super-seeding hub serves every interested peer.
+//! grants: hub-only, 300 peers, 1 GiB, 10 Gbit/s hub, 100 slots took 1.32x
+//! N F / u_s (1.00x with every peer unchoked, `hub.upload_slots`, as the
+//! peer-count sweep does; with a 64 MiB image the same hub took 1.10x). In
+//! peer-to-peer runs only the hub has that many flows.
 
 /// Senders with at most this many flows update every receiver on a change.
 const FANOUT_EXACT: usize = 64;

@@ -158,6 +158,25 @@ fn unauthenticated_peer_gets_no_bitfield() {
     assert_eq!(node.peer_count(), 0);
 }
 
+/// A tracker reply naming `peers` (and nothing else of note).
+fn tracker_reply(peers: &[SocketAddr]) -> crate::tracker::AnnounceResponse {
+    crate::tracker::AnnounceResponse {
+        interval_s: 3600,
+        min_interval_s: 60,
+        complete: 0,
+        incomplete: peers.len() as u32,
+        peers: peers
+            .iter()
+            .map(|a| crate::tracker::PeerAddr {
+                ip: a.ip(),
+                port: a.port(),
+            })
+            .collect(),
+        revocation_epoch: 0,
+        revoked: Vec::new(),
+    }
+}
+
 fn drain(node: &mut Node) -> Vec<Output> {
     let mut outs = Vec::new();
     loop {
@@ -447,19 +466,7 @@ fn refused_peer_is_redialed_only_after_its_backoff() {
     let full: SocketAddr = "10.0.0.9:6881".parse().unwrap();
     node.handle_input(Instant::ZERO, Input::Start).unwrap();
     drain(&mut node);
-    let response = crate::tracker::AnnounceResponse {
-        interval_s: 3600,
-        min_interval_s: 60,
-        complete: 1,
-        incomplete: 1,
-        peers: vec![crate::tracker::PeerAddr {
-            ip: full.ip(),
-            port: full.port(),
-        }],
-        revocation_epoch: 0,
-        revoked: Vec::new(),
-    };
-    node.handle_input(Instant::ZERO, Input::Announced(Ok(response)))
+    node.handle_input(Instant::ZERO, Input::Announced(Ok(tracker_reply(&[full]))))
         .unwrap();
     let dials = |outs: &[Output]| {
         outs.iter()
@@ -550,23 +557,11 @@ fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
     let candidates: Vec<SocketAddr> = (10..20)
         .map(|i| format!("10.0.0.{i}:6881").parse().unwrap())
         .collect();
-    let response = crate::tracker::AnnounceResponse {
-        interval_s: 3600,
-        min_interval_s: 60,
-        complete: 0,
-        incomplete: 10,
-        peers: candidates
-            .iter()
-            .map(|a| crate::tracker::PeerAddr {
-                ip: a.ip(),
-                port: a.port(),
-            })
-            .collect(),
-        revocation_epoch: 0,
-        revoked: Vec::new(),
-    };
-    node.handle_input(Instant::ZERO, Input::Announced(Ok(response)))
-        .unwrap();
+    node.handle_input(
+        Instant::ZERO,
+        Input::Announced(Ok(tracker_reply(&candidates))),
+    )
+    .unwrap();
     let dialed = |outs: &[Output]| -> Vec<SocketAddr> {
         outs.iter()
             .filter_map(|o| match o {
