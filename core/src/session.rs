@@ -15,9 +15,21 @@ use crate::{ConnId, Id20};
 /// Per-connection knobs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionConfig {
-    /// Blocks we keep requested from one unchoking peer. Default: 32
-    /// (512 KiB in flight, enough for 100 Mbit/s at 40 ms round trip).
+    /// Blocks we keep requested from one unchoking peer before its rate is
+    /// known (the scenario's `pipeline_depth`). Default: 32 (512 KiB in
+    /// flight, enough for 100 Mbit/s at 40 ms round trip).
     pub request_queue_depth: usize,
+    /// Once a peer's rate is known, the pipeline to it holds this much
+    /// transfer time at that rate (see [`Session::request_depth`]): deep
+    /// enough for a fast link's bandwidth-delay product, shallow enough that
+    /// a slow link's requests do not wait so long they time out and are
+    /// fetched twice. Default: 1 s.
+    pub request_queue_time: Duration,
+    /// Fewest blocks kept requested from an unchoking peer. Default: 2.
+    pub min_request_queue_depth: usize,
+    /// Most blocks kept requested from one peer (also bounded by the `reqq`
+    /// it announced). Default: 64.
+    pub max_request_queue_depth: usize,
     /// Requests a peer may have queued with us; one more is a flood and the
     /// peer is disconnected. Default: 256.
     pub max_peer_requests: usize,
@@ -25,8 +37,13 @@ pub struct SessionConfig {
     pub max_upload_inflight: usize,
     /// Close a connection whose handshake has not arrived by then. Default: 10 s.
     pub handshake_timeout: Duration,
-    /// A request unanswered this long is dropped and re-queued elsewhere. Default: 30 s.
+    /// A request unanswered this long is dropped (and cancelled) and
+    /// re-queued elsewhere, whatever the peer's rate. Default: 30 s.
     pub request_timeout: Duration,
+    /// Once a peer's rate is known, a request times out after four times the
+    /// time its queue ahead should take at that rate, but never sooner than
+    /// this. Default: 5 s.
+    pub min_request_timeout: Duration,
     /// No block for this long while requests are outstanding: snubbed. Default: 60 s.
     pub snub_timeout: Duration,
     /// Close a connection silent for this long. Default: 150 s.
@@ -45,11 +62,15 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             request_queue_depth: 32,
+            request_queue_time: Duration::from_secs(1),
+            min_request_queue_depth: 2,
+            max_request_queue_depth: 64,
             max_peer_requests: 256,
             max_upload_inflight: 4,
             max_block_len: crate::wire::BLOCK_LEN,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            min_request_timeout: Duration::from_secs(5),
             snub_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(150),
             keepalive_interval: Duration::from_secs(60),
@@ -100,26 +121,40 @@ pub enum Violation {
 }
 
 /// Rate estimate: an exponentially weighted moving average of bytes per
-/// second with a 5 s time constant, updated lazily when bytes arrive.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// second (time constant 5 s by default), updated lazily when bytes arrive.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rate {
     bps: f64,
     last: Option<Instant>,
+    tau_s: f64,
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Rate::with_time_constant(5.0)
+    }
 }
 
 impl Rate {
-    const TAU_S: f64 = 5.0;
+    /// An estimate that forgets with time constant `tau_s` seconds.
+    pub fn with_time_constant(tau_s: f64) -> Self {
+        Rate {
+            bps: 0.0,
+            last: None,
+            tau_s: tau_s.max(1e-3),
+        }
+    }
 
     /// Record `bytes` moved at `now`.
     pub fn add(&mut self, now: Instant, bytes: u64) {
         self.decay(now);
-        self.bps += bytes as f64 / Self::TAU_S;
+        self.bps += bytes as f64 / self.tau_s;
     }
 
     fn decay(&mut self, now: Instant) {
         if let Some(last) = self.last {
             let dt = now.saturating_since(last).as_secs_f64();
-            self.bps *= (-dt / Self::TAU_S).exp();
+            self.bps *= (-dt / self.tau_s).exp();
         }
         self.last = Some(now);
     }
@@ -129,7 +164,7 @@ impl Rate {
         match self.last {
             Some(last) => {
                 let dt = now.saturating_since(last).as_secs_f64();
-                self.bps * (-dt / Self::TAU_S).exp()
+                self.bps * (-dt / self.tau_s).exp()
             }
             None => 0.0,
         }
@@ -199,6 +234,16 @@ pub struct Session {
     pub upload_inflight: Vec<BlockRef>,
     /// Rate at which the remote sends us block data.
     pub download_rate: Rate,
+    /// The same with a 1 s time constant, to size the request pipeline and
+    /// its timeouts: it follows a link that speeds up within a second.
+    pub recent_download_rate: Rate,
+    /// Requests to the remote that we gave up on (timed out and cancelled),
+    /// most recent last: a block for one of them that still arrives is
+    /// welcome, not a protocol breach. Bounded by `max_request_queue_depth`.
+    pub cancelled_out: VecDeque<BlockRef>,
+    /// Requests the remote said it will queue (`reqq` of its extended
+    /// handshake), when it said.
+    pub remote_reqq: Option<u32>,
     /// Rate at which we send block data to the remote.
     pub upload_rate: Rate,
     /// Block bytes received.
@@ -256,6 +301,9 @@ impl Session {
             their_queue: VecDeque::new(),
             upload_inflight: Vec::new(),
             download_rate: Rate::default(),
+            recent_download_rate: Rate::with_time_constant(1.0),
+            cancelled_out: VecDeque::new(),
+            remote_reqq: None,
             upload_rate: Rate::default(),
             bytes_down: 0,
             bytes_up: 0,
@@ -297,6 +345,7 @@ impl Session {
             Message::KeepAlive | Message::Extended { .. } => SessionEvent::None,
             Message::ExtendedHandshake(ext) => {
                 self.upload_only = ext.upload_only;
+                self.remote_reqq = ext.reqq;
                 SessionEvent::None
             }
             Message::Choke => {
@@ -350,6 +399,7 @@ impl Session {
             Message::Piece(block, data) => {
                 self.bytes_down += u64::from(block.length);
                 self.download_rate.add(now, u64::from(block.length));
+                self.recent_download_rate.add(now, u64::from(block.length));
                 self.last_block_at = now;
                 self.snubbed = false;
                 self.requests_out.retain(|(b, _)| *b != block);
@@ -399,24 +449,76 @@ impl Session {
         Ok(SessionEvent::Requested)
     }
 
-    /// Requests outstanding longer than `request_timeout` at `now`; they are
-    /// removed from this session and the peer is marked snubbed when nothing has
-    /// arrived for `snub_timeout`.
+    /// Requests outstanding longer than their timeout at `now` (see
+    /// [`Session::request_timeout`]); they are removed from this session and
+    /// remembered as cancelled, and the peer is marked snubbed when nothing
+    /// has arrived for `snub_timeout`. The caller sends a cancel for each.
     pub fn expire_requests(&mut self, now: Instant, config: &SessionConfig) -> Vec<BlockRef> {
         if !self.requests_out.is_empty()
             && now.saturating_since(self.last_block_at) >= config.snub_timeout
         {
             self.snubbed = true;
         }
+        let rate = self.recent_download_rate.get(now);
         let mut expired = Vec::new();
-        self.requests_out.retain(|(b, at)| {
-            let keep = now.saturating_since(*at) < config.request_timeout;
-            if !keep {
-                expired.push(*b);
+        let mut ahead: u64 = 0;
+        let mut keep_list = Vec::with_capacity(self.requests_out.len());
+        for (b, at) in self.requests_out.drain(..) {
+            ahead += u64::from(b.length);
+            let timeout = request_timeout_for(ahead, rate, config);
+            if now.saturating_since(at) < timeout {
+                keep_list.push((b, at));
+            } else {
+                expired.push(b);
             }
-            keep
-        });
+        }
+        self.requests_out = keep_list;
+        for b in &expired {
+            self.remember_cancelled(*b, config);
+        }
         expired
+    }
+
+    /// Remember that we cancelled `block` (a late copy is still accepted).
+    pub fn remember_cancelled(&mut self, block: BlockRef, config: &SessionConfig) {
+        if self.cancelled_out.len() >= config.max_request_queue_depth.max(1) {
+            self.cancelled_out.pop_front();
+        }
+        self.cancelled_out.push_back(block);
+    }
+
+    /// True (once) when `block` is one we requested from this peer and
+    /// cancelled: the copy that was already on its way is still good.
+    pub fn take_cancelled(&mut self, block: BlockRef) -> bool {
+        match self.cancelled_out.iter().position(|b| *b == block) {
+            Some(i) => {
+                self.cancelled_out.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The pipeline depth for this peer at `now`: before its rate is known,
+    /// `request_queue_depth`; then `request_queue_time` worth of blocks at
+    /// its recent rate, within `min_request_queue_depth ..=
+    /// max_request_queue_depth` and never more than its announced `reqq`.
+    /// The same rule in the simulator and the node, so a fast link is kept
+    /// full and a slow one is not flooded with requests it cannot answer
+    /// before they time out.
+    pub fn request_depth(&self, now: Instant, config: &SessionConfig, block_len: u32) -> usize {
+        let rate = self.recent_download_rate.get(now);
+        let cap = config
+            .max_request_queue_depth
+            .min(self.remote_reqq.map_or(usize::MAX, |q| q as usize))
+            .max(1);
+        if self.bytes_down == 0 || rate <= 0.0 {
+            return config.request_queue_depth.clamp(1, cap);
+        }
+        let want = rate * config.request_queue_time.as_secs_f64() / f64::from(block_len.max(1));
+        (want.ceil() as usize)
+            .max(config.min_request_queue_depth)
+            .clamp(1, cap)
     }
 
     /// The next instant at which a timer of this session fires.
@@ -426,8 +528,11 @@ impl Session {
             Phase::Established => (self.last_recv + config.idle_timeout)
                 .min(self.last_send + config.keepalive_interval),
         };
-        if let Some(oldest) = self.requests_out.iter().map(|(_, at)| *at).min() {
-            t = t.min(oldest + config.request_timeout);
+        let rate = self.recent_download_rate.get(self.last_block_at);
+        let mut ahead = 0;
+        for (b, at) in &self.requests_out {
+            ahead += u64::from(b.length);
+            t = t.min(*at + request_timeout_for(ahead, rate, config));
         }
         if !self.requests_out.is_empty() && !self.snubbed {
             t = t.min(self.last_block_at + config.snub_timeout);
@@ -435,12 +540,26 @@ impl Session {
         t
     }
 
-    /// True when more requests fit in the pipeline to this peer.
-    pub fn can_request(&self, config: &SessionConfig) -> bool {
+    /// True when more requests fit in the pipeline to this peer at `now`.
+    pub fn can_request(&self, now: Instant, config: &SessionConfig, block_len: u32) -> bool {
         !self.peer_choking
             && self.phase == Phase::Established
-            && self.requests_out.len() < config.request_queue_depth
+            && self.requests_out.len() < self.request_depth(now, config, block_len)
     }
+}
+
+/// How long a request may stay unanswered when `ahead` bytes (it included)
+/// are queued before it on a link that delivers `rate` bytes per second:
+/// four times the expected wait, at least `min_request_timeout`, at most
+/// `request_timeout` (also the timeout while the rate is unknown).
+pub fn request_timeout_for(ahead: u64, rate: f64, config: &SessionConfig) -> Duration {
+    if rate <= 0.0 {
+        return config.request_timeout;
+    }
+    let expected_s = ahead as f64 / rate;
+    let t = Duration::from_micros((4.0 * expected_s * 1e6).min(u64::MAX as f64 / 2.0) as u64);
+    t.max(config.min_request_timeout)
+        .min(config.request_timeout)
 }
 
 #[cfg(test)]

@@ -74,6 +74,9 @@ pub struct Node {
     super_advertised_to: Vec<Vec<ConnId>>,
     /// Super-seeding: per piece, how often it was advertised.
     super_advert_count: Vec<u32>,
+    /// Super-seeding: peers served at once (see `adapt_super_slots`);
+    /// unbounded when the upload capacity is unknown.
+    super_slots: usize,
     /// Next check of the per-connection timers, while there are connections.
     next_tick: Option<Instant>,
     /// Every peer address the tracker ever named (for redialing when short).
@@ -138,6 +141,11 @@ impl Node {
                 vec![0; config.geometry.num_pieces() as usize]
             } else {
                 Vec::new()
+            },
+            super_slots: if config.upload_capacity_bps.is_some() {
+                config.choker.slots.max(1)
+            } else {
+                usize::MAX
             },
             next_rechoke: now + config.choker.rechoke_interval,
             up_mark: (now, 0),

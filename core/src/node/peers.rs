@@ -138,8 +138,8 @@ impl Node {
             self.transmit(conn, Message::ExtendedHandshake(ext));
         }
         if self.super_seeding() {
-            // No bitfield: a piece or two at a time instead.
-            self.super_advertise(conn);
+            // No bitfield: a piece or two at a time instead, when a slot is free.
+            self.super_fill_slots();
         } else if self.picker.have().count() > 0 {
             let bits = bytes::Bytes::from(self.picker.have().to_bitfield());
             self.transmit(conn, Message::Bitfield(bits));
@@ -259,13 +259,14 @@ impl Node {
 
     pub(super) fn fill_requests(&mut self, conn: ConnId) {
         let now = self.now;
-        let depth = self.config.session.request_queue_depth;
+        let block_len = self.config.picker.block_len;
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if !session.am_interested || !session.can_request(&self.config.session) {
+        if !session.am_interested || !session.can_request(now, &self.config.session, block_len) {
             return;
         }
+        let depth = session.request_depth(now, &self.config.session, block_len);
         let room = depth - session.requests_out.len();
         let mut blocks = Vec::new();
         self.picker
@@ -287,7 +288,11 @@ impl Node {
     }
 
     fn handle_block(&mut self, conn: ConnId, block: BlockRef, data: bytes::Bytes) {
-        match self.picker.block_received(conn, block) {
+        let late = self
+            .sessions
+            .get_mut(&conn)
+            .is_some_and(|s| s.take_cancelled(block));
+        match self.picker.block_received(conn, block, late) {
             BlockOutcome::Accepted {
                 cancel,
                 piece_complete,
@@ -543,7 +548,12 @@ impl Node {
         for block in &expired {
             self.picker.request_dropped(conn, *block);
         }
-        if keepalive {
+        // Tell the peer, so it does not send what we will fetch elsewhere
+        // (a copy already on the wire is still taken, see `take_cancelled`).
+        for block in &expired {
+            self.transmit(conn, Message::Cancel(*block));
+        }
+        if keepalive && expired.is_empty() {
             self.transmit(conn, Message::KeepAlive);
         }
         if !expired.is_empty() {
@@ -557,6 +567,9 @@ impl Node {
     /// Unchoke `conn` at once when it is interested and a slot is free, so a
     /// newcomer does not wait for the next rechoke round.
     fn try_unchoke_now(&mut self, conn: ConnId) {
+        if self.super_seeding() {
+            return self.super_fill_slots();
+        }
         let slots = self.upload_slots();
         let Some(s) = self.sessions.get(&conn) else {
             return;
@@ -577,7 +590,10 @@ impl Node {
     /// An upload slot came free (a peer lost interest or left): give it to an
     /// interested choked peer now rather than at the next rechoke, so upload
     /// capacity does not sit idle for up to a rechoke interval.
-    fn fill_free_slots(&mut self) {
+    pub(super) fn fill_free_slots(&mut self) {
+        if self.super_seeding() {
+            return self.super_fill_slots();
+        }
         let slots = self.upload_slots();
         let unchoked_interested = self
             .sessions
@@ -604,12 +620,10 @@ impl Node {
     }
 
     /// Peers we upload to at once: the choker's regular and optimistic slots,
-    /// or every interested peer while super-seeding (the advertised pieces,
-    /// not the choker, bound what each peer gets from a super-seed, and a
-    /// newcomer must not wait a rechoke round for its first piece).
+    /// or, while super-seeding, the super-seed slots (see `adapt_super_slots`).
     fn upload_slots(&self) -> usize {
         if self.super_seeding() {
-            usize::MAX
+            self.super_slots
         } else {
             self.choker.slots() + self.config.choker.optimistic_slots
         }
@@ -626,7 +640,7 @@ impl Node {
             return;
         };
         let dt = self.now.saturating_since(since).as_secs_f64();
-        if dt <= 0.0 || self.super_seeding() {
+        if dt <= 0.0 {
             return;
         }
         let used = (self.stats.bytes_up - mark) as f64 / dt;
@@ -634,9 +648,32 @@ impl Node {
             .sessions
             .values()
             .any(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established);
+        if self.super_seeding() {
+            return self.adapt_super_slots(used, cap as f64, waiting);
+        }
         if used < 0.8 * cap as f64 && waiting {
             self.choker.set_slots(self.choker.slots() + 1);
             self.fill_free_slots();
+        }
+    }
+
+    /// A super-seed serves only as many peers at once as its uplink fills
+    /// at their rates, so each piece leaves it at full speed and lands in
+    /// about (F/M)/u_s; peers start trading at once instead of after the hub
+    /// has sent a whole image's worth of bytes to everyone at u_s/N each.
+    /// The number adapts every tick: it grows (up to doubling) while the
+    /// uplink is under 90% used and someone waits, and shrinks by one when
+    /// the uplink is full, so the same rule fits a hub as slow as one peer
+    /// and one a thousand times faster.
+    fn adapt_super_slots(&mut self, used_bps: f64, cap_bps: f64, waiting: bool) {
+        let slots = self.super_slots;
+        if used_bps < 0.9 * cap_bps && waiting {
+            let factor = (0.95 * cap_bps / used_bps.max(1.0)).clamp(1.25, 2.0);
+            let grown = ((slots as f64 * factor).ceil() as usize).max(slots + 1);
+            self.super_slots = grown.min(self.config.max_peers.max(1));
+            self.fill_free_slots();
+        } else if used_bps > 0.98 * cap_bps && slots > 1 {
+            self.super_slots = slots - 1;
         }
     }
 
@@ -680,15 +717,19 @@ impl Node {
     pub(super) fn rechoke(&mut self) {
         let now = self.now;
         if self.super_seeding() {
-            let conns: Vec<(ConnId, bool)> = self
+            // Uninterested peers give their slot back; the free slots go to
+            // waiting peers at random. A peer keeps its slot while it fetches
+            // what was advertised to it.
+            let idle: Vec<ConnId> = self
                 .sessions
                 .values()
-                .filter(|s| s.phase == Phase::Established)
-                .map(|s| (s.conn, s.peer_interested))
+                .filter(|s| s.phase == Phase::Established && !s.am_choking && !s.peer_interested)
+                .map(|s| s.conn)
                 .collect();
-            for (conn, interested) in conns {
-                self.set_choke(conn, !interested);
+            for conn in idle {
+                self.set_choke(conn, true);
             }
+            self.fill_free_slots();
             return;
         }
         let peers = self.choker_peers();
@@ -716,7 +757,7 @@ impl Node {
         }
     }
 
-    fn set_choke(&mut self, conn: ConnId, choke: bool) {
+    pub(super) fn set_choke(&mut self, conn: ConnId, choke: bool) {
         let now = self.now;
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;

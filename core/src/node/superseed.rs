@@ -16,7 +16,7 @@
 //! super-seeding must never stall a pull.
 
 use super::Node;
-use crate::session::Phase;
+use crate::session::{Phase, Session};
 use crate::wire::Message;
 use crate::ConnId;
 
@@ -53,7 +53,9 @@ impl Node {
                 if (availability > 0 && adverts >= cap) || (availability == 0 && fetching >= cap) {
                     continue;
                 }
-                let key = (availability, adverts);
+                // Rarest first, counting the copies on their way from us:
+                // a piece never sent goes before a second copy of any.
+                let key = (availability + fetching, adverts);
                 if key < best_key {
                     best_key = key;
                     best.clear();
@@ -76,6 +78,75 @@ impl Node {
         }
     }
 
+    /// Give free super-seed slots to waiting peers. A peer holds a slot
+    /// while it is unchoked and fetching what was advertised to it (or, once
+    /// revealed everything, while interested). Free slots go to the peers
+    /// given least so far (ties at random), which are advertised their
+    /// pieces only now: a piece is advertised to a peer the hub is about to
+    /// serve, so with few slots each piece leaves the hub once, at full
+    /// rate, to a peer that can pass it on at once.
+    pub(super) fn super_fill_slots(&mut self) {
+        use rand::RngExt;
+        let slots = self.super_slots;
+        let mut busy = self
+            .sessions
+            .values()
+            .filter(|s| s.phase == Phase::Established && holds_slot(s))
+            .count();
+        if busy >= slots {
+            return;
+        }
+        let mut waiting: Vec<(u64, ConnId)> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.phase == Phase::Established
+                    && s.am_choking
+                    && !s.upload_only
+                    && !s.remote_has.is_full()
+            })
+            .map(|s| (s.bytes_up, s.conn))
+            .collect();
+        for i in (1..waiting.len()).rev() {
+            waiting.swap(i, self.rng.random_range(0..=i));
+        }
+        waiting.sort_by_key(|(given, _)| *given);
+        // Each failed advert scans every piece; a few in a row mean nothing
+        // is left to advertise now (the rest wait for pieces to spread).
+        let mut failed_adverts = 0;
+        for (_, conn) in waiting {
+            if busy >= slots || failed_adverts >= MAX_FAILED_ADVERTS {
+                return;
+            }
+            let Some(s) = self.sessions.get(&conn) else {
+                continue;
+            };
+            let fetching = s.super_pending.iter().any(|p| !s.remote_has.contains(*p));
+            let ready = if s.super_revealed {
+                s.peer_interested
+            } else if fetching {
+                true
+            } else if s.super_pending.is_empty() {
+                self.super_advertise(conn);
+                let advertised = self
+                    .sessions
+                    .get(&conn)
+                    .is_some_and(|s| !s.super_pending.is_empty());
+                if !advertised {
+                    failed_adverts += 1;
+                }
+                advertised
+            } else {
+                // It has its pieces and waits for them to spread.
+                false
+            };
+            if ready {
+                self.set_choke(conn, false);
+                busy += 1;
+            }
+        }
+    }
+
     /// The peer's bitfield arrived after we advertised: drop advertised pieces
     /// it already has and advertise others.
     pub(super) fn super_after_bitfield(&mut self, conn: ConnId) {
@@ -89,8 +160,12 @@ impl Node {
             .filter(|p| s.remote_has.contains(*p))
             .collect();
         s.super_pending.retain(|p| !had.contains(p));
+        let unchoked = !s.am_choking;
         self.super_forget(conn, &had);
-        self.super_advertise(conn);
+        if unchoked {
+            self.super_advertise(conn);
+        }
+        self.super_fill_slots();
     }
 
     /// Peer `from` announced `piece`.
@@ -117,6 +192,7 @@ impl Node {
             }
         }
         self.super_advertised_to[piece as usize] = keep;
+        let changed = !advance.is_empty();
         if !spread && self.super_swarm_is_small() {
             // Nobody to trade with: do not make a lone puller wait.
             self.super_reveal(from);
@@ -126,8 +202,14 @@ impl Node {
                 s.super_pending.retain(|p| *p != piece);
                 // Its piece spread: it is not waiting on us any more.
                 s.super_stalled_since = None;
+                if !s.am_choking {
+                    // Still holding a slot: keep it busy.
+                    self.super_advertise(conn);
+                }
             }
-            self.super_advertise(conn);
+        }
+        if changed {
+            self.super_fill_slots();
         }
     }
 
@@ -199,4 +281,14 @@ impl Node {
             }
         }
     }
+}
+
+/// Failed adverts in a row after which `super_fill_slots` stops looking.
+const MAX_FAILED_ADVERTS: usize = 4;
+
+/// The peer holds one of a super-seed's slots: unchoked, and fetching what
+/// was advertised to it (or interested, once revealed everything).
+fn holds_slot(s: &Session) -> bool {
+    !s.am_choking
+        && (s.peer_interested || s.super_pending.iter().any(|p| !s.remote_has.contains(*p)))
 }

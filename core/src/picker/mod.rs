@@ -44,8 +44,13 @@ pub struct PickerConfig {
     pub random_first_pieces: u32,
     /// Block size in bytes. Default: 16 KiB.
     pub block_len: u32,
-    /// In endgame, how many peers may be asked for the same block at once. Default: 3.
+    /// In endgame, how many peers may be asked for the same block at once. Default: 2.
     pub endgame_max_duplicates: usize,
+    /// Endgame starts only when every missing block is requested and at most
+    /// this many are still outstanding: only the last blocks are asked of a
+    /// second peer, so endgame costs at most this many duplicate blocks.
+    /// Default: 16 (256 KiB of 16 KiB blocks).
+    pub endgame_max_blocks: u64,
 }
 
 impl Default for PickerConfig {
@@ -54,7 +59,8 @@ impl Default for PickerConfig {
             strategy: PickStrategy::RarestFirst,
             random_first_pieces: 4,
             block_len: crate::wire::BLOCK_LEN,
-            endgame_max_duplicates: 3,
+            endgame_max_duplicates: 2,
+            endgame_max_blocks: 16,
         }
     }
 }
@@ -171,9 +177,21 @@ impl Picker {
         self.availability.get(piece as usize).copied().unwrap_or(0)
     }
 
-    /// True when every missing block is already requested from someone.
+    /// True when every missing block is already requested from someone and
+    /// at most `endgame_max_blocks` of them are still outstanding.
     pub fn in_endgame(&self) -> bool {
-        self.rarity.wanted_len() == 0 && self.missing_in_partials == 0 && !self.is_complete()
+        self.rarity.wanted_len() == 0
+            && self.missing_in_partials == 0
+            && !self.is_complete()
+            && self.outstanding_blocks() <= self.config.endgame_max_blocks
+    }
+
+    /// Blocks requested and not yet received, over every partial piece.
+    pub fn outstanding_blocks(&self) -> u64 {
+        self.partials
+            .values()
+            .map(|p| (p.blocks.len() as u64).saturating_sub(u64::from(p.missing + p.received)))
+            .sum()
     }
 
     /// True when a peer having `has` has something we still need.
@@ -417,8 +435,11 @@ impl Picker {
         Some(index as usize)
     }
 
-    /// `block` arrived from `peer`.
-    pub fn block_received(&mut self, peer: ConnId, block: BlockRef) -> BlockOutcome {
+    /// `block` arrived from `peer`. `late` says the block was asked of this
+    /// peer and the request was given up (timed out and cancelled): the copy
+    /// that was already on its way is taken even if the block has been asked
+    /// of someone else since, and those others are cancelled.
+    pub fn block_received(&mut self, peer: ConnId, block: BlockRef, late: bool) -> BlockOutcome {
         let Some(index) = self.block_index(block) else {
             return BlockOutcome::Unrequested;
         };
@@ -439,6 +460,7 @@ impl Picker {
                 self.missing_in_partials -= 1;
                 Vec::new()
             }
+            BlockState::Requested(peers) if late => peers.clone(),
             BlockState::Requested(_) => return BlockOutcome::Unrequested,
         };
         partial.blocks[index] = BlockState::Received(peer);

@@ -96,7 +96,7 @@ fn endgame_duplicates_requests_and_reports_cancels() {
     let mut b = Vec::new();
     p.pick(ConnId(2), &all, 10, &mut rng, &mut b);
     assert_eq!(a, b, "endgame asks the second peer for the same blocks");
-    let outcome = p.block_received(ConnId(2), b[0]);
+    let outcome = p.block_received(ConnId(2), b[0], false);
     assert_eq!(
         outcome,
         BlockOutcome::Accepted {
@@ -104,7 +104,10 @@ fn endgame_duplicates_requests_and_reports_cancels() {
             piece_complete: false
         }
     );
-    assert_eq!(p.block_received(ConnId(1), a[0]), BlockOutcome::Duplicate);
+    assert_eq!(
+        p.block_received(ConnId(1), a[0], false),
+        BlockOutcome::Duplicate
+    );
 }
 
 #[test]
@@ -117,7 +120,7 @@ fn failed_piece_is_requeued_and_contributors_reported() {
     p.pick(ConnId(7), &all, 4, &mut rng, &mut out);
     let mut last = None;
     for b in &out {
-        last = Some(p.block_received(ConnId(7), *b));
+        last = Some(p.block_received(ConnId(7), *b, false));
     }
     assert_eq!(
         last,
@@ -133,7 +136,7 @@ fn failed_piece_is_requeued_and_contributors_reported() {
     p.pick(ConnId(8), &all, 4, &mut rng, &mut again);
     assert_eq!(again, out, "the failed piece is requested again");
     for b in &again {
-        p.block_received(ConnId(8), *b);
+        p.block_received(ConnId(8), *b, false);
     }
     p.piece_verified(0, true).unwrap();
     assert!(p.is_complete());
@@ -149,7 +152,7 @@ fn unrequested_and_misaligned_blocks_are_refused() {
         length: BLOCK,
     };
     assert_eq!(
-        p.block_received(ConnId(1), bogus),
+        p.block_received(ConnId(1), bogus, false),
         BlockOutcome::Unrequested
     );
     let out_of_range = BlockRef {
@@ -158,7 +161,7 @@ fn unrequested_and_misaligned_blocks_are_refused() {
         length: BLOCK,
     };
     assert_eq!(
-        p.block_received(ConnId(1), out_of_range),
+        p.block_received(ConnId(1), out_of_range, false),
         BlockOutcome::Unrequested
     );
     let not_started = BlockRef {
@@ -167,7 +170,7 @@ fn unrequested_and_misaligned_blocks_are_refused() {
         length: BLOCK,
     };
     assert_eq!(
-        p.block_received(ConnId(1), not_started),
+        p.block_received(ConnId(1), not_started, false),
         BlockOutcome::Unrequested
     );
 }
@@ -246,7 +249,7 @@ proptest! {
                 },
                 Op::Receive(id) => if let Some((_, pending)) = peers.get_mut(&id) {
                     if let Some(b) = pending.pop() {
-                        if let BlockOutcome::Accepted { piece_complete: true, .. } = p.block_received(ConnId(id.into()), b) {
+                        if let BlockOutcome::Accepted { piece_complete: true, .. } = p.block_received(ConnId(id.into()), b, false) {
                             p.piece_verified(b.piece, true);
                         }
                     }
@@ -281,4 +284,65 @@ fn piece_obtained_out_of_band_cancels_its_requests() {
     let mut more = Vec::new();
     p.pick(ConnId(1), &all, 8, &mut rng, &mut more);
     assert!(more.is_empty(), "nothing left to pick");
+}
+
+#[test]
+fn endgame_waits_for_the_last_blocks() {
+    // 8 pieces of 4 blocks: 32 blocks, all requested from peer 1.
+    let mut p = Picker::new(
+        PickerConfig {
+            random_first_pieces: 0,
+            endgame_max_blocks: 4,
+            ..PickerConfig::default()
+        },
+        geometry(8),
+        PieceSet::new(8),
+    );
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(8);
+    p.add_peer(&all);
+    p.add_peer(&all);
+    let mut a = Vec::new();
+    p.pick(ConnId(1), &all, 64, &mut rng, &mut a);
+    assert_eq!(a.len(), 32);
+    assert!(!p.in_endgame(), "32 blocks outstanding is not the end");
+    let mut b = Vec::new();
+    p.pick(ConnId(2), &all, 64, &mut rng, &mut b);
+    assert!(b.is_empty(), "no duplicate requests before endgame: {b:?}");
+    for blk in &a[..28] {
+        p.block_received(ConnId(1), *blk, false);
+    }
+    assert_eq!(p.outstanding_blocks(), 4);
+    assert!(p.in_endgame());
+    p.pick(ConnId(2), &all, 64, &mut rng, &mut b);
+    assert_eq!(b, a[28..].to_vec(), "only the last four are asked twice");
+}
+
+#[test]
+fn a_late_block_after_a_cancel_is_taken_and_the_new_request_cancelled() {
+    let mut p = picker(1, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(1);
+    p.add_peer(&all);
+    p.add_peer(&all);
+    let mut a = Vec::new();
+    p.pick(ConnId(1), &all, 1, &mut rng, &mut a);
+    // Peer 1 timed out: the block goes to peer 2.
+    p.request_dropped(ConnId(1), a[0]);
+    let mut b = Vec::new();
+    p.pick(ConnId(2), &all, 1, &mut rng, &mut b);
+    assert_eq!(a, b);
+    // Without the late flag a block nobody asked this peer for is refused ...
+    assert_eq!(
+        p.block_received(ConnId(1), a[0], false),
+        BlockOutcome::Unrequested
+    );
+    // ... with it, peer 1's copy wins and peer 2's request is cancelled.
+    assert_eq!(
+        p.block_received(ConnId(1), a[0], true),
+        BlockOutcome::Accepted {
+            cancel: vec![ConnId(2)],
+            piece_complete: false
+        }
+    );
 }

@@ -180,3 +180,88 @@ fn rate_estimate_tracks_and_decays() {
     assert!((800_000.0..1_000_000.0).contains(&bps), "{bps}");
     assert!(r.get(Instant::from_secs(40)) < bps / 100.0);
 }
+
+fn block(piece: u32, i: u32) -> BlockRef {
+    BlockRef {
+        piece,
+        begin: i * 16384,
+        length: 16384,
+    }
+}
+
+#[test]
+fn pipeline_depth_follows_the_peers_rate() {
+    let config = SessionConfig::default();
+    let mut s = established(4);
+    s.peer_choking = false;
+    // Unknown rate: the configured initial depth.
+    assert_eq!(s.request_depth(Instant::ZERO, &config, 16384), 32);
+    // 1 MB/s for ten seconds: one second of it is about 61 blocks.
+    for i in 0..100 {
+        let t = Instant::from_micros(i * 100_000);
+        s.recent_download_rate.add(t, 100_000);
+        s.bytes_down += 100_000;
+    }
+    let now = Instant::from_micros(99 * 100_000);
+    let fast = s.request_depth(now, &config, 16384);
+    assert!((55..=64).contains(&fast), "fast depth {fast}");
+    // The peer said it queues at most 20 requests: never more than that.
+    s.remote_reqq = Some(20);
+    assert_eq!(s.request_depth(now, &config, 16384), 20);
+    // A trickle of 4 kB/s: the floor of two blocks.
+    let mut slow = established(4);
+    slow.peer_choking = false;
+    for i in 0..100 {
+        slow.recent_download_rate
+            .add(Instant::from_micros(i * 1_000_000), 4_000);
+        slow.bytes_down += 4_000;
+    }
+    let now = Instant::from_micros(99 * 1_000_000);
+    assert_eq!(
+        slow.request_depth(now, &config, 16384),
+        config.min_request_queue_depth
+    );
+}
+
+#[test]
+fn request_timeouts_scale_with_the_queue_ahead_and_the_rate() {
+    let config = SessionConfig::default();
+    // Unknown rate: the fixed ceiling.
+    assert_eq!(
+        request_timeout_for(16384, 0.0, &config),
+        config.request_timeout
+    );
+    // 10 blocks ahead at 16 kB/s: about 10 s expected, 40 s would exceed the ceiling.
+    assert_eq!(
+        request_timeout_for(10 * 16384, 16384.0, &config),
+        config.request_timeout
+    );
+    // 2 blocks at 16 kB/s: 8 s.
+    assert_eq!(
+        request_timeout_for(2 * 16384, 16384.0, &config),
+        Duration::from_secs(8)
+    );
+    // A fast link: the floor.
+    assert_eq!(
+        request_timeout_for(16384, 1e9, &config),
+        config.min_request_timeout
+    );
+}
+
+#[test]
+fn expired_requests_are_remembered_once_as_cancelled() {
+    let config = SessionConfig::default();
+    let mut s = established(4);
+    s.peer_choking = false;
+    s.requests_out.push((block(0, 0), Instant::ZERO));
+    s.requests_out.push((block(0, 1), Instant::from_secs(20)));
+    let expired = s.expire_requests(Instant::from_secs(31), &config);
+    assert_eq!(expired, vec![block(0, 0)]);
+    assert_eq!(s.requests_out.len(), 1);
+    assert!(s.take_cancelled(block(0, 0)));
+    assert!(!s.take_cancelled(block(0, 0)), "only once");
+    assert!(
+        !s.take_cancelled(block(0, 1)),
+        "still requested, not cancelled"
+    );
+}
