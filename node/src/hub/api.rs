@@ -481,7 +481,10 @@ async fn metainfo(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-bittorrent"),
             )],
-            s.torrent.clone(),
+            s.torrent(
+                headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+                conn.local,
+            ),
         )
             .into_response(),
         None => api_error(
