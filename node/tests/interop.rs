@@ -291,6 +291,7 @@ fn swarmhub_client_and_aria2c_trade_pieces() {
     let s = ours.summary();
     let from_peers = s["from_peers"].as_u64().expect("from_peers");
     let uploaded = s["uploaded"].as_u64().expect("uploaded");
+    eprintln!("swarmhub client beside aria2c: {s}");
     // aria2c is the only other peer: what came from peers came from it, and
     // what went up went to it.
     assert!(from_peers > 0, "nothing from aria2c: {s}");
