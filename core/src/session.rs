@@ -86,9 +86,6 @@ pub enum Violation {
     /// A protocol message arrived before the handshake.
     #[error("{0} before the handshake")]
     BeforeHandshake(&'static str),
-    /// A second bitfield, or one after other messages.
-    #[error("bitfield sent after the first message")]
-    LateBitfield,
     /// A bitfield of the wrong size or with spare bits set.
     #[error("bitfield does not match {pieces} pieces")]
     BadBitfield {
@@ -189,6 +186,9 @@ pub enum SessionEvent {
     Bitfield,
     /// The peer has a new piece.
     Have(u32),
+    /// A bitfield after the first message, read as haves: the pieces it adds,
+    /// in increasing order, never empty.
+    Haves(Vec<u32>),
     /// The peer unchoked us: time to request.
     Unchoked,
     /// The peer choked us: our requests to it are void.
@@ -262,7 +262,8 @@ pub struct Session {
     pub choked_at: Instant,
     /// The remote has not delivered for `snub_timeout` although asked.
     pub snubbed: bool,
-    /// The peer announced it only uploads (BEP 21 style `upload_only`).
+    /// The peer announced it only uploads (BEP 21 style `upload_only`, or our own
+    /// super-seeding key).
     pub upload_only: bool,
     /// Super-seeding: pieces advertised to this peer and not yet seen spread.
     pub super_pending: Vec<u32>,
@@ -344,7 +345,8 @@ impl Session {
         let event = match msg {
             Message::KeepAlive | Message::Extended { .. } => SessionEvent::None,
             Message::ExtendedHandshake(ext) => {
-                self.upload_only = ext.upload_only;
+                // A super-seed is a seed too; it only does not say so to stock clients.
+                self.upload_only = ext.upload_only || ext.super_seeding;
                 self.remote_reqq = ext.reqq;
                 SessionEvent::None
             }
@@ -383,13 +385,21 @@ impl Session {
                 }
             }
             Message::Bitfield(bytes) => {
-                // The extended handshake may precede the bitfield (BEP 10).
-                if !bitfield_allowed {
-                    return Err(Violation::LateBitfield);
-                }
-                self.remote_has = PieceSet::from_bitfield(&bytes, pieces)
+                let has = PieceSet::from_bitfield(&bytes, pieces)
                     .ok_or(Violation::BadBitfield { pieces })?;
-                SessionEvent::Bitfield
+                // The extended handshake may precede the bitfield (BEP 10).
+                if bitfield_allowed {
+                    self.remote_has = has;
+                    return Ok(SessionEvent::Bitfield);
+                }
+                // Later ones stand for haves (aria2 sends one whenever it is
+                // shorter): only new pieces count, none is taken back.
+                let new: Vec<u32> = has.iter().filter(|p| self.remote_has.insert(*p)).collect();
+                if new.is_empty() {
+                    SessionEvent::None
+                } else {
+                    SessionEvent::Haves(new)
+                }
             }
             Message::Request(block) => self.on_request(now, block, config, we_have, piece_len)?,
             Message::Cancel(block) => {

@@ -57,6 +57,10 @@ enum Cmd {
         /// Seconds without progress before falling back to HTTP from the hub.
         #[arg(long)]
         fallback_after: Option<u64>,
+        /// How long the hub may stay unreachable, while the pull needs it,
+        /// before the pull gives up (e.g. 1h, 90m, 30s).
+        #[arg(long, value_parser = parse_give_up, default_value = "1h")]
+        give_up_after: std::time::Duration,
     },
     /// Show or change client settings.
     Config {
@@ -108,8 +112,8 @@ struct NetArgs {
 
 #[derive(Args)]
 struct HubArgs {
-    /// Hub state folder.
-    #[arg(long, env = "SWARMHUB_HUB_DIR")]
+    /// Hub state folder (accepted before or after the hub subcommand).
+    #[arg(long, global = true, env = "SWARMHUB_HUB_DIR")]
     dir: Option<PathBuf>,
     #[command(subcommand)]
     cmd: HubCmd,
@@ -190,6 +194,23 @@ fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
     .filter(|&x| (10..=31 * 24 * 3600).contains(&x))
     .ok_or_else(bad)?;
     Ok(std::time::Duration::from_secs(secs))
+}
+
+/// `--give-up-after`: a number with h, m or s (plain: seconds), at least 1 s.
+fn parse_give_up(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?}: write a duration with h, m or s (e.g. 1h, 90m, 30s)");
+    let t = s.trim();
+    let (num, mult) = match t.as_bytes().last() {
+        Some(b'h') => (&t[..t.len() - 1], 3600),
+        Some(b'm') => (&t[..t.len() - 1], 60),
+        Some(b's') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(mult)
+        .filter(|&secs| secs >= 1)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(bad)
 }
 
 #[derive(Subcommand)]
@@ -291,6 +312,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out,
             net,
             fallback_after,
+            give_up_after,
         } => {
             let paths = client_paths(cli.home)?;
             let _ = swarmhub_node::logging::init_client(&paths.logs());
@@ -302,6 +324,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 max_download_bps: net.max_download_rate,
                 fallback_after_s: fallback_after,
                 peer_ports: net.peer_ports,
+                give_up_after: Some(give_up_after),
             };
             client::pull(&paths, &opts).await?;
             Ok(ExitCode::SUCCESS)

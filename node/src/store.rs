@@ -38,6 +38,12 @@ pub enum StoreError {
     /// A file name is not valid UTF-8 or not allowed in metainfo.
     #[error("{0}: file name is not valid UTF-8")]
     BadFileName(PathBuf),
+    /// An input path ends in `..` (or is `.` or `/`): it names no file or folder.
+    #[error(
+        "{0}: ends in `..` (or is `.` or `/`) and so names no file or folder to put in the \
+         image; name the file or folder itself"
+    )]
+    NoFileName(PathBuf),
     /// Two inputs map to the same path inside the image.
     #[error("two inputs are both called {0:?} inside the image")]
     Duplicate(String),
@@ -59,6 +65,11 @@ impl From<BuildError> for StoreError {
     fn from(e: BuildError) -> Self {
         StoreError::Build(e)
     }
+}
+
+/// `e` with `path` in its message (a full disk, say, then names the file).
+fn naming(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -92,8 +103,10 @@ pub struct SourceFile {
 }
 
 fn name_of(path: &Path) -> Result<String, StoreError> {
-    path.file_name()
-        .and_then(|n| n.to_str())
+    let name = path
+        .file_name()
+        .ok_or_else(|| StoreError::NoFileName(path.to_owned()))?;
+    name.to_str()
         .map(str::to_owned)
         .ok_or_else(|| StoreError::BadFileName(path.to_owned()))
 }
@@ -370,8 +383,9 @@ impl Storage {
     /// Read `len` bytes of `piece` from offset `begin`.
     pub fn read(&self, piece: u32, begin: u32, len: u32) -> std::io::Result<Vec<u8>> {
         let mut buf = vec![0u8; len as usize];
-        self.spans(piece, begin, len, |(file, _), off, range| {
+        self.spans(piece, begin, len, |(file, path), off, range| {
             file.read_exact_at(&mut buf[range], off)
+                .map_err(|e| naming(path, e))
         })?;
         Ok(buf)
     }
@@ -379,8 +393,9 @@ impl Storage {
     /// Write `data` into `piece` at offset `begin`.
     pub fn write(&self, piece: u32, begin: u32, data: &[u8]) -> std::io::Result<()> {
         let len = u32::try_from(data.len()).map_err(std::io::Error::other)?;
-        self.spans(piece, begin, len, |(file, _), off, range| {
+        self.spans(piece, begin, len, |(file, path), off, range| {
             file.write_all_at(&data[range], off)
+                .map_err(|e| naming(path, e))
         })
     }
 
@@ -479,5 +494,38 @@ mod tests {
             collect_inputs(&[dir.path().join("nope")]),
             Err(StoreError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn paths_that_name_no_file_are_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_tree(dir.path());
+        for p in [
+            dir.path().join("d/.."),
+            PathBuf::from("."),
+            PathBuf::from("/"),
+        ] {
+            let err = collect_inputs(std::slice::from_ref(&p)).expect_err("refused");
+            let msg = err.to_string();
+            assert!(matches!(err, StoreError::NoFileName(_)), "{msg}");
+            assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+            assert!(!msg.contains("UTF-8"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn io_errors_of_piece_writes_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inputs = collect_inputs(&write_tree(dir.path())).expect("inputs");
+        let copy = dir.path().join("copy");
+        let meta = Arc::new(build_metainfo("t:1", &inputs, Some(&copy)).expect("build"));
+        // Opened read-only: every write fails, and the error says where.
+        let st = Storage::open(&copy, meta, false).expect("open");
+        let err = st.write(0, 0, b"x").expect_err("read-only");
+        let file = copy.join("d/a.bin");
+        assert!(
+            err.to_string().starts_with(&file.display().to_string()),
+            "{err}"
+        );
     }
 }

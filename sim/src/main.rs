@@ -143,8 +143,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             jobs,
             report,
         } => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|error| {
+                swarmhub_sim::ScenarioError::Read {
+                    path: path.clone(),
+                    error,
+                }
+            })?;
             let points = sweep::grid(&text, &path, &vary)?;
             let threads =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

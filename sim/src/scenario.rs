@@ -10,6 +10,8 @@ use swarmhub_core::picker::PickStrategy;
 
 use crate::units::{Dur, Rate, Size};
 
+mod locate;
+
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,13 +290,14 @@ pub struct Link {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error("cannot read scenario {path}: {source}")]
+    /// The file could not be read. (The OS error is part of the message, not
+    /// a source, so a chain printer does not say it twice.)
+    #[error("cannot read scenario {}: {}", path.display(), read_problem(error))]
     Read {
         /// File.
         path: PathBuf,
         /// OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// TOML syntax, unknown key, or a value of the wrong type or unit.
     #[error("{path}: {message}")]
@@ -305,10 +308,12 @@ pub enum ScenarioError {
         message: String,
     },
     /// Values that parse but make no sense together.
-    #[error("{path}: `{key}`: {problem}")]
+    #[error("{}{}: `{key}`: {problem}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Invalid {
         /// File.
         path: PathBuf,
+        /// Line of the key (or of its table) in the file, when it is written there.
+        line: Option<usize>,
         /// Dotted key.
         key: String,
         /// What is wrong and what is allowed.
@@ -316,12 +321,20 @@ pub enum ScenarioError {
     },
 }
 
+fn read_problem(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        "not UTF-8 text (a scenario is a TOML file)".into()
+    } else {
+        e.to_string()
+    }
+}
+
 impl Scenario {
     /// Load and validate a scenario file.
     pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let scenario = Self::parse(&text, path)?;
         Ok((scenario, text))
@@ -331,10 +344,58 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: locate::toml_message(text, &e),
         })?;
-        scenario.validate(path)?;
+        scenario.validate(path, text)?;
         Ok(scenario)
+    }
+
+    /// Parse `text`, which is the user's file `base` with sweep overrides
+    /// applied (`note` names them): errors name lines of `base`, not of `text`.
+    pub(crate) fn parse_derived(
+        text: &str,
+        base: &str,
+        path: &Path,
+        note: &str,
+    ) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let key = e.span().and_then(|s| locate::key_at(text, s.start));
+            let line = key.as_deref().and_then(|k| locate::line_of(base, k));
+            let at = match (&key, line) {
+                (Some(k), Some(l)) => format!("line {l}, `{k}`: "),
+                (Some(k), None) => format!("`{k}`: "),
+                _ => String::new(),
+            };
+            ScenarioError::Parse {
+                path: path.to_path_buf(),
+                message: format!("{at}{} ({note})", e.message().trim_end()),
+            }
+        })?;
+        scenario.validate(path, base).map_err(|e| match e {
+            ScenarioError::Invalid {
+                path,
+                line,
+                key,
+                problem,
+            } => ScenarioError::Invalid {
+                path,
+                line,
+                key,
+                problem: format!("{problem} ({note})"),
+            },
+            other => other,
+        })?;
+        Ok(scenario)
+    }
+
+    /// Line of dotted `key` in `text` (see [`ScenarioError::Invalid`]).
+    pub(crate) fn line_of(text: &str, key: &str) -> Option<usize> {
+        locate::line_of(text, key)
+    }
+
+    /// A TOML error in `text`, with line, column and a short excerpt.
+    pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
+        locate::toml_message(text, e)
     }
 
     /// SHA-256 (hex) of a scenario's text, recorded in every output.
@@ -348,9 +409,11 @@ impl Scenario {
         self.groups.iter().map(|g| g.count).sum()
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ScenarioError> {
+    /// Check values together; `text` is where the keys' lines are looked up.
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ScenarioError> {
         let bad = |key: &str, problem: String| ScenarioError::Invalid {
             path: path.to_path_buf(),
+            line: locate::line_of(text, key),
             key: key.to_string(),
             problem,
         };
@@ -379,10 +442,16 @@ impl Scenario {
                 "more than 1,000,000 pieces; use larger pieces".into(),
             ));
         }
-        if self.groups.is_empty() || self.peer_count() == 0 {
+        if self.groups.is_empty() {
             return Err(bad(
                 "group",
                 "at least one [[group]] with count >= 1 is needed".into(),
+            ));
+        }
+        if let Some(i) = self.groups.iter().position(|g| g.count == 0) {
+            return Err(bad(
+                &format!("group[{i}].count"),
+                "must be at least 1 (leave the group out for none)".into(),
             ));
         }
         if self.peer_count() > 1_000_000 {

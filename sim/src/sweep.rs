@@ -113,11 +113,12 @@ pub fn grid(base: &str, path: &Path, axes: &[Axis]) -> Result<Vec<Point>, Scenar
     for settings in points {
         let mut doc: toml::Table = toml::from_str(base).map_err(|e| ScenarioError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: Scenario::toml_message(base, &e),
         })?;
         for (k, v) in &settings {
             set_key(&mut doc, k, v).map_err(|problem| ScenarioError::Invalid {
                 path: path.to_path_buf(),
+                line: Scenario::line_of(base, k),
                 key: k.clone(),
                 problem,
             })?;
@@ -126,7 +127,12 @@ pub fn grid(base: &str, path: &Path, axes: &[Axis]) -> Result<Vec<Point>, Scenar
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        Scenario::parse(&text, path)?;
+        let note = settings
+            .iter()
+            .map(|(k, v)| format!("--vary {k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Scenario::parse_derived(&text, base, path, &format!("with {note}"))?;
         out.push(Point { settings, text });
     }
     Ok(out)

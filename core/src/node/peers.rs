@@ -132,8 +132,11 @@ impl Node {
                 client: Some(self.config.client_name.clone()),
                 listen_port: Some(self.config.listen_port),
                 reqq: Some(self.config.session.max_peer_requests as u32),
-                upload_only: self.picker.is_complete(),
+                // A super-seed shows a piece or two: libtorrent-based clients
+                // drop an upload-only peer with so little to offer.
+                upload_only: self.picker.is_complete() && !self.super_seeding(),
                 revocation_epoch: None,
+                super_seeding: self.super_seeding(),
             };
             self.transmit(conn, Message::ExtendedHandshake(ext));
         }
@@ -202,6 +205,19 @@ impl Node {
                     self.super_on_have(conn, piece);
                 }
                 self.after_remote_pieces_changed(conn, Some(piece));
+            }
+            SessionEvent::Haves(pieces) => {
+                // The session counted only pieces new to it, so availability
+                // stays the sum of the peers' piece sets.
+                for &piece in &pieces {
+                    self.picker.peer_has(piece);
+                }
+                if self.super_seeding() {
+                    for &piece in &pieces {
+                        self.super_on_have(conn, piece);
+                    }
+                }
+                self.after_remote_pieces_changed(conn, None);
             }
             SessionEvent::Unchoked => self.fill_requests(conn),
             SessionEvent::Choked(dropped) => {

@@ -34,7 +34,7 @@ fn messages_before_handshake_are_violations() {
 }
 
 #[test]
-fn bitfield_only_first_or_after_extended_handshake() {
+fn first_bitfield_may_follow_the_extended_handshake() {
     let mut s = established(8);
     feed(
         &mut s,
@@ -51,16 +51,65 @@ fn bitfield_only_first_or_after_extended_handshake() {
         Ok(SessionEvent::Bitfield)
     );
     assert_eq!(s.remote_has.iter().collect::<Vec<_>>(), vec![0, 2]);
+}
+
+#[test]
+fn late_bitfield_counts_only_new_pieces_and_takes_none_back() {
+    let mut s = established(8);
+    feed(
+        &mut s,
+        Instant::ZERO,
+        Message::Bitfield(vec![0b1010_0000].into()),
+    )
+    .unwrap();
+    feed(&mut s, Instant::ZERO, Message::Have(7)).unwrap();
+    // Pieces 0 and 2 are known, 1 and 3 are new; 7 is missing from this one
+    // but a bitfield never takes a piece back.
     assert_eq!(
-        feed(&mut s, Instant::ZERO, Message::Bitfield(vec![0xff].into())),
-        Err(Violation::LateBitfield)
+        feed(
+            &mut s,
+            Instant::ZERO,
+            Message::Bitfield(vec![0b1111_0000].into())
+        ),
+        Ok(SessionEvent::Haves(vec![1, 3]))
     );
+    assert_eq!(s.remote_has.iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 7]);
+    // Nothing new: nothing for the node to do.
+    assert_eq!(
+        feed(
+            &mut s,
+            Instant::ZERO,
+            Message::Bitfield(vec![0b0101_0000].into())
+        ),
+        Ok(SessionEvent::None)
+    );
+    // A bitfield after a have but as the peer's first bitfield is haves too.
     let mut t = established(8);
     feed(&mut t, Instant::ZERO, Message::Have(1)).unwrap();
     assert_eq!(
         feed(&mut t, Instant::ZERO, Message::Bitfield(vec![0xff].into())),
-        Err(Violation::LateBitfield)
+        Ok(SessionEvent::Haves(vec![0, 2, 3, 4, 5, 6, 7]))
     );
+    assert!(t.remote_has.is_full());
+}
+
+#[test]
+fn malformed_bitfields_are_refused_early_or_late() {
+    for late in [false, true] {
+        let mut s = established(6);
+        if late {
+            feed(&mut s, Instant::ZERO, Message::Have(0)).unwrap();
+        }
+        let before = s.remote_has.clone();
+        for bad in [vec![0b1111_1110], vec![0b1000_0000, 0]] {
+            assert_eq!(
+                feed(&mut s, Instant::ZERO, Message::Bitfield(bad.into())),
+                Err(Violation::BadBitfield { pieces: 6 }),
+                "late: {late}"
+            );
+            assert_eq!(s.remote_has, before, "a refused bitfield changes nothing");
+        }
+    }
 }
 
 #[test]

@@ -13,6 +13,11 @@ use super::{id, BlockRef, DecodeError, EncodeError, EXTENDED_HEADER_LEN, PIECE_H
 /// Extended-handshake key carrying [`ExtendedHandshake::revocation_epoch`].
 pub const EPOCH_KEY: &str = "swarmhub_epoch";
 
+/// Extended handshake key by which a super-seeding seed tells swarmhub peers it is a
+/// seed. It must not say `upload_only`: libtorrent-based clients drop an upload-only
+/// peer that shows them no pieces, and a super-seed shows only a piece or two.
+pub const SUPER_SEED_KEY: &str = "swarmhub_super_seed";
+
 /// One peer message, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -68,6 +73,10 @@ pub struct ExtendedHandshake {
     pub upload_only: bool,
     /// The hub's certificate revocation epoch the sender last saw ([`EPOCH_KEY`]).
     pub revocation_epoch: Option<u64>,
+    /// The sender is a super-seeding seed ([`SUPER_SEED_KEY`] = 1): a seed to
+    /// swarmhub peers, which keep telling it their haves, while stock clients see
+    /// no `upload_only` and download from it.
+    pub super_seeding: bool,
 }
 
 impl Message {
@@ -290,6 +299,11 @@ struct HandshakeDictOut<'a> {
     reqq: Option<u32>,
     #[serde(rename = "swarmhub_epoch", skip_serializing_if = "Option::is_none")]
     epoch: Option<u64>,
+    #[serde(
+        rename = "swarmhub_super_seed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    super_seed: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     upload_only: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -310,6 +324,8 @@ struct HandshakeDictIn<'a> {
     upload_only: Option<i64>,
     #[serde(rename = "swarmhub_epoch", default)]
     epoch: Option<i64>,
+    #[serde(rename = "swarmhub_super_seed", default)]
+    super_seed: Option<i64>,
 }
 
 /// Longest run of ASCII digits we let librqbit-bencode see: 18 digits always fit `i64`
@@ -340,6 +356,7 @@ impl ExtendedHandshake {
             p: self.listen_port,
             reqq: self.reqq,
             epoch: self.revocation_epoch,
+            super_seed: self.super_seeding.then_some(1),
             upload_only: self.upload_only.then_some(1),
             v: self.client.as_deref(),
         }
@@ -369,6 +386,7 @@ impl ExtendedHandshake {
             reqq: raw.reqq.and_then(|r| u32::try_from(r).ok()),
             upload_only: raw.upload_only.is_some_and(|u| u != 0),
             revocation_epoch,
+            super_seeding: raw.super_seed.is_some_and(|u| u != 0),
         })
     }
 }
@@ -422,6 +440,7 @@ mod tests {
             reqq: Some(250),
             upload_only: true,
             revocation_epoch: Some(7),
+            super_seeding: false,
         };
         let out = encoded(&Message::ExtendedHandshake(hs));
         assert_eq!(&out[4..6], &[20, 0]);
@@ -456,7 +475,19 @@ mod tests {
         assert_eq!(hs.listen_port, None, "70000 is not a port");
         assert_eq!(hs.reqq, None, "-1 is not a queue length");
         assert!(!hs.upload_only);
+        assert!(!hs.super_seeding);
         assert_eq!(hs.revocation_epoch, None);
+    }
+
+    #[test]
+    fn super_seeding_is_our_own_key_and_not_upload_only() {
+        let hs = ExtendedHandshake {
+            super_seeding: true,
+            ..Default::default()
+        };
+        let out = encoded(&Message::ExtendedHandshake(hs.clone()));
+        assert_eq!(&out[6..], b"d1:mde19:swarmhub_super_seedi1ee");
+        assert_eq!(ExtendedHandshake::from_payload(&out[6..]), Ok(hs));
     }
 
     #[test]

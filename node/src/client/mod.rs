@@ -3,6 +3,7 @@
 pub mod certs;
 mod doctor;
 mod hubapi;
+mod outage;
 mod pull;
 mod service;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 pub use doctor::doctor;
 pub use hubapi::{HubClient, HubError};
+pub use outage::DEFAULT_GIVE_UP_AFTER;
 pub use pull::{pull, PullOptions, PullSummary};
 pub use service::service;
 

@@ -13,7 +13,8 @@ use swarmhub_core::pieceset::PieceSet;
 use tokio::time::Instant;
 
 use super::certs::PeerTransport;
-use super::{open_db, ClientConfig, ClientError, HubClient};
+use super::outage::{HubOutage, DEFAULT_GIVE_UP_AFTER};
+use super::{open_db, ClientConfig, ClientError, HubClient, HubError};
 use crate::db::ImageRow;
 use crate::hub::api::HubInfo;
 use crate::image::ImageName;
@@ -53,6 +54,9 @@ pub struct PullOptions {
     pub fallback_after_s: Option<u64>,
     /// Override the peer port range.
     pub peer_ports: Option<peer::PortRange>,
+    /// How long the hub's web seed may stay unreachable before the pull gives
+    /// up (default [`DEFAULT_GIVE_UP_AFTER`]).
+    pub give_up_after: Option<Duration>,
 }
 
 /// What a pull did (also written as JSON to `HOME/run/last_pull.json`).
@@ -142,6 +146,10 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         info: &info,
     };
     let final_dir = paths.image_dir(&image);
+    let outage = Arc::new(HubOutage::new(
+        hub.base(),
+        opts.give_up_after.unwrap_or(DEFAULT_GIVE_UP_AFTER),
+    ));
     let started = Instant::now();
     let mut summary = PullSummary {
         image: image.to_string(),
@@ -153,7 +161,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     let existing = db.image(&image.to_string())?;
     if existing.is_some_and(|r| r.info_hash == hex(&meta.info_hash.0)) && final_dir.is_dir() {
         summary.up_to_date = true;
-        export(&final_dir, &meta, opts.out.as_deref())?;
+        export(&final_dir, &meta, opts.out.as_deref()).await?;
         record(paths, &summary);
         println!("{summary}");
         if opts.wait_after_exit && p2p {
@@ -206,7 +214,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         .await?;
         let fallback =
             Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
-        let outcome = watch_swarm(&s.handle, &bar, &meta, Some(fallback)).await;
+        let outcome = watch_swarm(&s.handle, &bar, &meta, Some(fallback), &outage).await;
         let outcome = if let Watch::Ended(o) = outcome {
             o
         } else {
@@ -218,7 +226,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
                 )
             });
             tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
-            let (o, http) = http_beside_swarm(&hub, &s.handle, &bar, &meta, &limits).await;
+            let (o, http) = http_beside_swarm(&hub, &s.handle, &bar, &meta, &limits, &outage).await;
             summary.from_http = http;
             o
         };
@@ -255,7 +263,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         let target = WebTarget::Storage(storage.clone());
         let fetched = Arc::new(AtomicU64::new(0));
         tokio::select! {
-            r = http_fetch(&hub, &meta, target, &have, &bar, &limits, &fetched) => {
+            r = http_fetch(&hub, &meta, target, &have, &bar, &limits, &fetched, &outage) => {
                 r?;
                 summary.from_http = fetched.load(Ordering::Relaxed);
             }
@@ -281,7 +289,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     if let Some(s) = &seeding {
         summary.uploaded = s.handle.status.borrow().bytes_up;
     }
-    export(&final_dir, &meta, opts.out.as_deref())?;
+    export(&final_dir, &meta, opts.out.as_deref()).await?;
     record(paths, &summary);
     println!("{summary}");
 
@@ -433,6 +441,7 @@ async fn watch_swarm(
     bar: &ProgressBar,
     meta: &Metainfo,
     fallback: Option<Duration>,
+    outage: &HubOutage,
 ) -> Watch {
     let mut rx = handle.status.clone();
     let mut last_bytes = 0;
@@ -443,8 +452,9 @@ async fn watch_swarm(
         let s: SwarmStatus = rx.borrow_and_update().clone();
         bar.set_position(meta.total_length() - s.bytes_left);
         let http = if fallback.is_none() { " | + HTTP" } else { "" };
+        let down = outage.note().map(|n| format!(" | {n}")).unwrap_or_default();
         bar.set_message(format!(
-            "{} peers | from hub {} | from peers {}{http}",
+            "{} peers | from hub {} | from peers {}{http}{down}",
             s.peers,
             human_bytes(s.bytes_from_hub),
             human_bytes(s.bytes_from_peers)
@@ -479,6 +489,7 @@ async fn http_beside_swarm(
     bar: &ProgressBar,
     meta: &Arc<Metainfo>,
     limits: &Arc<Limits>,
+    outage: &Arc<HubOutage>,
 ) -> (SwarmOutcome, u64) {
     let sink = swarm.web_seed();
     let have = swarm.status.borrow().have.clone();
@@ -491,8 +502,9 @@ async fn http_beside_swarm(
         bar,
         limits,
         &fetched,
+        outage,
     );
-    let watch = watch_swarm(swarm, bar, meta, None);
+    let watch = watch_swarm(swarm, bar, meta, None, outage);
     tokio::pin!(fetch, watch);
     let mut fetching = true;
     let outcome = loop {
@@ -559,8 +571,13 @@ impl WebTarget {
     }
 }
 
+/// Shown on the progress line while only the web seed downloads.
+const HTTP_ONLY: &str = "over HTTP from the hub";
+
 /// Fetch every piece not in `have` (nor obtained by the swarm meanwhile)
-/// from the web seed, adding the bytes used to `fetched`.
+/// from the web seed, adding the bytes used to `fetched`. Requests that fail
+/// because the hub is unreachable are retried as `outage` says.
+#[allow(clippy::too_many_arguments)]
 async fn http_fetch(
     hub: &HubClient,
     meta: &Arc<Metainfo>,
@@ -569,19 +586,20 @@ async fn http_fetch(
     bar: &ProgressBar,
     limits: &Arc<Limits>,
     fetched: &Arc<AtomicU64>,
+    outage: &Arc<HubOutage>,
 ) -> Result<(), ClientError> {
     let missing: Vec<u32> = (0..meta.num_pieces())
         .filter(|p| !have.contains(*p))
         .collect();
     let direct = matches!(target, WebTarget::Storage(_));
     if direct {
-        bar.set_message("over HTTP from the hub");
+        bar.set_message(HTTP_ONLY);
     }
     let queue = Arc::new(std::sync::Mutex::new(missing.into_iter()));
     let target = Arc::new(target);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..HTTP_PARALLEL {
-        let (queue, hub, meta, target, bar, limits, fetched) = (
+        let (queue, hub, meta, target, bar, limits, fetched, outage) = (
             queue.clone(),
             hub.clone(),
             meta.clone(),
@@ -589,6 +607,7 @@ async fn http_fetch(
             bar.clone(),
             limits.clone(),
             fetched.clone(),
+            outage.clone(),
         );
         tasks.spawn(async move {
             let geometry = meta.geometry();
@@ -600,9 +619,30 @@ async fn http_fetch(
                 let first = geometry.piece_offset(piece);
                 let len = u64::from(geometry.piece_len(piece));
                 let mut attempt = 0;
+                let mut failures = 0;
                 while !target.has(piece) {
+                    let data = match hub.range(&meta.info_hash, first, first + len - 1).await {
+                        Ok(data) => data,
+                        Err(e) => {
+                            failures += 1;
+                            wait_for_hub(e, failures, &outage, &bar, direct).await?;
+                            continue;
+                        }
+                    };
+                    failures = 0;
+                    if let Some(gone) = outage.recovered() {
+                        bar.suspend(|| {
+                            eprintln!(
+                                "hub {} answers again after {} s",
+                                outage.url(),
+                                gone.as_secs()
+                            )
+                        });
+                        if direct {
+                            bar.set_message(HTTP_ONLY);
+                        }
+                    }
                     attempt += 1;
-                    let data = hub.range(&meta.info_hash, first, first + len - 1).await?;
                     limits.down.acquire(data.len()).await;
                     match target.put(piece, data.into()).await? {
                         WebOutcome::Taken => {
@@ -627,6 +667,36 @@ async fn http_fetch(
     while let Some(r) = tasks.join_next().await {
         r.map_err(other)??;
     }
+    Ok(())
+}
+
+/// A web-seed request failed with `e`, the `failures`-th time in a row: say
+/// so (once per outage, and on the progress line), wait out the backoff, or
+/// give up when the hub is refusing or gone for too long.
+async fn wait_for_hub(
+    e: HubError,
+    failures: u32,
+    outage: &HubOutage,
+    bar: &ProgressBar,
+    direct: bool,
+) -> Result<(), ClientError> {
+    let text = e.to_string();
+    let retry = outage.failed(e, failures)?;
+    if retry.first {
+        tracing::warn!("web seed: {text}; retrying");
+        bar.suspend(|| {
+            eprintln!(
+                "{text}: retrying with backoff for up to {} s (--give-up-after)",
+                outage.give_up_after().as_secs()
+            )
+        });
+    }
+    if direct {
+        if let Some(note) = outage.note() {
+            bar.set_message(format!("{HTTP_ONLY} | {note}"));
+        }
+    }
+    tokio::time::sleep(retry.wait).await;
     Ok(())
 }
 
@@ -665,21 +735,44 @@ fn record(paths: &ClientPaths, summary: &PullSummary) {
     }
 }
 
-/// Place the image's files in `out` too (hard links when possible).
-fn export(dir: &Path, meta: &Metainfo, out: Option<&Path>) -> Result<(), ClientError> {
+/// Place the image's files in `out` too, as copies: a hard link would let an
+/// edit of the exported file change what this client seeds (and get it banned
+/// by its peers). `std::fs::copy` uses `copy_file_range`, which file systems
+/// that can (Btrfs, XFS) serve by sharing extents, so a copy there costs no
+/// space. Each file is written under a temporary name and renamed into place:
+/// a full disk leaves no truncated file under the real name, and the partial
+/// copy is removed.
+async fn export(dir: &Path, meta: &Arc<Metainfo>, out: Option<&Path>) -> Result<(), ClientError> {
     let Some(out) = out else { return Ok(()) };
-    for f in &meta.files {
-        let rel: PathBuf = f.path.iter().collect();
-        let (src, dst) = (dir.join(&rel), out.join(&rel));
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| other(format!("{}: {e}", parent.display())))?;
+    let (dir, meta, out) = (dir.to_owned(), meta.clone(), out.to_owned());
+    blocking(move || {
+        for f in &meta.files {
+            let rel: PathBuf = f.path.iter().collect();
+            export_file(&dir.join(&rel), &out.join(&rel))?;
         }
-        let _ = std::fs::remove_file(&dst);
-        if std::fs::hard_link(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst)
-                .map_err(|e| other(format!("copying to {}: {e}", dst.display())))?;
-        }
+        Ok(())
+    })
+    .await?
+}
+
+fn export_file(src: &Path, dst: &Path) -> Result<(), ClientError> {
+    let fail = |e: std::io::Error| {
+        other(format!(
+            "exporting {} to {}: {e}",
+            src.display(),
+            dst.display()
+        ))
+    };
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| other(format!("{}: {e}", parent.display())))?;
+    }
+    let tmp = dst.with_file_name(format!(".swarmhub-export-{}", random_hex(6).map_err(fail)?));
+    let written = std::fs::copy(src, &tmp)
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, dst));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
     }
     Ok(())
 }

@@ -481,7 +481,10 @@ async fn metainfo(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-bittorrent"),
             )],
-            s.torrent.clone(),
+            s.torrent(
+                headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+                conn.local,
+            ),
         )
             .into_response(),
         None => api_error(
@@ -489,15 +492,6 @@ async fn metainfo(
             format!("no image {image} on this hub"),
         ),
     }
-}
-
-/// The `key` query parameter (client secret) of an announce or scrape.
-fn query_key(query: &str) -> Option<&str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "key")
-        .map(|(_, v)| v)
 }
 
 fn bencoded(status: StatusCode, body: Vec<u8>) -> Response {
@@ -528,7 +522,9 @@ async fn announce(
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
-    let auth = cert_auth(&state, &conn, query_key(&query));
+    // The certificate authenticates. The standard `key` parameter is not a
+    // secret: stock clients send a random one (issue 14, item 1).
+    let auth = cert_auth(&state, &conn, None);
     if !state.settings().p2p {
         return tracker_failure(
             403,
@@ -578,7 +574,7 @@ async fn scrape(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
-    match cert_auth(&state, &conn, query_key(&query)) {
+    match cert_auth(&state, &conn, None) {
         Auth::Verified {
             registered: true, ..
         } => {}
@@ -695,7 +691,5 @@ mod tests {
         assert_eq!(parse_range("bytes=5-4"), None);
         assert_eq!(parse_range("bytes=5-"), None);
         assert_eq!(parse_range("items=1-2"), None);
-        assert_eq!(query_key("a=1&key=abc&b=2"), Some("abc"));
-        assert_eq!(query_key("a=1"), None);
     }
 }

@@ -72,8 +72,35 @@ pub enum ServeError {
 pub(super) struct Served {
     pub(super) name: String,
     pub(super) meta: Arc<Metainfo>,
-    pub(super) torrent: Vec<u8>,
     pub(super) storage: Arc<Storage>,
+}
+
+impl Served {
+    /// The `.torrent` with this hub's announce URL, so stock clients can use it
+    /// as it is: the authority the caller asked for (`Host`), or else the
+    /// address its connection reached. A `Host` that is not a plain authority
+    /// is not echoed.
+    pub(super) fn torrent(&self, host: Option<&str>, local: Option<SocketAddr>) -> Vec<u8> {
+        let mut meta = Metainfo::clone(&self.meta);
+        meta.announce = announce_url(host, local);
+        meta.to_bytes()
+    }
+}
+
+/// `https://AUTHORITY/announce` for a caller that asked for `host` (its `Host`
+/// header) on a connection that reached `local`.
+fn announce_url(host: Option<&str>, local: Option<SocketAddr>) -> Option<String> {
+    let is_authority = |h: &&str| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    let authority = host
+        .filter(is_authority)
+        .map(str::to_owned)
+        .or_else(|| local.map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()).to_string()));
+    authority.map(|a| format!("https://{a}/announce"))
 }
 
 /// What the API handlers share.
@@ -586,7 +613,6 @@ fn load_image(paths: &HubPaths, row: &crate::db::ImageRow) -> Result<Served, Str
     let storage = Storage::open(&dir, meta.clone(), false).map_err(|e| e.to_string())?;
     Ok(Served {
         name: row.name.clone(),
-        torrent: meta.to_bytes(),
         meta,
         storage: Arc::new(storage),
     })
@@ -614,5 +640,27 @@ fn remove_image(state: &HubState, name: &str, hash: &Id20) {
     }
     if let Ok(mut m) = state.by_name.write() {
         m.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod announce_tests {
+    use super::announce_url;
+
+    #[test]
+    fn announce_url_is_the_callers_authority_or_the_local_address() {
+        let local = Some("[::ffff:10.0.0.5]:7070".parse().unwrap());
+        assert_eq!(
+            announce_url(Some("hub.example:7070"), local).as_deref(),
+            Some("https://hub.example:7070/announce")
+        );
+        for bad in ["", "evil/x?y", "a b", "x\r\nSet-Cookie:1"] {
+            assert_eq!(
+                announce_url(Some(bad), local).as_deref(),
+                Some("https://10.0.0.5:7070/announce"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(announce_url(None, None), None);
     }
 }

@@ -110,12 +110,22 @@ impl Hub {
     }
 
     pub fn start(dir: &Path, extra: &[&str]) -> Hub {
+        Hub::start_at(dir, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Hub::start`] with the API on `listen` (a restarted hub must keep
+    /// the address its clients logged in to).
+    pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Hub {
         let api_file = dir.join("run/api.addr");
         let _ = std::fs::remove_file(&api_file);
-        let log = std::fs::File::create(dir.join("serve.stderr")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.stderr"))
+            .expect("log");
         let child = Command::new(BIN)
             .args(["hub", "--dir", dir.to_str().expect("utf8"), "serve"])
-            .args(["--listen", "127.0.0.1:0", "--seed-ports", "0"])
+            .args(["--listen", listen, "--seed-ports", "0"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
@@ -301,4 +311,48 @@ pub fn http_get(
         .and_then(|c| c.parse().ok())
         .expect("status");
     (status, resp[split + 4..].to_vec())
+}
+
+/// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A small tmpfs mounted for a test (root only), unmounted on drop.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mount `size` (e.g. "8m") at `path`, or say why not (not root, no mount).
+    pub fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return Err("not root: cannot mount a tmpfs".into());
+        }
+        std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !o.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", output_text(&o)));
+        }
+        Ok(Tmpfs {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
 }

@@ -82,3 +82,69 @@ fn shipped_scenarios_parse() {
     }
     assert!(n >= 8, "expected the 8 shipped scenarios, found {n}");
 }
+
+#[test]
+fn invalid_values_name_their_line() {
+    let text = format!(
+        "{MINIMAL}\n[[group]]\nname = \"q\"\ncount = 0\nupload = \"1 Mbit/s\"\ndownload = \"1 Mbit/s\"\n"
+    );
+    let line = text.lines().position(|l| l == "count = 0").unwrap() + 1;
+    let err = Scenario::parse(&text, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!("bad.toml, line {line}: `group[1].count`: must be at least 1 (leave the group out for none)")
+    );
+}
+
+#[test]
+fn a_huge_line_is_not_echoed_whole() {
+    let text = format!("name = \"{}\" junk", "x".repeat(10 << 20));
+    let err = Scenario::parse(&text, Path::new("big.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.len() < 1000, "{} bytes of error", err.len());
+    assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn read_errors_say_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bin.toml");
+    std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+    let err = anyhow::Error::from(Scenario::load(&path).unwrap_err());
+    let msg = format!("{err:#}");
+    assert!(msg.contains("not UTF-8 text"), "{msg}");
+    assert_eq!(msg.matches("UTF-8").count(), 1, "{msg}");
+}
+
+#[test]
+fn sweep_errors_name_lines_of_the_users_file() {
+    let base = format!("# a comment first\n\n{MINIMAL}");
+    let count_line = base.lines().position(|l| l == "count = 10").unwrap() + 1;
+    let upload_line = base
+        .lines()
+        .position(|l| l == "upload = \"1 Gbit/s\"")
+        .unwrap()
+        + 1;
+    let grid = |key: &str, v: &str| {
+        let axis: crate::sweep::Axis = format!("{key}={v}").parse().unwrap();
+        match crate::sweep::grid(&base, Path::new("user.toml"), &[axis]) {
+            Ok(_) => panic!("--vary {key}={v} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let err = grid("group.0.count", "0");
+    assert!(
+        err.starts_with(&format!("user.toml, line {count_line}: `group[0].count`")),
+        "{err}"
+    );
+    assert!(err.contains("--vary group.0.count=0"), "{err}");
+    let err = grid("hub.upload", "fast");
+    assert!(
+        err.contains(&format!("line {upload_line}, `hub.upload`")),
+        "{err}"
+    );
+    assert!(err.contains("--vary hub.upload=fast"), "{err}");
+}

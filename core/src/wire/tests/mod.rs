@@ -41,6 +41,7 @@ pub(super) fn sample_messages() -> Vec<Message> {
             reqq: Some(500),
             upload_only: true,
             revocation_epoch: Some(ExtendedHandshake::MAX_EPOCH),
+            super_seeding: true,
         }),
         Message::ExtendedHandshake(ExtendedHandshake::default()),
         Message::Extended {

@@ -25,14 +25,18 @@ fn extended_handshake() -> impl Strategy<Value = ExtendedHandshake> {
         proptest::option::of(any::<u32>()),
         any::<bool>(),
         proptest::option::of(0..=ExtendedHandshake::MAX_EPOCH),
+        any::<bool>(),
     )
         .prop_map(
-            |(client, listen_port, reqq, upload_only, revocation_epoch)| ExtendedHandshake {
-                client,
-                listen_port,
-                reqq,
-                upload_only,
-                revocation_epoch,
+            |(client, listen_port, reqq, upload_only, revocation_epoch, super_seeding)| {
+                ExtendedHandshake {
+                    client,
+                    listen_port,
+                    reqq,
+                    upload_only,
+                    revocation_epoch,
+                    super_seeding,
+                }
             },
         )
 }
