@@ -118,6 +118,22 @@ pub fn scenario_text(o: &FleetOptions) -> String {
     )
 }
 
+/// Open files a fleet of `clients` may hold at once: every client's peer
+/// links at its connection cap (a link has both ends in this process), its
+/// listener, API connection and database, and one hub link per client.
+pub fn open_files_needed(clients: usize) -> u64 {
+    let per_client = client_max_peers() as u64 + 6;
+    64 + clients as u64 * (per_client + 1)
+}
+
+/// The connection cap of a client's swarm: the core's default, which the
+/// real client uses.
+fn client_max_peers() -> usize {
+    let zero = swarmhub_core::Id20::new([0; 20]);
+    let geometry = swarmhub_core::metainfo::Geometry::new(1 << 20, 1 << 18);
+    swarmhub_core::NodeConfig::new(zero, zero, geometry).max_peers
+}
+
 /// Deterministic bytes (xorshift), as the lab's other engines use.
 fn write_image(path: &Path, len: u64) -> std::io::Result<()> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -158,14 +174,15 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         bail!("--clients must be at least 1");
     }
     let limit = swarmhub_node::util::raise_open_file_limit();
-    // Each client holds a listener, its API connection and two descriptors per
-    // in-process peer link (both ends), the hub one per link.
-    let wanted = 64 + o.clients as u64 * 12;
-    if limit.is_some_and(|l| l < wanted) {
-        eprintln!(
-            "warning: the open-file limit is {limit:?}; {} clients may need about {wanted} \
-             (raise the hard limit, e.g. `ulimit -Hn`, as root)",
-            o.clients
+    let wanted = open_files_needed(o.clients);
+    if let Some(limit) = limit.filter(|&l| l < wanted) {
+        bail!(
+            "{} clients in one process need about {wanted} open files (up to {} peer links \
+             each, both ends in this process, plus the hub's), but the open-file limit is \
+             {limit}: run fewer clients or raise the hard limit (`ulimit -Hn`, needs \
+             CAP_SYS_RESOURCE)",
+            o.clients,
+            client_max_peers()
         );
     }
     std::fs::create_dir_all(&o.out).with_context(|| format!("{}", o.out.display()))?;
