@@ -9,6 +9,7 @@ pub mod compare;
 pub mod counters;
 pub mod cpu;
 pub mod engine;
+pub mod fleet;
 pub mod net;
 pub mod plan;
 pub mod procs;

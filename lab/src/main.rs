@@ -119,6 +119,48 @@ enum Cmd {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// One real hub and N real clients in this process over loopback (no
+    /// root): write peers.csv, timeline.csv and summary.json, and the
+    /// scenario.toml the simulator runs for comparison.
+    Fleet {
+        /// Clients.
+        #[arg(long)]
+        clients: usize,
+        /// Image size, e.g. 32MiB.
+        #[arg(long)]
+        image_size: swarmhub_sim::units::Size,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sites: only 1 today (every client shares 127.0.0.1).
+        #[arg(long, default_value_t = 1)]
+        sites: usize,
+        /// Each client's upload limit.
+        #[arg(long, default_value = "100Mbit/s")]
+        client_upload: swarmhub_sim::units::Rate,
+        /// Each client's download limit (default none).
+        #[arg(long)]
+        client_download: Option<swarmhub_sim::units::Rate>,
+        /// The hub seeder's upload limit.
+        #[arg(long, default_value = "1Gbit/s")]
+        hub_upload: swarmhub_sim::units::Rate,
+        /// Seconds between announces.
+        #[arg(long, default_value_t = 10)]
+        announce_interval: u64,
+        /// Seconds without progress before a client adds HTTP from the hub.
+        #[arg(long, default_value_t = 60)]
+        fallback_after: u64,
+        /// Stop waiting for clients after this many seconds.
+        #[arg(long, default_value_t = 1800.0)]
+        timeout: f64,
+        /// Another run folder (e.g. the simulator's run of OUT/scenario.toml)
+        /// to draw on the completion CDF.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Also write OUT/report.html and OUT/charts/.
+        #[arg(long)]
+        report: bool,
+    },
     /// Remove the namespaces (and their processes) of an interrupted lab.
     Clean {
         /// Namespace prefix.
@@ -321,11 +363,112 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Fleet {
+            clients,
+            image_size,
+            out,
+            sites,
+            client_upload,
+            client_download,
+            hub_upload,
+            announce_interval,
+            fallback_after,
+            timeout,
+            compare,
+            report,
+        } => {
+            if sites != 1 {
+                anyhow::bail!(
+                    "--sites {sites}: the fleet runs every client on 127.0.0.1, so the hub \
+                     cannot tell sites apart yet; only --sites 1 is supported"
+                );
+            }
+            let opts = swarmhub_lab::fleet::FleetOptions {
+                clients,
+                image_bytes: image_size.0,
+                out: out.clone(),
+                hub_upload_bps: hub_upload.0,
+                client_upload_bps: client_upload.0,
+                client_download_bps: client_download.map_or(0.0, |r| r.0),
+                announce_interval_s: announce_interval,
+                fallback_after_s: fallback_after,
+                timeout_s: timeout,
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            let s = swarmhub_lab::fleet::run(&opts, interrupt_flag()?)?;
+            print_fleet(&s);
+            if let Some(other) = compare {
+                write_overlay(&out, &other)?;
+            }
+            if report {
+                let r = swarmhub_reports::write_report(&out)?;
+                println!("report          {}", r.html.display());
+            }
+            let b = &s.lab.base;
+            if b.completed < b.peers || s.lab.lab.verified < b.peers {
+                anyhow::bail!(
+                    "{} of {} clients complete, {} verified; errors: {:?}",
+                    b.completed,
+                    b.peers,
+                    s.lab.lab.verified,
+                    s.fleet.client_errors
+                );
+            }
+            Ok(())
+        }
         Cmd::Clean { prefix } => {
             run::preflight()?;
             let gone = net::teardown(&Names::new(&prefix));
             println!("removed {} namespaces", gone.len());
             Ok(())
+        }
+    }
+}
+
+fn print_fleet(s: &swarmhub_lab::fleet::FleetSummary) {
+    let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let (b, l, fl) = (&s.lab.base, &s.lab.lab, &s.fleet);
+    println!(
+        "fleet           {} clients, image {} bytes",
+        b.peers, b.image_bytes
+    );
+    println!(
+        "completed       {}/{} (SHA-256 verified: {})",
+        b.completed, b.peers, l.verified
+    );
+    println!(
+        "completion s    p50 {}  p99 {}  max {}  (bound {:.2})",
+        f(b.completion_s.p50),
+        f(b.completion_s.p99),
+        f(b.completion_s.max),
+        b.bound_s
+    );
+    println!(
+        "hub copies      {:.2}  (HTTP {} bytes)",
+        b.hub_copies, l.http_bytes
+    );
+    println!(
+        "announce ms     p50 {}  p99 {}  ({} probes, {} failed)",
+        f(fl.announce_p50_ms),
+        f(fl.announce_p99_ms),
+        fl.announce_samples,
+        fl.announce_failures
+    );
+    println!(
+        "process         RSS peak {:.0} MiB, open files peak {}",
+        fl.process_rss_peak_bytes as f64 / f64::from(1u32 << 20),
+        fl.process_open_files_peak
+    );
+    println!(
+        "cpu busy        {:.0}% mean, {:.0}% peak",
+        l.cpu_busy * 100.0,
+        l.cpu_busy_peak * 100.0
+    );
+    println!("wasted bytes    {}", fl.wasted_bytes);
+    if !fl.client_errors.is_empty() {
+        println!("errors          {}", fl.client_errors.len());
+        for e in fl.client_errors.iter().take(10) {
+            println!("  {e}");
         }
     }
 }

@@ -186,7 +186,7 @@ pub fn write(
     dir: &Path,
     peers: &[PeerRecord],
     timeline: &[TimelineRecord],
-    summary: &LabSummary,
+    summary: &impl Serialize,
     scenario_text: &str,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod db;
+mod handles;
 pub mod hub;
 pub mod image;
 pub mod logging;

@@ -254,6 +254,7 @@ enum UserCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    swarmhub_node::util::raise_open_file_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,17 +2,20 @@
 //! [`ImageHasher`], change detection by size and mtime, piece I/O through
 //! [`Metainfo::file_spans`], and whole-file SHA-256 checks.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 use swarmhub_core::metainfo::{BuildError, ImageHasher, Metainfo};
 use swarmhub_core::Id20;
+
+use crate::handles::HandleCache;
 
 /// Read and copy buffer size.
 const CHUNK: usize = 1 << 20;
@@ -59,6 +62,9 @@ pub enum StoreError {
     /// A complete file's SHA-256 does not match the metainfo.
     #[error("{0}: SHA-256 does not match the metainfo")]
     Sha256Mismatch(PathBuf),
+    /// A metainfo path would leave the image folder (`..`, `.`, separators, empty).
+    #[error("{0:?}: path leaves the image folder; refused")]
+    OutsideImage(String),
 }
 
 impl From<BuildError> for StoreError {
@@ -67,10 +73,6 @@ impl From<BuildError> for StoreError {
     }
 }
 
-/// `e` with `path` in its message (a full disk, say, then names the file).
-fn naming(path: &Path, e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |error| StoreError::Io {
@@ -291,55 +293,106 @@ pub fn verify_file_hashes(root: &Path, meta: &Metainfo) -> Result<(), StoreError
     Ok(())
 }
 
+/// Create `path` (and its folders) if missing and give it exactly `len` bytes
+/// (sparse); the handle is closed again.
+fn create_sized(path: &Path, len: u64) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err(path))?;
+    if file.metadata().map_err(io_err(path))?.len() != len {
+        file.set_len(len).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// How many files of one image [`Storage`] keeps open at most by default.
+pub const OPEN_FILES_PER_IMAGE: usize = 64;
+
 /// Piece-level access to an image's files.
+///
+/// Files are opened on demand through a bounded cache of handles
+/// ([`OPEN_FILES_PER_IMAGE`] by default), so an image may have far more files
+/// than the process may keep open.
 pub struct Storage {
     meta: Arc<Metainfo>,
-    files: Vec<(File, PathBuf)>,
+    paths: Vec<PathBuf>,
+    writable: bool,
+    handles: Mutex<HandleCache>,
+    /// Files written since the last [`Storage::sync`].
+    dirty: Mutex<BTreeSet<usize>>,
+}
+
+/// `root` joined with the image path `path`, refused unless every component is
+/// one plain name (no `..`, `.`, separators or NUL), so a file stays inside `root`
+/// whatever metainfo says.
+fn confined_path(root: &Path, path: &[String]) -> Result<PathBuf, StoreError> {
+    let plain =
+        |c: &String| !c.is_empty() && c != "." && c != ".." && !c.contains(['/', '\\', '\0']);
+    if path.is_empty() || !path.iter().all(plain) {
+        return Err(StoreError::OutsideImage(path.join("/")));
+    }
+    Ok(file_path(root, path))
 }
 
 impl Storage {
     /// Open the image under `root`. With `create`, make missing folders and
-    /// files and give every file its exact length (sparse); without, open read-only.
+    /// files and give every file its exact length (sparse); without, check that
+    /// every file is there with its length, for reading only.
     pub fn open(root: &Path, meta: Arc<Metainfo>, create: bool) -> Result<Storage, StoreError> {
-        let mut files = Vec::with_capacity(meta.files.len());
+        Self::open_with_capacity(root, meta, create, OPEN_FILES_PER_IMAGE)
+    }
+
+    /// [`Storage::open`] keeping at most `max_open` files open at once.
+    pub fn open_with_capacity(
+        root: &Path,
+        meta: Arc<Metainfo>,
+        create: bool,
+        max_open: usize,
+    ) -> Result<Storage, StoreError> {
+        let mut paths = Vec::with_capacity(meta.files.len());
         for f in &meta.files {
-            let path = file_path(root, &f.path);
-            let file = if create {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-                }
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
-                let len = file.metadata().map_err(io_err(&path))?.len();
-                if len != f.length {
-                    file.set_len(f.length).map_err(io_err(&path))?;
-                }
-                file
+            let path = confined_path(root, &f.path)?;
+            if create {
+                create_sized(&path, f.length)?;
             } else {
-                let file = File::open(&path).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        StoreError::Missing(path.clone())
-                    } else {
-                        StoreError::Io {
-                            path: path.clone(),
-                            error: e,
+                let len = std::fs::symlink_metadata(&path)
+                    .map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            StoreError::Missing(path.clone())
+                        } else {
+                            StoreError::Io {
+                                path: path.clone(),
+                                error: e,
+                            }
                         }
-                    }
-                })?;
-                let len = file.metadata().map_err(io_err(&path))?.len();
+                    })
+                    .and_then(|m| {
+                        if m.is_file() {
+                            Ok(m.len())
+                        } else {
+                            Err(StoreError::NotRegular(path.clone()))
+                        }
+                    })?;
                 if len != f.length {
                     return Err(StoreError::Changed(path));
                 }
-                file
-            };
-            files.push((file, path));
+            }
+            paths.push(path);
         }
-        Ok(Storage { meta, files })
+        Ok(Storage {
+            meta,
+            paths,
+            writable: create,
+            handles: Mutex::new(HandleCache::new(max_open)),
+            dirty: Mutex::new(BTreeSet::new()),
+        })
     }
 
     /// The metainfo.
@@ -347,14 +400,41 @@ impl Storage {
         &self.meta
     }
 
-    /// Calls `f(file, file_offset, range in buf)` for the parts of piece bytes
-    /// `begin .. begin + len`.
+    /// How many of the image's files are open now (at most the cache capacity).
+    pub fn open_files(&self) -> usize {
+        self.handles.lock().map_or(0, |h| h.len())
+    }
+
+    /// The open handle of file `index`, opening it if needed. An error names the file.
+    fn handle(&self, index: usize) -> std::io::Result<Arc<File>> {
+        let path = self.paths.get(index).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("file {index} is not in image {}", self.meta.name),
+            )
+        })?;
+        let mut cache = self
+            .handles
+            .lock()
+            .map_err(|_| std::io::Error::other("file handle cache poisoned"))?;
+        cache
+            .get_or_open(index, || {
+                OpenOptions::new()
+                    .read(true)
+                    .write(self.writable)
+                    .open(path)
+            })
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    /// Calls `f(file, path, file_offset, range in buf)` for the parts of piece
+    /// bytes `begin .. begin + len`.
     fn spans(
         &self,
         piece: u32,
         begin: u32,
         len: u32,
-        mut f: impl FnMut(&(File, PathBuf), u64, std::ops::Range<usize>) -> std::io::Result<()>,
+        mut f: impl FnMut(usize, &File, u64, std::ops::Range<usize>) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let end = begin
             .checked_add(len)
@@ -371,11 +451,13 @@ impl Storage {
             if lo >= hi {
                 continue;
             }
-            let Some(file) = self.files.get(span.file_index) else {
-                continue;
-            };
+            let file = self.handle(span.file_index)?;
             let file_off = span.file_offset + u64::from(lo - s);
-            f(file, file_off, (lo - begin) as usize..(hi - begin) as usize)?;
+            let range = (lo - begin) as usize..(hi - begin) as usize;
+            f(span.file_index, &file, file_off, range).map_err(|e| {
+                let path = self.paths[span.file_index].display();
+                std::io::Error::new(e.kind(), format!("{path}: {e}"))
+            })?;
         }
         Ok(())
     }
@@ -383,20 +465,30 @@ impl Storage {
     /// Read `len` bytes of `piece` from offset `begin`.
     pub fn read(&self, piece: u32, begin: u32, len: u32) -> std::io::Result<Vec<u8>> {
         let mut buf = vec![0u8; len as usize];
-        self.spans(piece, begin, len, |(file, path), off, range| {
+        self.spans(piece, begin, len, |_, file, off, range| {
             file.read_exact_at(&mut buf[range], off)
-                .map_err(|e| naming(path, e))
         })?;
         Ok(buf)
     }
 
     /// Write `data` into `piece` at offset `begin`.
     pub fn write(&self, piece: u32, begin: u32, data: &[u8]) -> std::io::Result<()> {
+        if !self.writable {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("image {} is open read-only", self.meta.name),
+            ));
+        }
         let len = u32::try_from(data.len()).map_err(std::io::Error::other)?;
-        self.spans(piece, begin, len, |(file, path), off, range| {
+        let mut written = Vec::new();
+        let r = self.spans(piece, begin, len, |index, file, off, range| {
+            written.push(index);
             file.write_all_at(&data[range], off)
-                .map_err(|e| naming(path, e))
-        })
+        });
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.extend(written);
+        }
+        r
     }
 
     /// Does the stored piece hash to its SHA-1 in the metainfo?
@@ -406,10 +498,28 @@ impl Storage {
         Ok(self.meta.pieces.get(piece as usize) == Some(&Id20::new(digest)))
     }
 
-    /// Flush written data to disk.
+    /// Flush written data to disk: every file written since the last sync, open
+    /// or not (fsync through a new handle flushes the file's pages too).
     pub fn sync(&self) -> std::io::Result<()> {
-        for (file, _) in &self.files {
-            file.sync_data()?;
+        let dirty = match self.dirty.lock() {
+            Ok(mut d) => std::mem::take(&mut *d),
+            Err(_) => return Err(std::io::Error::other("dirty file set poisoned")),
+        };
+        let mut left = dirty.iter();
+        while let Some(&index) = left.next() {
+            let synced = self.handle(index).and_then(|f| {
+                f.sync_data().map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", self.paths[index].display()))
+                })
+            });
+            if let Err(e) = synced {
+                // Keep what is not yet synced for the next call.
+                if let Ok(mut d) = self.dirty.lock() {
+                    d.insert(index);
+                    d.extend(left.copied());
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -513,19 +623,56 @@ mod tests {
         }
     }
 
+    /// An image of 40 small files served through a cache of 3 handles: every
+    /// piece round-trips, never more than 3 files are open, and sync flushes
+    /// files that were evicted after being written.
     #[test]
-    fn io_errors_of_piece_writes_name_the_file() {
+    fn many_files_through_a_small_handle_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).expect("mkdir");
+        for i in 0..40u32 {
+            let body: Vec<u8> = (0..(1000 + i * 37)).map(|j| (j ^ i) as u8).collect();
+            std::fs::write(src.join(format!("f{i:03}")), body).expect("write");
+        }
+        let inputs = collect_inputs(&[src]).expect("inputs");
+        let copy = dir.path().join("copy");
+        let meta = Arc::new(build_metainfo("m:1", &inputs, Some(&copy)).expect("build"));
+        let st = Storage::open_with_capacity(&copy, meta.clone(), false, 3).expect("open");
+        assert_eq!(st.open_files(), 0, "nothing is opened up front");
+        let fresh = dir.path().join("fresh");
+        let w = Storage::open_with_capacity(&fresh, meta.clone(), true, 3).expect("create");
+        for p in 0..meta.num_pieces() {
+            let data = st.read(p, 0, meta.piece_len(p)).expect("read");
+            w.write(p, 0, &data).expect("write");
+            assert!(st.open_files() <= 3 && w.open_files() <= 3);
+        }
+        w.sync().expect("sync");
+        assert!(w.dirty.lock().expect("dirty").is_empty());
+        verify_file_hashes(&fresh, &meta).expect("fresh matches");
+        assert!(
+            st.write(0, 0, b"x").is_err(),
+            "read-only storage refused a write"
+        );
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let inputs = collect_inputs(&write_tree(dir.path())).expect("inputs");
         let copy = dir.path().join("copy");
-        let meta = Arc::new(build_metainfo("t:1", &inputs, Some(&copy)).expect("build"));
-        // Opened read-only: every write fails, and the error says where.
-        let st = Storage::open(&copy, meta, false).expect("open");
-        let err = st.write(0, 0, b"x").expect_err("read-only");
-        let file = copy.join("d/a.bin");
-        assert!(
-            err.to_string().starts_with(&file.display().to_string()),
-            "{err}"
-        );
+        let good = build_metainfo("t:1", &inputs, Some(&copy)).expect("build");
+        for bad in [&["..", "etc"][..], &["d", "."], &["a/b"], &[""], &[]] {
+            let mut meta = good.clone();
+            meta.files[0].path = bad.iter().map(|c| c.to_string()).collect();
+            for create in [false, true] {
+                let r = Storage::open(&copy, Arc::new(meta.clone()), create);
+                assert!(
+                    matches!(r, Err(StoreError::OutsideImage(_))),
+                    "{bad:?} create={create} was not refused"
+                );
+            }
+        }
+        assert!(!dir.path().join("etc").exists());
     }
 }

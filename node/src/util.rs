@@ -126,6 +126,30 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Raise this process's soft limit on open files to its hard limit, so many
+/// peer connections and image files fit. Returns the soft limit now in force;
+/// `None` when it could not be read (the process then keeps what it has).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    // An unlimited hard limit still stops at the kernel's nr_open (2^20 by default).
+    let target = now.maximum.unwrap_or(1 << 20);
+    if now.current.is_some_and(|c| c >= target) {
+        return now.current;
+    }
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: now.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => Some(target),
+        Err(e) => {
+            tracing::warn!("cannot raise the open-file limit to {target}: {e}");
+            now.current
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use doctor::doctor;
 pub use hubapi::{HubClient, HubError};
 pub use outage::DEFAULT_GIVE_UP_AFTER;
-pub use pull::{pull, PullOptions, PullSummary};
+pub use pull::{pull, pull_embedded, PullOptions, PullSummary};
 pub use service::service;
 
 use crate::db::{Db, DbError};

@@ -113,6 +113,27 @@ impl std::fmt::Display for PullSummary {
     }
 }
 
+tokio::task_local! {
+    /// Set by [`pull_embedded`]: the stop signal of a pull run inside another program.
+    static EMBEDDED: tokio::sync::watch::Receiver<bool>;
+}
+
+/// Is this pull run by [`pull_embedded`]?
+fn embedded() -> bool {
+    EMBEDDED.try_with(|_| ()).is_ok()
+}
+
+/// [`pull`] inside another program (the fleet harness, many clients in one
+/// process): no progress bar, no summary on stdout, and `stop` turning true
+/// acts as SIGINT does (a seeding pull then returns its summary).
+pub async fn pull_embedded(
+    paths: &ClientPaths,
+    opts: &PullOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<PullSummary, ClientError> {
+    EMBEDDED.scope(stop, pull(paths, opts)).await
+}
+
 fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Other(e.to_string())
 }
@@ -163,7 +184,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         summary.up_to_date = true;
         export(&final_dir, &meta, opts.out.as_deref()).await?;
         record(paths, &summary);
-        println!("{summary}");
+        if !embedded() {
+            println!("{summary}");
+        }
         if opts.wait_after_exit && p2p {
             let storage = Arc::new(Storage::open(&final_dir, meta.clone(), false)?);
             let seeding = Seeding::start(
@@ -175,7 +198,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
                 limits,
             )
             .await?;
-            eprintln!("seeding {image} until interrupted (Ctrl-C)");
+            if !embedded() {
+                eprintln!("seeding {image} until interrupted (Ctrl-C)");
+            }
             seeding.wait_for_signal().await;
         }
         return Ok(summary);
@@ -291,7 +316,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     }
     export(&final_dir, &meta, opts.out.as_deref()).await?;
     record(paths, &summary);
-    println!("{summary}");
+    if !embedded() {
+        println!("{summary}");
+    }
 
     if opts.wait_after_exit && p2p {
         let s = match seeding {
@@ -309,7 +336,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
                 .await?
             }
         };
-        eprintln!("seeding {image} until interrupted (Ctrl-C)");
+        if !embedded() {
+            eprintln!("seeding {image} until interrupted (Ctrl-C)");
+        }
         signal().await;
         // Record again so `uploaded` counts the seeding time too (the lab reads it).
         summary.uploaded = s.handle.status.borrow().bytes_up;
@@ -328,6 +357,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
+    if embedded() {
+        return ProgressBar::hidden();
+    }
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
@@ -777,8 +809,20 @@ fn export_file(src: &Path, dst: &Path) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
+/// SIGINT or SIGTERM, or the stop signal of [`pull_embedded`].
 pub(crate) async fn signal() {
+    if let Ok(mut stop) = EMBEDDED.try_with(|s| s.clone()) {
+        tokio::select! {
+            _ = os_signal() => {}
+            // A dropped sender stops too.
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        return;
+    }
+    os_signal().await;
+}
+
+async fn os_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::interrupt()),

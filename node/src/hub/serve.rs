@@ -138,6 +138,17 @@ impl HubState {
 
 /// Run the hub until SIGINT or SIGTERM.
 pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError> {
+    serve_until(paths, opts, wait_for_signal()).await
+}
+
+/// Run the hub until `stop` completes (or SIGINT or SIGTERM): the entry point
+/// for running a hub inside another program (the fleet harness). The API and
+/// seeder addresses are in the run files `api.addr` and `seed.addr` once it is up.
+pub async fn serve_until(
+    paths: HubPaths,
+    opts: ServeOptions,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let db = admin::open_db(&paths)?;
     let report = admin::cache_update(&paths, &db)?;
     for name in &report.hashed {
@@ -237,7 +248,10 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
     );
 
     let signal = tokio::spawn(async move {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = stop => {}
+        }
         let _ = stop_tx.send(true);
     });
     let mut hub_cert = peer_tls.cert;
