@@ -100,12 +100,7 @@ impl HubState {
     }
 
     pub(super) fn settings(&self) -> HubSettings {
-        self.settings.read().map(|s| *s).unwrap_or(HubSettings {
-            cache: true,
-            p2p: true,
-            seed: true,
-            peer_tls: true,
-        })
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -170,7 +165,7 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
         tracker: Mutex::new(tracker),
         origin: tokio::time::Instant::now(),
         seed_port: seed_addr.port(),
-        settings: RwLock::new(settings),
+        settings: RwLock::new(settings.clone()),
         by_name: RwLock::new(BTreeMap::new()),
         by_hash: RwLock::new(HashMap::new()),
         admin_token: admin_token.clone(),
@@ -342,7 +337,7 @@ impl Seeders {
             announcer: Announcer::Local(Arc::new(local)),
             limits: self.limits.clone(),
             registry: self.registry.clone(),
-            super_seed: true,
+            hub: Some(self.seeder_settings()),
         };
         match peer::spawn_swarm(spec) {
             Ok(h) => {
@@ -350,6 +345,18 @@ impl Seeders {
             }
             Err(e) => tracing::error!("image {}: cannot start seeding: {e}", served.name),
         }
+    }
+
+    /// The seeder's settings for a swarm started now; without an `upload`
+    /// setting, the `--max-upload-rate` limit is the upload capacity.
+    fn seeder_settings(&self) -> swarmhub_core::settings::HubSettings {
+        let settings = self.state.settings();
+        let mut seeder = settings.seeder;
+        seeder.super_seed = seeder.super_seed && settings.p2p;
+        if seeder.upload_bps.is_none() && self.limits.up.bps() > 0 {
+            seeder.upload_bps = Some(self.limits.up.bps());
+        }
+        seeder
     }
 
     async fn stop(&mut self, info_hash: &Id20) {
@@ -380,7 +387,9 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
         tracing::error!("cannot read the hub database; keeping the current catalog");
         return;
     };
+    let mut seeder_changed = false;
     if let Ok(mut s) = state.settings.write() {
+        seeder_changed = s.seeder != settings.seeder;
         if *s != settings {
             tracing::info!(
                 "settings: image cache {}, peer-to-peer {}, hub seeder {}, peer TLS {}",
@@ -390,7 +399,14 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
                 on_off(settings.peer_tls)
             );
         }
-        *s = settings;
+        *s = settings.clone();
+    }
+    if seeder_changed && !seeders.running.is_empty() {
+        tracing::info!(
+            "seeder settings changed ({:?}): restarting the seeder's swarms",
+            settings.seeder
+        );
+        seeders.stop_all().await;
     }
     seeders.revocations.set(
         users
