@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+mod authsnap;
 mod https;
 pub mod serve;
 

@@ -13,6 +13,7 @@ use swarmhub_core::{Id20, Instant};
 use tokio::sync::watch;
 
 use super::admin::{self, row_metainfo, AdminError};
+use super::authsnap::AuthSnapshot;
 use super::{HubSettings, PEER_TLS_OFF_WARNING};
 use crate::db::Db;
 use crate::image::ImageName;
@@ -92,11 +93,43 @@ pub(super) struct HubState {
     pub(super) cert_lifetime: Duration,
     /// What the seeder's TLS refuses: revoked names, old keys.
     pub(super) peer_revocations: Arc<Revocations>,
+    /// Users and certificate keys for announces and API calls (never the
+    /// database on that path); see [`HubState::refresh_auth`].
+    pub(super) auth: RwLock<Arc<AuthSnapshot>>,
 }
 
 impl HubState {
     pub(super) fn now(&self) -> Instant {
         Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    /// The current users snapshot (a pointer copy under a lock held for
+    /// no longer than that).
+    pub(super) fn auth(&self) -> Arc<AuthSnapshot> {
+        self.auth
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Rebuild the users snapshot from the database; call after every change
+    /// to users (the hub's own connection does not see them as a change of
+    /// `data_version`).
+    pub(super) fn refresh_auth(&self) {
+        let loaded = match self.db.lock() {
+            Ok(db) => AuthSnapshot::load(&db),
+            Err(_) => return,
+        };
+        match loaded {
+            Ok(snap) => {
+                if let Ok(mut a) = self.auth.write() {
+                    *a = Arc::new(snap);
+                }
+            }
+            Err(e) => tracing::error!(
+                "cannot read users from the hub database, keeping the last ones: {e}"
+            ),
+        }
     }
 
     pub(super) fn settings(&self) -> HubSettings {
@@ -173,7 +206,9 @@ pub async fn serve(paths: HubPaths, opts: ServeOptions) -> Result<(), ServeError
         ca,
         cert_lifetime: opts.cert_lifetime,
         peer_revocations: peer_tls.revocations.clone(),
+        auth: RwLock::new(Arc::new(AuthSnapshot::default())),
     });
+    state.refresh_auth();
     write_run_files(&paths, api_addr, seed_addr, &admin_token)?;
 
     let switch = Arc::new(SwitchTransport::new(
@@ -388,6 +423,7 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
         return;
     };
     let mut seeder_changed = false;
+    state.refresh_auth();
     if let Ok(mut s) = state.settings.write() {
         seeder_changed = s.seeder != settings.seeder;
         if *s != settings {
