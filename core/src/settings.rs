@@ -19,8 +19,6 @@ use crate::Id20;
 /// Default per-image connection limit of the hub seeder: enough that a
 /// rollout to a thousand machines is not refused by the hub.
 pub const HUB_CONNECTION_LIMIT: usize = 1000;
-/// Default limit on the hub seeder's connections over all images together.
-pub const HUB_TOTAL_CONNECTION_LIMIT: usize = 4000;
 /// Default hub upload slots when neither the operator nor the simulator's
 /// sizing rule gives a number: one 100 Mbit/s client per slot on a 10 Gbit/s
 /// uplink would be 100; the choker widens slots while the uplink is underused.
@@ -85,9 +83,6 @@ pub struct HubSettings {
     pub download_bps: Option<u64>,
     /// Most peers one image's seeder keeps connections to.
     pub connection_limit: usize,
-    /// Most peer connections of the hub seeder over all images (the node's
-    /// listener enforces it; one image's swarm never exceeds `connection_limit`).
-    pub total_connection_limit: usize,
     /// Peers uploaded to at once; `None`: [`HUB_UPLOAD_SLOTS`].
     pub upload_slots: Option<usize>,
     /// Super-seed (advertise a piece or two per peer at a time).
@@ -100,7 +95,6 @@ impl Default for HubSettings {
             upload_bps: None,
             download_bps: None,
             connection_limit: HUB_CONNECTION_LIMIT,
-            total_connection_limit: HUB_TOTAL_CONNECTION_LIMIT,
             upload_slots: None,
             super_seed: true,
         }

@@ -170,7 +170,7 @@ enum HubCmd {
         peer_tls: Option<String>,
         /// Set a seeder setting, named as a scenario's `[hub]` key: upload,
         /// download (rates such as "10 Gbit/s"), connection_limit (per image),
-        /// total_connection_limit, upload_slots, super_seed; VALUE `default`
+        /// upload_slots, super_seed; VALUE `default`
         /// restores the default. Repeatable.
         #[arg(long, value_name = "KEY=VALUE")]
         set: Vec<String>,

@@ -27,11 +27,10 @@ Use this only for interoperability tests; turn it back on with \
 /// Setting keys of the hub seeder, the names of a scenario's `[hub]` keys
 /// (see `swarmhub_core::settings::HubSettings`), in the order `hub config`
 /// prints them.
-pub const SEEDER_KEYS: [&str; 6] = [
+pub const SEEDER_KEYS: [&str; 5] = [
     "upload",
     "download",
     "connection_limit",
-    "total_connection_limit",
     "upload_slots",
     "super_seed",
 ];
@@ -121,13 +120,6 @@ pub fn apply_seeder_setting(
                 count(1_000_000)?
             }
         }
-        "total_connection_limit" => {
-            seeder.total_connection_limit = if reset {
-                d.total_connection_limit
-            } else {
-                count(1_000_000)?
-            }
-        }
         "upload_slots" => {
             seeder.upload_slots = if reset {
                 d.upload_slots
@@ -167,7 +159,6 @@ pub fn seeder_setting_text(seeder: &swarmhub_core::settings::HubSettings, key: &
         "upload" => rate(seeder.upload_bps),
         "download" => rate(seeder.download_bps),
         "connection_limit" => seeder.connection_limit.to_string(),
-        "total_connection_limit" => seeder.total_connection_limit.to_string(),
         "upload_slots" => seeder.upload_slots.map_or_else(
             || format!("default ({})", swarmhub_core::settings::HUB_UPLOAD_SLOTS),
             |n| n.to_string(),
