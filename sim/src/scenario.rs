@@ -509,7 +509,6 @@ impl Scenario {
             connection_limit: hub.connection_limit,
             upload_slots: Some(slots),
             super_seed: hub.super_seed,
-            ..swarmhub_core::settings::HubSettings::default()
         }
     }
 
