@@ -523,7 +523,9 @@ async fn announce(
                 }
             }
             resp.peers.retain(|p| !p.ip.is_unspecified());
-            tracing::debug!(
+            // Trace, not debug: the tracker log (at debug) must not take a
+            // line per announce at tens of thousands of announces a second.
+            tracing::trace!(
                 target: TRACKER_TARGET,
                 "announce {:?} from {remote}:{} ({:?}, left {}): {} peers",
                 req.event, req.port, identity(&auth), req.left, resp.peers.len()
