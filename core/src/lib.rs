@@ -12,6 +12,8 @@
 //! - [`pieceset`], [`picker`], [`choker`], [`session`]: the parts of a peer.
 //! - [`node`]: one peer's view of one image as a state machine.
 //! - [`tracker`]: the hub's private tracker logic and HTTP announce encoding.
+//! - [`settings`]: hub, client and protocol settings, and the one place
+//!   they become a [`NodeConfig`] (used by the simulator and the node alike).
 //! - [`memswarm`]: an in-memory swarm of real nodes for tests and demos.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,6 +26,7 @@ pub mod picker;
 pub mod pieceset;
 pub mod rng;
 pub mod session;
+pub mod settings;
 pub mod time;
 pub mod tracker;
 pub mod wire;

@@ -55,6 +55,19 @@ pub struct ImageRow {
     pub stamps: Vec<FileStamp>,
 }
 
+/// One user as authentication sees it ([`Db::auth_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRow {
+    /// User (certificate identity).
+    pub name: String,
+    /// Revoked.
+    pub revoked: bool,
+    /// Key its certificates must carry, once enrolled.
+    pub cert_key: Option<String>,
+    /// SHA-256 of its client secret, once enrolled.
+    pub secret_hash: Option<String>,
+}
+
 /// One user row (hub).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRow {
@@ -272,6 +285,26 @@ impl Db {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// What authentication needs of every user: name, revoked, the key its
+    /// certificates carry, the hash of its client secret.
+    pub fn auth_rows(&self) -> Result<Vec<AuthRow>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, revoked, cert_key, secret_hash FROM users")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(AuthRow {
+                    name: r.get(0)?,
+                    revoked: r.get(1)?,
+                    cert_key: r.get(2)?,
+                    secret_hash: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// Every user, by name.

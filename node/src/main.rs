@@ -172,6 +172,12 @@ enum HubCmd {
         /// Mutual TLS on peer links: on (default) or off (interoperability tests only).
         #[arg(long, value_name = "on|off")]
         peer_tls: Option<String>,
+        /// Set a seeder setting, named as a scenario's `[hub]` key: upload,
+        /// download (rates such as "10 Gbit/s"), connection_limit (per image),
+        /// upload_slots, super_seed; VALUE `default`
+        /// restores the default. Repeatable.
+        #[arg(long, value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -524,15 +530,19 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             disable,
             all,
             peer_tls,
+            set,
         } => {
             // Every setting is printed, with or without --all (there are few).
             let _ = all;
-            let s = admin::config(&paths, &enable, &disable, peer_tls.as_deref())?;
+            let s = admin::config(&paths, &enable, &disable, peer_tls.as_deref(), &set)?;
             let ca = swarmhub_node::tls::ca::HubCa::load_or_create(&paths.ca_dir())?;
             println!("Image cache: {}", on_off(s.cache));
             println!("Peer-to-peer distribution: {}", on_off(s.p2p));
             println!("Hub seeder: {}", on_off(s.seed));
             println!("Peer TLS: {}", on_off(s.peer_tls));
+            for key in hub::SEEDER_KEYS {
+                println!("{key}: {}", hub::seeder_setting_text(&s.seeder, key));
+            }
             println!("Hub CA fingerprint (SHA-256): {}", ca.fingerprint());
             if !s.peer_tls {
                 eprintln!("{}", hub::PEER_TLS_OFF_WARNING);

@@ -84,7 +84,8 @@ pub struct Hub {
     pub upload: Rate,
     /// Download capacity (announces only); default equal to upload.
     pub download: Option<Rate>,
-    /// Most peers the hub seeder serves connections to at once. Default 1000.
+    /// Most peers the hub seeder serves connections to at once. Default:
+    /// the core's (`settings::HUB_CONNECTION_LIMIT`, 1000).
     #[serde(default = "default_hub_connections")]
     pub connection_limit: usize,
     /// Peers the hub uploads to at once; default enough to fill its uplink
@@ -103,7 +104,7 @@ fn default_true() -> bool {
 }
 
 fn default_hub_connections() -> usize {
-    1000
+    swarmhub_core::settings::HUB_CONNECTION_LIMIT
 }
 
 /// A group of identical peers.
@@ -217,17 +218,19 @@ pub struct Protocol {
 }
 
 impl Default for Protocol {
+    /// The core's defaults ([`swarmhub_core::settings::ProtocolSettings`]).
     fn default() -> Self {
+        let p = swarmhub_core::settings::ProtocolSettings::default();
         Protocol {
-            p2p: true,
-            unchoke_slots: swarmhub_core::choker::ChokerConfig::default().slots,
-            rechoke_interval: Dur(swarmhub_core::Duration::from_secs(10)),
-            optimistic_interval: Dur(swarmhub_core::Duration::from_secs(30)),
-            pipeline_depth: 32,
-            picker: PickStrategy::RarestFirst,
-            max_peers: 50,
-            numwant: 50,
-            announce_interval: Dur(swarmhub_core::Duration::from_secs(120)),
+            p2p: p.p2p,
+            unchoke_slots: p.unchoke_slots,
+            rechoke_interval: Dur(p.rechoke_interval),
+            optimistic_interval: Dur(p.optimistic_interval),
+            pipeline_depth: p.pipeline_depth,
+            picker: p.picker,
+            max_peers: p.max_peers,
+            numwant: p.numwant,
+            announce_interval: Dur(p.announce_interval),
         }
     }
 }
@@ -533,6 +536,48 @@ impl Scenario {
         match self.image.piece_size {
             Some(p) => p.0 as u32,
             None => swarmhub_core::metainfo::piece_length_for(self.image.size.0),
+        }
+    }
+
+    /// The `[protocol]` table (and `image.block_size`) as the core's settings.
+    pub fn protocol_settings(&self) -> swarmhub_core::settings::ProtocolSettings {
+        let p = &self.protocol;
+        swarmhub_core::settings::ProtocolSettings {
+            p2p: p.p2p,
+            unchoke_slots: p.unchoke_slots,
+            rechoke_interval: p.rechoke_interval.0,
+            optimistic_interval: p.optimistic_interval.0,
+            pipeline_depth: p.pipeline_depth,
+            picker: p.picker,
+            max_peers: p.max_peers,
+            numwant: p.numwant,
+            announce_interval: p.announce_interval.0,
+            block_size: self.block_size(),
+        }
+    }
+
+    /// The `[hub]` table as the core's hub settings, the same the real hub
+    /// takes from `swarmhub hub config`. Without `upload_slots` the hub gets
+    /// enough slots to fill its uplink at the slowest group's download rate
+    /// (the real hub, which does not know its clients, takes the core's
+    /// default instead).
+    pub fn hub_settings(&self) -> swarmhub_core::settings::HubSettings {
+        let hub = &self.hub;
+        let slots = hub.upload_slots.map(|s| s.max(1)).unwrap_or_else(|| {
+            let slowest = self
+                .groups
+                .iter()
+                .map(|g| g.download.0)
+                .fold(f64::INFINITY, f64::min);
+            ((hub.upload.0 / slowest).ceil() as usize)
+                .clamp(4, swarmhub_core::settings::HUB_MAX_UPLOAD_SLOTS)
+        });
+        swarmhub_core::settings::HubSettings {
+            upload_bps: Some(hub.upload.bytes_per_s() as u64),
+            download_bps: Some(hub.download.unwrap_or(hub.upload).bytes_per_s() as u64),
+            connection_limit: hub.connection_limit,
+            upload_slots: Some(slots),
+            super_seed: hub.super_seed,
         }
     }
 

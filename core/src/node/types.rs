@@ -12,7 +12,7 @@ use crate::wire::{BlockRef, Handshake, Message};
 use crate::{ConnId, Id20};
 
 /// Everything a node needs to know about its image and its behaviour.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NodeConfig {
     /// The image's info hash.
     pub info_hash: Id20,

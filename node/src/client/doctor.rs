@@ -182,11 +182,8 @@ async fn tracker_check(hub: &HubClient) -> Check {
         numwant: Some(0),
         compact: true,
     };
-    let q = format!(
-        "/announce?{}&key={}",
-        announce_query(&req),
-        hub.secret().unwrap_or_default()
-    );
+    // Authenticated by the client certificate; no secret in the URL.
+    let q = format!("/announce?{}", announce_query(&req));
     match hub.raw_get(&q).await {
         Err(e) => check(false, "tracker", e.to_string()),
         Ok((status, body)) => match (status, decode_announce_response(&body)) {

@@ -432,7 +432,7 @@ impl Seeding {
             },
             limits,
             registry,
-            super_seed: false,
+            hub: None,
         };
         tracing::info!("listening for peers on port {port}");
         let handle = peer::spawn_swarm(spec).map_err(other)?;

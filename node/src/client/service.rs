@@ -102,7 +102,7 @@ pub async fn service(
                 },
                 limits: limits.clone(),
                 registry: registry.clone(),
-                super_seed: false,
+                hub: None,
             };
             match peer::spawn_swarm(spec) {
                 Ok(h) => {

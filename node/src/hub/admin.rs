@@ -287,14 +287,32 @@ pub fn user_rm(paths: &HubPaths, name: &str) -> Result<(), AdminError> {
     Ok(open_db(paths)?.revoke_user(name)?)
 }
 
-/// `hub config`: apply `--enable`/`--disable` and return the settings.
+/// `hub config`: apply `--enable`/`--disable` and `--set KEY=VALUE` (the
+/// seeder's settings, named as a scenario's `[hub]` keys) and return the
+/// settings. Every value is checked before any is stored.
 pub fn config(
     paths: &HubPaths,
     enable: &[String],
     disable: &[String],
     peer_tls: Option<&str>,
+    set: &[String],
 ) -> Result<HubSettings, AdminError> {
     let db = open_db(paths)?;
+    let mut seeder = HubSettings::load(&db)?.seeder;
+    let mut pairs = Vec::new();
+    for item in set {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(AdminError::Io(format!(
+                "--set {item:?}: write KEY=VALUE, e.g. --set upload=\"10 Gbit/s\""
+            )));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        super::apply_seeder_setting(&mut seeder, key, value).map_err(AdminError::Io)?;
+        pairs.push((key, value));
+    }
+    for (key, value) in pairs {
+        db.set_setting(key, value)?;
+    }
     if let Some(v) = peer_tls {
         let value = match v {
             "on" => "1",
@@ -376,7 +394,7 @@ mod tests {
             image_rm(&paths, "a:1"),
             Err(AdminError::NoSuchImage(_))
         ));
-        config(&paths, &[], &["cache".to_owned()], None).expect("config");
+        config(&paths, &[], &["cache".to_owned()], None, &[]).expect("config");
         assert!(matches!(
             image_add(&paths, "b:1", &[src]),
             Err(AdminError::CacheDisabled)
@@ -386,5 +404,35 @@ mod tests {
         assert!(user_add(&paths, "ok-name")
             .expect("add")
             .starts_with("shk_"));
+    }
+
+    #[test]
+    fn seeder_settings_are_set_checked_and_reset() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let paths = HubPaths::new(tmp.path().join("hub"));
+        let d = swarmhub_core::settings::HubSettings::default();
+        assert_eq!(config(&paths, &[], &[], None, &[]).expect("show").seeder, d);
+        let set = [
+            "upload=10 Gbit/s".to_owned(),
+            "connection_limit=3000".to_owned(),
+            "upload_slots=64".to_owned(),
+            "super_seed=false".to_owned(),
+        ];
+        let s = config(&paths, &[], &[], None, &set).expect("set").seeder;
+        assert_eq!(s.upload_bps, Some(1_250_000_000));
+        assert_eq!(s.connection_limit, 3000);
+        assert_eq!(s.upload_slots, Some(64));
+        assert!(!s.super_seed);
+        // A bad value is refused with its key named, and nothing of the batch is stored.
+        let bad = ["connection_limit=5".to_owned(), "upload=fast".to_owned()];
+        let e = config(&paths, &[], &[], None, &bad).expect_err("bad rate");
+        assert!(e.to_string().contains("upload"), "{e}");
+        let e = config(&paths, &[], &[], None, &["slots=3".to_owned()]).expect_err("unknown");
+        assert!(e.to_string().contains("connection_limit"), "{e}");
+        let s = config(&paths, &[], &[], None, &["upload=default".to_owned()])
+            .expect("reset")
+            .seeder;
+        assert_eq!(s.upload_bps, None);
+        assert_eq!(s.connection_limit, 3000);
     }
 }

@@ -127,48 +127,26 @@ fn authenticate(state: &HubState, headers: &HeaderMap, conn: &ConnInfo) -> Resul
     }
 }
 
-/// The identity of the connection's certificate as the user database sees
-/// it; a `secret` that belongs to someone else makes the caller anonymous.
+/// The identity of the connection's certificate as the users snapshot sees
+/// it; a `secret` (our own header, never the announce's `key`, which stock
+/// clients fill with a random value) that belongs to someone else makes the
+/// caller anonymous.
 fn cert_auth(state: &HubState, conn: &ConnInfo, secret: Option<&str>) -> Auth {
     let Some(identity) = &conn.identity else {
         return Auth::Anonymous;
     };
+    let users = state.auth();
     if let Some(secret) = secret {
-        match lookup(state, secret) {
-            Auth::Verified {
-                identity: owner, ..
-            } if owner == *identity => {}
+        match users.user_by_secret(&secret_hash(secret)) {
+            Some((owner, _)) if owner == identity.as_str() => {}
             _ => return Auth::Anonymous,
         }
     }
-    let known = state
-        .db
-        .lock()
-        .ok()
-        .and_then(|db| db.user_cert_state(identity).ok().flatten());
-    match known {
+    match users.cert_state(identity) {
         // An older certificate of a re-enrolled name: not this client.
-        Some((false, Some(key))) if conn.cert_key.as_deref() != Some(key.as_str()) => {
-            Auth::Anonymous
-        }
+        Some((false, Some(key))) if conn.cert_key.as_deref() != Some(key) => Auth::Anonymous,
         Some((revoked, _)) => Auth::Verified {
             identity: identity.clone(),
-            registered: !revoked,
-        },
-        None => Auth::Anonymous,
-    }
-}
-
-/// What the user database says about a secret.
-fn lookup(state: &HubState, secret: &str) -> Auth {
-    let found = state
-        .db
-        .lock()
-        .ok()
-        .and_then(|db| db.user_by_secret(&secret_hash(secret)).ok().flatten());
-    match found {
-        Some((identity, revoked)) => Auth::Verified {
-            identity,
             registered: !revoked,
         },
         None => Auth::Anonymous,
@@ -275,7 +253,9 @@ fn sign(state: &HubState, identity: &str, csr: &str, enroll: bool) -> Result<Str
     let db_err = |e: crate::db::DbError| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     if enroll {
         db.set_cert_key(identity, &key).map_err(db_err)?;
+        drop(db);
         state.peer_revocations.bind_key(identity, &key);
+        state.refresh_auth();
     } else {
         let bound = db
             .user_cert_state(identity)
@@ -511,6 +491,7 @@ fn tracker_failure(status: u16, reason: &str) -> Response {
 async fn announce(
     State(state): State<Shared>,
     ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
@@ -522,9 +503,7 @@ async fn announce(
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
-    // The certificate authenticates. The standard `key` parameter is not a
-    // secret: stock clients send a random one (issue 14, item 1).
-    let auth = cert_auth(&state, &conn, None);
+    let auth = cert_auth(&state, &conn, bearer(&headers));
     if !state.settings().p2p {
         return tracker_failure(
             403,
@@ -547,7 +526,9 @@ async fn announce(
                 }
             }
             resp.peers.retain(|p| !p.ip.is_unspecified());
-            tracing::debug!(
+            // Trace, not debug: the tracker log (at debug) must not take a
+            // line per announce at tens of thousands of announces a second.
+            tracing::trace!(
                 target: TRACKER_TARGET,
                 "announce {:?} from {remote}:{} ({:?}, left {}): {} peers",
                 req.event, req.port, identity(&auth), req.left, resp.peers.len()
@@ -571,10 +552,11 @@ fn identity(auth: &Auth) -> Option<&str> {
 async fn scrape(
     State(state): State<Shared>,
     ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
-    match cert_auth(&state, &conn, None) {
+    match cert_auth(&state, &conn, bearer(&headers)) {
         Auth::Verified {
             registered: true, ..
         } => {}

@@ -13,6 +13,7 @@ use swarmhub_core::{Id20, Instant};
 use tokio::sync::watch;
 
 use super::admin::{self, row_metainfo, AdminError};
+use super::authsnap::AuthSnapshot;
 use super::{HubSettings, PEER_TLS_OFF_WARNING};
 use crate::db::Db;
 use crate::image::ImageName;
@@ -119,6 +120,9 @@ pub(super) struct HubState {
     pub(super) cert_lifetime: Duration,
     /// What the seeder's TLS refuses: revoked names, old keys.
     pub(super) peer_revocations: Arc<Revocations>,
+    /// Users and certificate keys for announces and API calls (never the
+    /// database on that path); see [`HubState::refresh_auth`].
+    pub(super) auth: RwLock<Arc<AuthSnapshot>>,
 }
 
 impl HubState {
@@ -126,13 +130,37 @@ impl HubState {
         Instant::from_micros(self.origin.elapsed().as_micros() as u64)
     }
 
+    /// The current users snapshot (a pointer copy under a lock held for
+    /// no longer than that).
+    pub(super) fn auth(&self) -> Arc<AuthSnapshot> {
+        self.auth
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Rebuild the users snapshot from the database; call after every change
+    /// to users (the hub's own connection does not see them as a change of
+    /// `data_version`).
+    pub(super) fn refresh_auth(&self) {
+        let loaded = match self.db.lock() {
+            Ok(db) => AuthSnapshot::load(&db),
+            Err(_) => return,
+        };
+        match loaded {
+            Ok(snap) => {
+                if let Ok(mut a) = self.auth.write() {
+                    *a = Arc::new(snap);
+                }
+            }
+            Err(e) => tracing::error!(
+                "cannot read users from the hub database, keeping the last ones: {e}"
+            ),
+        }
+    }
+
     pub(super) fn settings(&self) -> HubSettings {
-        self.settings.read().map(|s| *s).unwrap_or(HubSettings {
-            cache: true,
-            p2p: true,
-            seed: true,
-            peer_tls: true,
-        })
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -208,7 +236,7 @@ pub async fn serve_until(
         tracker: Mutex::new(tracker),
         origin: tokio::time::Instant::now(),
         seed_port: seed_addr.port(),
-        settings: RwLock::new(settings),
+        settings: RwLock::new(settings.clone()),
         by_name: RwLock::new(BTreeMap::new()),
         by_hash: RwLock::new(HashMap::new()),
         admin_token: admin_token.clone(),
@@ -216,7 +244,9 @@ pub async fn serve_until(
         ca,
         cert_lifetime: opts.cert_lifetime,
         peer_revocations: peer_tls.revocations.clone(),
+        auth: RwLock::new(Arc::new(AuthSnapshot::default())),
     });
+    state.refresh_auth();
     write_run_files(&paths, api_addr, seed_addr, &admin_token)?;
 
     let switch = Arc::new(SwitchTransport::new(
@@ -383,7 +413,7 @@ impl Seeders {
             announcer: Announcer::Local(Arc::new(local)),
             limits: self.limits.clone(),
             registry: self.registry.clone(),
-            super_seed: true,
+            hub: Some(self.seeder_settings()),
         };
         match peer::spawn_swarm(spec) {
             Ok(h) => {
@@ -391,6 +421,18 @@ impl Seeders {
             }
             Err(e) => tracing::error!("image {}: cannot start seeding: {e}", served.name),
         }
+    }
+
+    /// The seeder's settings for a swarm started now; without an `upload`
+    /// setting, the `--max-upload-rate` limit is the upload capacity.
+    fn seeder_settings(&self) -> swarmhub_core::settings::HubSettings {
+        let settings = self.state.settings();
+        let mut seeder = settings.seeder;
+        seeder.super_seed = seeder.super_seed && settings.p2p;
+        if seeder.upload_bps.is_none() && self.limits.up.bps() > 0 {
+            seeder.upload_bps = Some(self.limits.up.bps());
+        }
+        seeder
     }
 
     async fn stop(&mut self, info_hash: &Id20) {
@@ -421,7 +463,10 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
         tracing::error!("cannot read the hub database; keeping the current catalog");
         return;
     };
+    let mut seeder_changed = false;
+    state.refresh_auth();
     if let Ok(mut s) = state.settings.write() {
+        seeder_changed = s.seeder != settings.seeder;
         if *s != settings {
             tracing::info!(
                 "settings: image cache {}, peer-to-peer {}, hub seeder {}, peer TLS {}",
@@ -431,7 +476,14 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
                 on_off(settings.peer_tls)
             );
         }
-        *s = settings;
+        *s = settings.clone();
+    }
+    if seeder_changed && !seeders.running.is_empty() {
+        tracing::info!(
+            "seeder settings changed ({:?}): restarting the seeder's swarms",
+            settings.seeder
+        );
+        seeders.stop_all().await;
     }
     seeders.revocations.set(
         users

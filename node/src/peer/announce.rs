@@ -17,7 +17,9 @@ pub type LocalAnnounce =
 /// A swarm's way to announce.
 #[derive(Clone)]
 pub enum Announcer {
-    /// `GET {url}?<announce query>&key=<secret>`.
+    /// `GET {url}?<announce query>`, the client secret in the
+    /// `authorization` header (never in the URL: the standard `key`
+    /// parameter is a stock client's random value, and URLs get logged).
     Http {
         /// HTTP client.
         client: reqwest::Client,
@@ -46,17 +48,25 @@ impl Announcer {
             Announcer::Http { client, url, key } => {
                 let req =
                     params.to_request(info_hash, peer_id, std::net::Ipv4Addr::UNSPECIFIED.into());
-                let full = format!("{url}?{}&key={key}", announce_query(&req));
+                let full = format!("{url}?{}", announce_query(&req));
                 let client = client.clone();
-                Box::pin(async move { http_announce(client, full).await })
+                let key = key.clone();
+                Box::pin(async move { http_announce(client, full, key).await })
             }
         }
     }
 }
 
-async fn http_announce(client: reqwest::Client, url: String) -> Result<AnnounceResponse, String> {
-    let resp = client
-        .get(&url)
+async fn http_announce(
+    client: reqwest::Client,
+    url: String,
+    key: String,
+) -> Result<AnnounceResponse, String> {
+    let mut req = client.get(&url);
+    if !key.is_empty() {
+        req = req.bearer_auth(key);
+    }
+    let resp = req
         .timeout(std::time::Duration::from_secs(15))
         .send()
         .await

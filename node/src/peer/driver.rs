@@ -45,9 +45,33 @@ pub struct SwarmSpec {
     pub limits: Arc<Limits>,
     /// The listener's routing table; the swarm adds itself.
     pub registry: Registry,
-    /// Super-seed once complete (the hub seeder does; see core's
-    /// `node::superseed`), as the simulator's hub does.
-    pub super_seed: bool,
+    /// The hub seeder's settings (`None` for a client): the swarm is then
+    /// configured as the simulator configures its hub.
+    pub hub: Option<swarmhub_core::settings::HubSettings>,
+}
+
+/// The [`NodeConfig`] of a swarm: the hub seeder's from its settings, a
+/// client's from its upload limit, both through the core's constructors the
+/// simulator uses (`swarmhub_core::settings`).
+pub fn swarm_node_config(
+    id: swarmhub_core::settings::NodeIdentity,
+    require_auth: bool,
+    hub: Option<&swarmhub_core::settings::HubSettings>,
+    upload_limit_bps: u64,
+) -> NodeConfig {
+    use swarmhub_core::settings::{self, ClientSettings, ProtocolSettings};
+    let protocol = ProtocolSettings::default();
+    let mut config = match hub {
+        Some(hub) => settings::hub_node_config(id, &protocol, hub),
+        None => {
+            let client = ClientSettings {
+                upload_bps: (upload_limit_bps > 0).then_some(upload_limit_bps),
+            };
+            settings::client_node_config(id, &protocol, &client)
+        }
+    };
+    config.require_auth = require_auth;
+    config
 }
 
 /// What a swarm reports while it runs.
@@ -204,10 +228,18 @@ impl Drop for Conn {
 /// Start a swarm task for `spec`.
 pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
     let geometry = spec.meta.geometry();
-    let mut config = NodeConfig::new(spec.meta.info_hash, spec.peer_id, geometry);
-    config.listen_port = spec.listen_port;
-    config.require_auth = spec.transport.authenticates();
-    config.super_seed = spec.super_seed;
+    let id = swarmhub_core::settings::NodeIdentity {
+        info_hash: spec.meta.info_hash,
+        peer_id: spec.peer_id,
+        geometry,
+        listen_port: spec.listen_port,
+    };
+    let config = swarm_node_config(
+        id,
+        spec.transport.authenticates(),
+        spec.hub.as_ref(),
+        spec.limits.up.bps(),
+    );
     let origin = tokio::time::Instant::now();
     let node = Node::new(config, spec.have.clone(), random_u64(), Instant::ZERO);
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();

@@ -608,30 +608,7 @@ impl Sim {
     }
 
     pub(crate) fn start_node(&mut self, h: usize) {
-        let p = &self.scenario.protocol;
-        let mut config =
-            swarmhub_core::NodeConfig::new(self.info_hash, self.hosts[h].peer_id, self.geometry);
-        config.listen_port = self.hosts[h].addr.port();
-        config.numwant = p.numwant;
-        config.picker.strategy = p.picker;
-        config.picker.block_len = self.scenario.block_size();
-        config.session.max_block_len = self.scenario.block_size();
-        config.session.request_queue_depth = p.pipeline_depth;
-        config.choker.slots = p.unchoke_slots;
-        config.choker.rechoke_interval = p.rechoke_interval.0;
-        config.choker.optimistic_interval = p.optimistic_interval.0;
-        config.max_peers = p.max_peers;
-        config.upload_capacity_bps = Some(self.net_up_bps(h) as u64);
-        if h != HUB {
-            // Clients always keep a connection to the hub seeder (when it has room).
-            config.pinned_peers = vec![self.hosts[HUB].addr];
-        }
-        if h == HUB {
-            config.super_seed = self.scenario.hub.super_seed && self.scenario.protocol.p2p;
-            config.max_peers = self.scenario.hub.connection_limit;
-            config.choker.slots = self.hub_slots();
-            config.session.max_upload_inflight = 4;
-        }
+        let config = self.node_config(h);
         let seed = child_seed(&mut self.rng);
         let have = self.hosts[h].have.clone();
         let host = &mut self.hosts[h];
@@ -658,19 +635,28 @@ impl Sim {
         }
     }
 
-    /// Hub upload slots: the scenario's, or enough to fill the hub's uplink at
-    /// the slowest peer's download rate.
-    pub(crate) fn hub_slots(&self) -> usize {
-        if let Some(s) = self.scenario.hub.upload_slots {
-            return s.max(1);
+    /// The [`NodeConfig`](swarmhub_core::NodeConfig) host `h` starts with,
+    /// built by the core's constructors from the scenario's settings, as the
+    /// real hub and clients build theirs.
+    pub fn node_config(&self, h: usize) -> swarmhub_core::NodeConfig {
+        use swarmhub_core::settings::{self, ClientSettings, NodeIdentity};
+        let id = NodeIdentity {
+            info_hash: self.info_hash,
+            peer_id: self.hosts[h].peer_id,
+            geometry: self.geometry,
+            listen_port: self.hosts[h].addr.port(),
+        };
+        let protocol = self.scenario.protocol_settings();
+        if h == HUB {
+            return settings::hub_node_config(id, &protocol, &self.scenario.hub_settings());
         }
-        let slowest = self
-            .scenario
-            .groups
-            .iter()
-            .map(|g| g.download.0)
-            .fold(f64::INFINITY, f64::min);
-        ((self.scenario.hub.upload.0 / slowest).ceil() as usize).clamp(4, 1000)
+        let client = ClientSettings {
+            upload_bps: Some(self.net_up_bps(h) as u64),
+        };
+        let mut config = settings::client_node_config(id, &protocol, &client);
+        // Clients always keep a connection to the hub seeder (when it has room).
+        config.pinned_peers = vec![self.hosts[HUB].addr];
+        config
     }
 
     fn leave(&mut self, h: usize) {
