@@ -73,7 +73,6 @@ impl From<BuildError> for StoreError {
     }
 }
 
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |error| StoreError::Io {
         path: path.to_owned(),
