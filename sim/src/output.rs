@@ -59,6 +59,12 @@ pub struct Summary {
     pub hub_copies: f64,
     /// Block bytes peers uploaded.
     pub peer_bytes_up: u64,
+    /// Mean over peers of the block bytes each received (from the hub and
+    /// from peers, duplicates and failed pieces included) over the image
+    /// size: 1 is no waste.
+    pub received_copies_mean: f64,
+    /// The same for the peer that received most.
+    pub received_copies_max: f64,
     /// Simulated time at the end of the run.
     pub sim_end_s: f64,
     /// Events processed.
@@ -104,6 +110,13 @@ pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Su
     let hub_bytes_up = sim.hosts[HUB].bytes_up;
     let peer_bytes_up: u64 = sim.hosts[1..].iter().map(|h| h.bytes_up).sum();
     let sim_end_s = sim.now.as_secs_f64();
+    let image = s.image.size.0.max(1) as f64;
+    let received: Vec<f64> = sim.hosts[1..]
+        .iter()
+        .map(|h| (h.bytes_down_hub + h.bytes_down_peers) as f64 / image)
+        .collect();
+    let received_copies_mean = received.iter().sum::<f64>() / received.len().max(1) as f64;
+    let received_copies_max = received.iter().copied().fold(0.0, f64::max);
     Summary {
         scenario: s.name.clone(),
         scenario_hash: scenario_hash.to_string(),
@@ -120,6 +133,8 @@ pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Su
         hub_bytes_up,
         hub_copies: hub_bytes_up as f64 / s.image.size.0 as f64,
         peer_bytes_up,
+        received_copies_mean,
+        received_copies_max,
         sim_end_s,
         events: sim.events,
         trace_hash: format!("{:016x}", sim.trace_hash),

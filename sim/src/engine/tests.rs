@@ -240,3 +240,43 @@ proptest! {
         prop_assert!(t >= b * (1.0 - 1e-9), "completed in {t} s, bound {b} s (seed {seed})");
     }
 }
+
+/// A hub no faster than a peer and peers of two speeds, one of them slow:
+/// request pipelines sized from each peer's rate and timeouts that cancel
+/// keep the received bytes near one image (before they were sized alike,
+/// slow peers received two to three images' worth). The slowest still
+/// receive up to about 1.22 images here; issue 12's target is 1.15, so the
+/// bound below is the regression guard, not the goal.
+#[test]
+fn peers_receive_about_one_image_whatever_their_speed() {
+    let text = r#"
+name = "t"
+[image]
+size = "8 MiB"
+piece_size = "256 KiB"
+[hub]
+upload = "20 Mbit/s"
+[[group]]
+name = "fast"
+count = 24
+upload = "20 Mbit/s"
+download = "80 Mbit/s"
+[[group]]
+name = "slow"
+count = 4
+upload = "1 Mbit/s"
+download = "2 Mbit/s"
+"#;
+    let (_, _, summary) = max_completion(text, 3);
+    assert!(
+        summary.received_copies_mean <= 1.05,
+        "mean received {:.3} images",
+        summary.received_copies_mean
+    );
+    assert!(
+        summary.received_copies_max <= 1.3,
+        "a peer received {:.3} images",
+        summary.received_copies_max
+    );
+    assert!(summary.received_copies_mean >= 1.0, "every peer completed");
+}
