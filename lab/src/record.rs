@@ -149,6 +149,12 @@ pub fn summary(
     let s = input.scenario;
     let completion_s = completion_percentiles(peers);
     let bound_s = swarmhub_sim::bound::bound(s).bound_s;
+    // Where the lab cannot split a client's bytes by source these are 0.
+    let image = s.image.size.0.max(1) as f64;
+    let received: Vec<f64> = peers
+        .iter()
+        .map(|p| (p.bytes_down_hub + p.bytes_down_peers) as f64 / image)
+        .collect();
     let base = Summary {
         scenario: s.name.clone(),
         scenario_hash: input.scenario_hash.clone(),
@@ -165,6 +171,8 @@ pub fn summary(
         hub_bytes_up,
         hub_copies: hub_bytes_up as f64 / s.image.size.0 as f64,
         peer_bytes_up: peers.iter().map(|p| p.bytes_up).sum(),
+        received_copies_mean: received.iter().sum::<f64>() / received.len().max(1) as f64,
+        received_copies_max: received.iter().copied().fold(0.0, f64::max),
         sim_end_s: input.end_s,
         events: 0,
         trace_hash: String::new(),
