@@ -185,7 +185,18 @@ pub fn parse_rate_bps(input: &str) -> Result<u64, RateError> {
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(end);
     let n: f64 = num.replace('_', "").parse().map_err(|_| err())?;
-    let bits = match unit.trim() {
+    let bits = rate_unit_bits(unit.trim()).ok_or_else(err)?;
+    let bytes = n * bits / 8.0;
+    if !(1.0..1e18).contains(&bytes) {
+        return Err(err());
+    }
+    Ok(bytes as u64)
+}
+
+/// Bits per second in one of a rate's units (`"Mbit/s"`, `"MiB/s"`, ...),
+/// the one table that hub settings and scenario files both read.
+pub fn rate_unit_bits(unit: &str) -> Option<f64> {
+    Some(match unit {
         "bit/s" | "bps" => 1.0,
         "kbit/s" | "Kbit/s" | "kbps" => 1e3,
         "Mbit/s" | "Mbps" => 1e6,
@@ -198,13 +209,8 @@ pub fn parse_rate_bps(input: &str) -> Result<u64, RateError> {
         "KiB/s" => 8.0 * 1024.0,
         "MiB/s" => 8.0 * 1024.0 * 1024.0,
         "GiB/s" => 8.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(err()),
-    };
-    let bytes = n * bits / 8.0;
-    if !(1.0..1e18).contains(&bytes) {
-        return Err(err());
-    }
-    Ok(bytes as u64)
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -150,11 +150,10 @@ pub fn summary(
     let completion_s = completion_percentiles(peers);
     let bound_s = swarmhub_sim::bound::bound(s).bound_s;
     // Where the lab cannot split a client's bytes by source these are 0.
-    let image = s.image.size.0.max(1) as f64;
-    let received: Vec<f64> = peers
-        .iter()
-        .map(|p| (p.bytes_down_hub + p.bytes_down_peers) as f64 / image)
-        .collect();
+    let (received_copies_mean, received_copies_max) = swarmhub_sim::output::received_copies(
+        s.image.size.0,
+        peers.iter().map(|p| p.bytes_down_hub + p.bytes_down_peers),
+    );
     let base = Summary {
         scenario: s.name.clone(),
         scenario_hash: input.scenario_hash.clone(),
@@ -171,8 +170,8 @@ pub fn summary(
         hub_bytes_up,
         hub_copies: hub_bytes_up as f64 / s.image.size.0 as f64,
         peer_bytes_up: peers.iter().map(|p| p.bytes_up).sum(),
-        received_copies_mean: received.iter().sum::<f64>() / received.len().max(1) as f64,
-        received_copies_max: received.iter().copied().fold(0.0, f64::max),
+        received_copies_mean,
+        received_copies_max,
         sim_end_s: input.end_s,
         events: 0,
         trace_hash: String::new(),

@@ -92,6 +92,20 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
+/// Mean and largest of the bytes each peer received over the image size
+/// (`summary.json`'s `received_copies_mean` and `received_copies_max`).
+pub fn received_copies(image_bytes: u64, received: impl Iterator<Item = u64>) -> (f64, f64) {
+    let image = image_bytes.max(1) as f64;
+    let (mut sum, mut max, mut n) = (0.0, 0.0_f64, 0usize);
+    for r in received {
+        let copies = r as f64 / image;
+        sum += copies;
+        max = max.max(copies);
+        n += 1;
+    }
+    (sum / n.max(1) as f64, max)
+}
+
 /// Build the summary of a finished run.
 pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Summary {
     let s = &sim.scenario;
@@ -110,13 +124,12 @@ pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Su
     let hub_bytes_up = sim.hosts[HUB].bytes_up;
     let peer_bytes_up: u64 = sim.hosts[1..].iter().map(|h| h.bytes_up).sum();
     let sim_end_s = sim.now.as_secs_f64();
-    let image = s.image.size.0.max(1) as f64;
-    let received: Vec<f64> = sim.hosts[1..]
-        .iter()
-        .map(|h| (h.bytes_down_hub + h.bytes_down_peers) as f64 / image)
-        .collect();
-    let received_copies_mean = received.iter().sum::<f64>() / received.len().max(1) as f64;
-    let received_copies_max = received.iter().copied().fold(0.0, f64::max);
+    let (received_copies_mean, received_copies_max) = received_copies(
+        s.image.size.0,
+        sim.hosts[1..]
+            .iter()
+            .map(|h| h.bytes_down_hub + h.bytes_down_peers),
+    );
     Summary {
         scenario: s.name.clone(),
         scenario_hash: scenario_hash.to_string(),

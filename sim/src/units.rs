@@ -83,21 +83,7 @@ impl FromStr for Rate {
         }
         };
         let (n, unit) = split_number(s).ok_or_else(err)?;
-        let bits: f64 = match unit {
-            "bit/s" | "bps" => 1.0,
-            "kbit/s" | "Kbit/s" | "kbps" => 1e3,
-            "Mbit/s" | "Mbps" => 1e6,
-            "Gbit/s" | "Gbps" => 1e9,
-            "Tbit/s" => 1e12,
-            "B/s" => 8.0,
-            "kB/s" | "KB/s" => 8e3,
-            "MB/s" => 8e6,
-            "GB/s" => 8e9,
-            "KiB/s" => 8.0 * 1024.0,
-            "MiB/s" => 8.0 * 1024.0 * 1024.0,
-            "GiB/s" => 8.0 * 1024.0 * 1024.0 * 1024.0,
-            _ => return Err(err()),
-        };
+        let bits = swarmhub_core::settings::rate_unit_bits(unit).ok_or_else(err)?;
         let r = n * bits;
         if r <= 0.0 {
             return Err(UnitError {
