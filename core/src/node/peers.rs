@@ -660,13 +660,22 @@ impl Node {
             return;
         }
         let used = (self.stats.bytes_up - mark) as f64 / dt;
+        if self.super_seeding() {
+            // A super-seed's waiting peers are not interested yet: it has not
+            // told them about a piece. Any choked downloading peer waits.
+            let waiting = self.sessions.values().any(|s| {
+                s.phase == Phase::Established
+                    && s.am_choking
+                    && !s.upload_only
+                    && !s.remote_has.is_full()
+                    && (!s.super_revealed || s.peer_interested)
+            });
+            return self.adapt_super_slots(used, cap as f64, waiting);
+        }
         let waiting = self
             .sessions
             .values()
             .any(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established);
-        if self.super_seeding() {
-            return self.adapt_super_slots(used, cap as f64, waiting);
-        }
         if used < 0.8 * cap as f64 && waiting {
             self.choker.set_slots(self.choker.slots() + 1);
             self.fill_free_slots();

@@ -178,6 +178,8 @@ impl Node {
             return;
         };
         let waiting = std::mem::take(list);
+        // `from` finished a piece we sent it: its slot is free for the next peer.
+        let freed = waiting.contains(&from);
         let mut keep = Vec::new();
         let mut advance = Vec::new();
         for conn in waiting {
@@ -208,7 +210,7 @@ impl Node {
                 }
             }
         }
-        if changed {
+        if changed || freed {
             self.super_fill_slots();
         }
     }
@@ -242,6 +244,7 @@ impl Node {
         for conn in reveal {
             self.super_reveal(conn);
         }
+        self.super_fill_slots();
     }
 
     /// Fewer downloading peers than `super_seed_min_peers` are connected: too
