@@ -40,7 +40,7 @@ function upload() {
 // ---- live charts ----
 const series = { upload: [], capacity: [], announces: [], connections: [], refusals: [] };
 let last = null;
-const KEEP = 90;
+const KEEP = 30; // samples shown: the last minute
 
 function push(name, v) { const s = series[name]; s.push(v); if (s.length > KEEP) s.shift(); }
 
@@ -54,13 +54,14 @@ function draw(canvas, lines, fmt) {
   const max = Math.max(1e-9, ...lines.flatMap((l) => l.data));
   g.strokeStyle = "#dde1e8"; g.lineWidth = 1;
   for (let i = 0; i <= 4; i++) { const y = 8 + (h - 24) * i / 4; g.beginPath(); g.moveTo(0, y); g.lineTo(w, y); g.stroke(); }
-  g.fillStyle = "#5d6677"; g.font = "11px sans-serif"; g.fillText(fmt(max), 4, 18);
+  g.fillStyle = "#5d6677"; g.font = "11px sans-serif"; g.fillText("max " + fmt(max), 4, h - 4);
   for (const l of lines) {
     if (l.data.length < 2) continue;
     g.strokeStyle = l.color; g.lineWidth = 2; g.setLineDash(l.dash || []);
     g.beginPath();
+    const skip = KEEP - l.data.length; // newest sample at the right edge
     l.data.forEach((v, i) => {
-      const x = w * i / (KEEP - 1), y = 8 + (h - 24) * (1 - v / max);
+      const x = w * (skip + i) / (KEEP - 1), y = 8 + (h - 24) * (1 - v / max);
       if (i) g.lineTo(x, y); else g.moveTo(x, y);
     });
     g.stroke();
