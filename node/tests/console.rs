@@ -300,6 +300,54 @@ async fn console_routes_need_a_session_and_forms_need_the_csrf_token() {
     );
     assert_eq!(config_line(&hub, "Image cache"), "Image cache: Enabled");
 
+    // Images: add from a path on the hub, by upload (CSRF token in a header), remove.
+    let src = tmp.path().join("tool.bin");
+    write_image(&src, 300_000, 3);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("image", "tool:1"),
+        ("path", src.to_str().expect("utf8")),
+    ];
+    let r = c
+        .request("POST", "/admin/images/add", Some(&session), &form)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("body").contains("Added tool:1"));
+    let up = |token: &'static str| {
+        c.http
+            .post(format!(
+                "{}/admin/images/upload?image=up:1&file=data.bin",
+                c.base
+            ))
+            .header(COOKIE, &session)
+            .header(
+                "x-csrf-token",
+                if token.is_empty() {
+                    csrf.as_str()
+                } else {
+                    token
+                },
+            )
+            .body(vec![9u8; 70_000])
+            .send()
+    };
+    assert_eq!(
+        up("wrong").await.expect("upload").status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = up("").await.expect("upload");
+    assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
+    let list = String::from_utf8_lossy(&hub.cmd(&["image", "list"]).stdout).to_string();
+    assert!(list.contains("tool:1") && list.contains("up:1"), "{list}");
+    assert!(dir.join("cache/up/1/data.bin").exists());
+    let form = [("csrf", csrf.as_str()), ("image", "tool:1")];
+    let r = c
+        .request("POST", "/admin/images/remove", Some(&session), &form)
+        .await;
+    assert!(r.text().await.expect("body").contains("Removed tool:1"));
+    let list = String::from_utf8_lossy(&hub.cmd(&["image", "list"]).stdout).to_string();
+    assert!(!list.contains("tool:1"), "{list}");
+
     // Host names: the certificate follows the setting within a second or two.
     let o = hub.cmd(&["config", "--hostname", "hub.test.invalid"]);
     assert!(o.status.success(), "config --hostname: {}", output_text(&o));

@@ -44,18 +44,29 @@ pub fn set_password(db: &Db, password: &str) -> Result<(), AdminError> {
 
 /// Whether `password` matches the stored hash (false when none is stored).
 pub fn verify(db: &Db, password: &str) -> Result<bool, AdminError> {
-    let Some(stored) = db.setting(SETTING_ADMIN_PASSWORD)? else {
-        return Ok(false);
+    Ok(verify_hash(stored_hash(db)?.as_deref(), password))
+}
+
+/// The stored hash, if a password is set (read it under the database lock,
+/// then verify without holding it: argon2 takes tens of milliseconds).
+pub fn stored_hash(db: &Db) -> Result<Option<String>, AdminError> {
+    Ok(db.setting(SETTING_ADMIN_PASSWORD)?)
+}
+
+/// Whether `password` matches `stored` (an argon2 PHC string).
+pub fn verify_hash(stored: Option<&str>, password: &str) -> bool {
+    let Some(stored) = stored else {
+        return false;
     };
-    let Ok(parsed) = PasswordHash::new(&stored) else {
+    let Ok(parsed) = PasswordHash::new(stored) else {
         tracing::error!(
             "the stored admin password hash is corrupt; set one with `swarmhub hub admin passwd`"
         );
-        return Ok(false);
+        return false;
     };
-    Ok(Argon2::default()
+    Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
-        .is_ok())
+        .is_ok()
 }
 
 /// At `hub serve` start: with no admin password set, generate one, store its

@@ -288,13 +288,12 @@ pub(super) async fn login(
     }
     let password = form.get("password").unwrap_or_default().to_owned();
     let ok = constant_eq(&password, &state.admin_token) || {
-        let st = state.clone();
+        let stored = match state.db.lock() {
+            Ok(db) => crate::hub::passwd::stored_hash(&db).ok().flatten(),
+            Err(_) => None,
+        };
         tokio::task::spawn_blocking(move || {
-            st.db
-                .lock()
-                .ok()
-                .and_then(|db| crate::hub::passwd::verify(&db, &password).ok())
-                .unwrap_or(false)
+            crate::hub::passwd::verify_hash(stored.as_deref(), &password)
         })
         .await
         .unwrap_or(false)

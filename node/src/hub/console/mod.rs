@@ -8,8 +8,11 @@
 //! (403 otherwise). Enrolled clients' certificates grant nothing here.
 
 mod auth;
+mod clients;
+mod images;
 mod live;
-mod pages;
+mod logs;
+mod storage;
 mod swarm;
 
 use std::sync::Arc;
@@ -39,23 +42,20 @@ pub(super) fn router() -> Router<Shared> {
         .route("/admin/logout", post(auth::logout))
         .route("/admin/assets/console.css", get(css))
         .route("/admin/assets/console.js", get(js))
-        .route(
-            "/admin/storage",
-            get(pages::storage).post(pages::storage_save),
-        )
-        .route("/admin/cache/update", post(pages::cache_update))
-        .route("/admin/images", get(pages::images))
-        .route("/admin/images/add", post(pages::image_add))
-        .route("/admin/images/upload", post(pages::image_upload))
-        .route("/admin/images/remove", post(pages::image_remove))
+        .route("/admin/storage", get(storage::view).post(storage::save))
+        .route("/admin/cache/update", post(storage::cache_update))
+        .route("/admin/images", get(images::view))
+        .route("/admin/images/add", post(images::add))
+        .route("/admin/images/upload", post(images::upload))
+        .route("/admin/images/remove", post(images::remove))
         .route("/admin/swarm", get(swarm::view))
         .route("/admin/swarm.json", get(swarm::json))
-        .route("/admin/clients", get(pages::clients))
-        .route("/admin/clients/add", post(pages::client_add))
-        .route("/admin/clients/revoke", post(pages::client_revoke))
+        .route("/admin/clients", get(clients::view))
+        .route("/admin/clients/add", post(clients::add))
+        .route("/admin/clients/revoke", post(clients::revoke))
         .route("/admin/live", get(live::view))
         .route("/admin/live.json", get(live::json))
-        .route("/admin/logs", get(pages::logs))
+        .route("/admin/logs", get(logs::view))
 }
 
 /// Every console route but the sign-in page and the style sheet, with its
@@ -192,6 +192,16 @@ fn host_of(headers: &HeaderMap) -> Option<String> {
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
     ok.then(|| h.to_owned())
+}
+
+/// Run blocking admin work (hashing, copying, SQLite) off the runtime.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::hub::admin::AdminError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("task failed: {e}")),
+    }
 }
 
 /// Whole seconds as `1h 02m`, `3m 04s` or `12s`.
