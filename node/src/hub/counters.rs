@@ -63,6 +63,10 @@ pub struct HubCounters {
     seeder_connections: AtomicU64,
     images: Mutex<BTreeMap<Id20, ImageFigures>>,
     clients: Mutex<BTreeMap<String, ClientSeen>>,
+    /// Web seed bytes by (identity, image).
+    webseed_to: Mutex<BTreeMap<(String, Id20), u64>>,
+    /// Seeder bytes by (identity, image): swarms that stopped, and the running one.
+    seeder_to: Mutex<BTreeMap<(String, Id20), (u64, u64)>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -116,6 +120,9 @@ impl HubCounters {
             if let Ok(mut m) = self.clients.lock() {
                 m.entry(id.to_owned()).or_default().webseed_bytes += bytes;
             }
+            if let Ok(mut m) = self.webseed_to.lock() {
+                *m.entry((id.to_owned(), image)).or_default() += bytes;
+            }
         }
     }
 
@@ -124,6 +131,35 @@ impl HubCounters {
         if let Ok(mut m) = self.images.lock() {
             m.entry(image).or_default().seeder_now = bytes;
         }
+    }
+
+    /// The running seeder swarm of `image` has sent each identity this much.
+    pub fn seeder_running_to(&self, image: Id20, by_identity: &BTreeMap<String, u64>) {
+        if let Ok(mut m) = self.seeder_to.lock() {
+            for (id, &bytes) in by_identity {
+                m.entry((id.clone(), image)).or_default().1 = bytes;
+            }
+        }
+    }
+
+    /// The seeder swarm of `image` stopped: what it sent each identity is final.
+    pub fn seeder_stopped_to(&self, image: Id20) {
+        if let Ok(mut m) = self.seeder_to.lock() {
+            for ((_, h), (done, now)) in m.iter_mut() {
+                if *h == image {
+                    *done += std::mem::take(now);
+                }
+            }
+        }
+    }
+
+    /// Seeder bytes the hub sent `identity` of `image`.
+    pub fn seeder_to(&self, identity: &str, image: &Id20) -> u64 {
+        self.seeder_to
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(identity.to_owned(), *image)).map(|(d, n)| d + n))
+            .unwrap_or(0)
     }
 
     /// The seeder swarm of `image` stopped after sending `bytes`.
@@ -160,6 +196,15 @@ impl HubCounters {
             .ok()
             .and_then(|m| m.get(identity).cloned())
             .unwrap_or_default()
+    }
+
+    /// Web seed bytes the hub sent `identity` of `image`.
+    pub fn webseed_to(&self, identity: &str, image: &Id20) -> u64 {
+        self.webseed_to
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(identity.to_owned(), *image)).copied())
+            .unwrap_or(0)
     }
 
     /// Bytes the hub sent for `image`.
@@ -231,6 +276,13 @@ mod tests {
         );
         assert_eq!(c.totals().sent_bytes_total, 175);
         assert_eq!(c.client("alice").webseed_bytes, 100);
+        assert_eq!(c.webseed_to("alice", &img), 100);
+        assert_eq!(c.webseed_to("alice", &Id20::new([2; 20])), 0);
+        let sent = BTreeMap::from([("alice".to_owned(), 40)]);
+        c.seeder_running_to(img, &sent);
+        c.seeder_stopped_to(img);
+        c.seeder_running_to(img, &BTreeMap::from([("alice".to_owned(), 2)]));
+        assert_eq!(c.seeder_to("alice", &img), 42);
         {
             let _g = c.api_connection();
             assert_eq!(c.totals().api_connections_open, 1);

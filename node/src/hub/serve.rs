@@ -480,6 +480,7 @@ impl Seeders {
         if let Some(h) = self.running.remove(info_hash) {
             let sent = h.status.borrow().bytes_up;
             self.state.counters.seeder_stopped(*info_hash, sent);
+            self.state.counters.seeder_stopped_to(*info_hash);
             h.shutdown().await;
         }
     }
@@ -489,6 +490,7 @@ impl Seeders {
         for (hash, h) in all {
             let sent = h.status.borrow().bytes_up;
             self.state.counters.seeder_stopped(hash, sent);
+            self.state.counters.seeder_stopped_to(hash);
             h.shutdown().await;
         }
         self.state.counters.set_seeder_connections(0);
@@ -501,6 +503,9 @@ impl Seeders {
             let st = h.status.borrow();
             peers += st.peers as u64;
             self.state.counters.seeder_running(*hash, st.bytes_up);
+            self.state
+                .counters
+                .seeder_running_to(*hash, &st.bytes_up_by_identity);
         }
         self.state.counters.set_seeder_connections(peers);
     }

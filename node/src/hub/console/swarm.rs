@@ -1,7 +1,7 @@
 //! The live swarm view of one image: every peer the tracker knows, with its
 //! identity, site, progress, rates (from one announce to the next) and where
-//! its bytes came from (the hub's web seed, as the hub counted it, and the
-//! rest from the seeder and other peers, as the peer reported).
+//! its bytes came from: the hub's web seed and the hub seeder, as the hub
+//! counted them, and other peers (the rest of what the peer reported).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,10 +43,12 @@ struct PeerRow {
     down_bps: f64,
     uploaded_bytes: u64,
     downloaded_bytes: u64,
-    /// Bytes the hub's web seed sent this identity (all images).
+    /// Bytes of this image the hub's web seed sent this identity.
     from_webseed_bytes: u64,
-    /// Downloaded bytes not from the web seed: the hub seeder and peers.
-    from_swarm_bytes: u64,
+    /// Bytes of this image the hub seeder sent this identity.
+    from_seeder_bytes: u64,
+    /// The rest of what it reported downloaded: from other peers.
+    from_peers_bytes: u64,
     last_announce_s: u64,
 }
 
@@ -92,7 +94,8 @@ fn rows(state: &Shared, image: &str) -> Option<Vec<PeerRow>> {
                 },
             };
             rates.insert(key, sample);
-            let webseed = state.counters.client(&p.identity).webseed_bytes;
+            let webseed = state.counters.webseed_to(&p.identity, &hash);
+            let seeder = state.counters.seeder_to(&p.identity, &hash);
             PeerRow {
                 site: p.site,
                 addr: format!("{}:{}", p.addr.ip, p.addr.port),
@@ -103,7 +106,8 @@ fn rows(state: &Shared, image: &str) -> Option<Vec<PeerRow>> {
                 uploaded_bytes: p.uploaded,
                 downloaded_bytes: p.downloaded,
                 from_webseed_bytes: webseed,
-                from_swarm_bytes: p.downloaded.saturating_sub(webseed),
+                from_seeder_bytes: seeder,
+                from_peers_bytes: p.downloaded.saturating_sub(webseed + seeder),
                 last_announce_s: now.saturating_since(p.last_announce).as_micros() / 1_000_000,
                 identity: p.identity,
             }
@@ -139,7 +143,7 @@ pub(super) async fn view(
             table #swarm data-swarm=(q.image) {
                 thead { tr {
                     th { "Identity" } th { "Site" } th { "Address" } th { "Progress" }
-                    th { "Down" } th { "Up" } th { "From web seed" } th { "From seeder and peers" } th { "Last announce" }
+                    th { "Down" } th { "Up" } th { "From hub web seed" } th { "From hub seeder" } th { "From peers" } th { "Last announce" }
                 } }
                 tbody {
                     @for r in &list {
@@ -151,11 +155,12 @@ pub(super) async fn view(
                             td { (rate_text(r.down_bps)) }
                             td { (rate_text(r.up_bps)) }
                             td { (human_bytes(r.from_webseed_bytes)) }
-                            td { (human_bytes(r.from_swarm_bytes)) }
+                            td { (human_bytes(r.from_seeder_bytes)) }
+                            td { (human_bytes(r.from_peers_bytes)) }
                             td { (age_text(r.last_announce_s)) " ago" }
                         }
                     }
-                    @if list.is_empty() { tr.empty { td colspan="9" { "No peers in this swarm right now." } } }
+                    @if list.is_empty() { tr.empty { td colspan="10" { "No peers in this swarm right now." } } }
                 }
             }
         }

@@ -129,11 +129,11 @@ function swarm() {
         const bar = document.createElement("progress"); bar.max = 100; bar.value = Math.round(p.progress * 100);
         td.append(bar, " " + Math.round(p.progress * 100) + "%");
         cell(tr, human(p.down_bps) + "/s"); cell(tr, human(p.up_bps) + "/s");
-        cell(tr, human(p.from_webseed_bytes)); cell(tr, human(p.from_swarm_bytes));
+        cell(tr, human(p.from_webseed_bytes)); cell(tr, human(p.from_seeder_bytes)); cell(tr, human(p.from_peers_bytes));
         cell(tr, age(p.last_announce_s) + " ago");
         body.appendChild(tr);
       }
-      if (!rows.length) { const tr = document.createElement("tr"); tr.className = "empty"; const td = cell(tr, "No peers in this swarm right now."); td.colSpan = 9; body.appendChild(tr); }
+      if (!rows.length) { const tr = document.createElement("tr"); tr.className = "empty"; const td = cell(tr, "No peers in this swarm right now."); td.colSpan = 10; body.appendChild(tr); }
       table.replaceChild(body, table.tBodies[0]);
     } catch (e) { /* retry at the next tick */ }
   }, 2000);
