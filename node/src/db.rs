@@ -173,6 +173,14 @@ impl Db {
             .map_err(|e| self.err(e))
     }
 
+    /// Remove a setting (back to its default).
+    pub fn remove_setting(&self, key: &str) -> Result<(), DbError> {
+        self.conn
+            .execute("DELETE FROM settings WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     // ---- users (hub) ----
 
     /// Add a user with a one-time enrollment key (stored hashed). A revoked name

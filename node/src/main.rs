@@ -178,7 +178,23 @@ enum HubCmd {
         /// restores the default. Repeatable.
         #[arg(long, value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Host names and addresses the hub is reached by, comma-separated
+        /// (its server certificate names them); `default`: this machine's
+        /// host name, the --listen address, localhost and 127.0.0.1.
+        #[arg(long, value_name = "NAMES")]
+        hostname: Option<String>,
     },
+    /// The admin console's password.
+    Admin {
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Set the admin console password, read from the first line of stdin.
+    Passwd,
 }
 
 /// `12h`, `90m`, `30s` or plain seconds; from 10 s to 31 days (client
@@ -525,16 +541,27 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             admin::user_rm(&paths, &name)?;
             println!("revoked {name}");
         }
+        HubCmd::Admin {
+            cmd: AdminCmd::Passwd,
+        } => admin_passwd(&paths)?,
         HubCmd::Config {
             enable,
             disable,
             all,
             peer_tls,
             set,
+            hostname,
         } => {
             // Every setting is printed, with or without --all (there are few).
             let _ = all;
-            let s = admin::config(&paths, &enable, &disable, peer_tls.as_deref(), &set)?;
+            let change = admin::ConfigChange {
+                enable,
+                disable,
+                peer_tls,
+                set,
+                hostname,
+            };
+            let s = admin::config(&paths, &change)?;
             let ca = swarmhub_node::tls::ca::HubCa::load_or_create(&paths.ca_dir())?;
             println!("Image cache: {}", on_off(s.cache));
             println!("Peer-to-peer distribution: {}", on_off(s.p2p));
@@ -542,6 +569,13 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             println!("Peer TLS: {}", on_off(s.peer_tls));
             for key in hub::SEEDER_KEYS {
                 println!("{key}: {}", hub::seeder_setting_text(&s.seeder, key));
+            }
+            match &s.hostnames {
+                Some(names) => println!("Host names: {}", hub::hostnames::list_text(names)),
+                None => println!(
+                    "Host names: default ({}, and the --listen address)",
+                    hub::hostnames::list_text(&hub::hostnames::default_names(None))
+                ),
             }
             println!("Hub CA fingerprint (SHA-256): {}", ca.fingerprint());
             if !s.peer_tls {
@@ -551,6 +585,33 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hub admin passwd`: the new password from stdin's first line (a prompt
+/// on stderr when stdin is a terminal; the password is echoed there).
+fn admin_passwd(paths: &HubPaths) -> Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!(
+            "new admin console password (at least {} characters): ",
+            hub::passwd::MIN_PASSWORD_CHARS
+        );
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    let db = admin::open_db(paths)?;
+    hub::passwd::set_password(&db, password)?;
+    let generated = paths.root.join(hub::passwd::GENERATED_FILE);
+    if generated.exists() {
+        let _ = std::fs::remove_file(&generated);
+    }
+    println!("admin console password set");
+    Ok(())
 }
 
 /// Live counts from a running hub (through its admin token), if one runs.

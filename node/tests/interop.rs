@@ -79,10 +79,10 @@ fn wait_for_copy(dir: &Path, name: &str, want: [u8; 32], limit: Duration, who: &
 }
 
 /// aria2c for `torrent`, saving under `save`, presenting `c`'s certificate
-/// to the hub's tracker. (The hub's API certificate names the hub by its
-/// internal name, not 127.0.0.1, so aria2c cannot check it: the test
-/// connects by address.)
-fn aria2c(c: &Client, torrent: &Path, save: &Path, port: u16, extra: &[&str]) -> Child {
+/// to the hub's tracker and verifying the hub's certificate against the hub
+/// CA (`ca.crt` of `hub`): the hub's certificate names 127.0.0.1 among its
+/// default host names, so no `--check-certificate=false`.
+fn aria2c(hub: &Hub, c: &Client, torrent: &Path, save: &Path, port: u16, extra: &[&str]) -> Child {
     let tls = c.home.join("tls");
     let log = std::fs::File::create(save.with_extension("aria2.log")).expect("log");
     Command::new("aria2c")
@@ -96,10 +96,13 @@ fn aria2c(c: &Client, torrent: &Path, save: &Path, port: u16, extra: &[&str]) ->
             "--disable-ipv6=true",
             "--console-log-level=warn",
             "--summary-interval=0",
-            "--check-certificate=false",
             "--bt-stop-timeout=120",
         ])
         .arg(format!("--listen-port={port}"))
+        .arg(format!(
+            "--ca-certificate={}",
+            hub.dir.join("ca/ca.crt").display()
+        ))
         .arg(format!("--certificate={}", tls.join("node.crt").display()))
         .arg(format!("--private-key={}", tls.join("node.key").display()))
         .arg(format!("--dir={}", save.display()))
@@ -129,7 +132,7 @@ fn aria2c_downloads_from_the_hub_through_its_tracker() {
     let c = hub.client(tmp.path(), "aria");
     let (torrent, _) = torrent_file(&hub, &c, "app:1", tmp.path());
     let save = tmp.path().join("aria-save");
-    let mut aria = aria2c(&c, &torrent, &save, free_port(), &["--seed-time=0"]);
+    let mut aria = aria2c(&hub, &c, &torrent, &save, free_port(), &["--seed-time=0"]);
     let status = wait_child(&mut aria, Duration::from_secs(180), "aria2c");
     assert!(status.success(), "aria2c: {status}\n{}", aria2_log(&save));
     let got = find_file(&save, "src.bin").expect("aria2c saved src.bin");
@@ -267,7 +270,14 @@ fn swarmhub_client_and_aria2c_trade_pieces() {
     let (torrent, _) = torrent_file(&hub, &theirs, "app:1", tmp.path());
     let save = tmp.path().join("aria-save");
     // aria2c keeps seeding (no --seed-time) until it is killed.
-    let mut aria = aria2c(&theirs, &torrent, &save, free_port(), &["--seed-ratio=0.0"]);
+    let mut aria = aria2c(
+        &hub,
+        &theirs,
+        &torrent,
+        &save,
+        free_port(),
+        &["--seed-ratio=0.0"],
+    );
     struct Kill<'a>(&'a mut Child);
     impl Drop for Kill<'_> {
         fn drop(&mut self) {

@@ -47,7 +47,11 @@ fn simulated_hub_and_real_hub_get_the_same_node_config() {
         "connection_limit=3000".to_owned(),
         "upload_slots=40".to_owned(),
     ];
-    let settings = admin::config(&paths, &[], &[], None, &set).expect("hub config");
+    let change = |set: &[String]| admin::ConfigChange {
+        set: set.to_vec(),
+        ..admin::ConfigChange::default()
+    };
+    let settings = admin::config(&paths, &change(&set)).expect("hub config");
     let real = swarm_node_config(identity(&simulated), true, Some(&settings.seeder), 0);
 
     assert_eq!(real, simulated);
@@ -57,8 +61,8 @@ fn simulated_hub_and_real_hub_get_the_same_node_config() {
     assert!(real.super_seed);
 
     // A different setting gives a different config: the comparison can fail.
-    let other = admin::config(&paths, &[], &[], None, &["connection_limit=50".to_owned()])
-        .expect("hub config");
+    let other =
+        admin::config(&paths, &change(&["connection_limit=50".to_owned()])).expect("hub config");
     let differs = swarm_node_config(identity(&simulated), true, Some(&other.seeder), 0);
     assert_ne!(differs, simulated);
 }

@@ -43,8 +43,8 @@ use sample::Sampler;
 use swarm::{Figures, IdentityId, NewPeer, SiteId, Swarm};
 
 pub use types::{
-    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Auth, PeerAddr, SwarmStats,
-    TrackerConfig,
+    AnnounceError, AnnounceEvent, AnnounceRequest, AnnounceResponse, Auth, PeerAddr, PeerView,
+    SwarmStats, TrackerConfig,
 };
 
 /// What an announce needs to know about an identity, kept in the lookup
@@ -346,6 +346,49 @@ impl Tracker {
         let mut all: Vec<(&Id20, &Swarm)> = self.live_swarms().collect();
         all.sort_unstable_by_key(|(h, _)| *h);
         all.into_iter().map(|(h, s)| (h, s.stats()))
+    }
+
+    /// Every peer of one swarm, in the swarm's own order (empty for an
+    /// unknown swarm). Costs O(identities + peers); for the admin console,
+    /// not the announce path.
+    pub fn swarm_peers(&self, info_hash: &Id20) -> Vec<PeerView> {
+        let Some((_, swarm)) = self
+            .swarm_ids
+            .get(info_hash)
+            .and_then(|&i| self.swarms.get(i as usize)?.as_ref())
+        else {
+            return Vec::new();
+        };
+        let mut names: Vec<Option<(&str, Option<SiteId>)>> = vec![None; self.entries.len()];
+        for (name, state) in self.identity_ids.iter() {
+            if let Some(slot) = names.get_mut(state.id as usize) {
+                *slot = Some((name, state.site));
+            }
+        }
+        let sites: BTreeMap<SiteId, &str> = self
+            .site_ids
+            .iter()
+            .map(|(n, &id)| (id, n.as_str()))
+            .collect();
+        swarm
+            .entries()
+            .map(|(peer_id, p)| {
+                let who = names.get(p.identity as usize).copied().flatten();
+                PeerView {
+                    peer_id: *peer_id,
+                    identity: who.map_or_else(String::new, |w| w.0.to_owned()),
+                    site: who
+                        .and_then(|w| w.1)
+                        .and_then(|s| sites.get(&s))
+                        .map(|s| (*s).to_owned()),
+                    addr: p.addr,
+                    left: p.left,
+                    uploaded: p.uploaded,
+                    downloaded: p.downloaded,
+                    last_announce: p.last_announce,
+                }
+            })
+            .collect()
     }
 
     /// Checks the structure of one swarm; for tests.

@@ -392,3 +392,24 @@ fn same_seed_same_peer_lists() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn swarm_peers_name_identities_sites_and_figures() {
+    let mut t = tracker();
+    t.set_site("alice", Some("paris".to_owned()));
+    let mut r = req(1, 1, 500, AnnounceEvent::Started);
+    r.downloaded = 100;
+    announce(&mut t, "alice", &r);
+    announce(&mut t, "bob", &req(1, 2, 0, AnnounceEvent::Started));
+    let mut peers = t.swarm_peers(&hash(1));
+    peers.sort_by(|a, b| a.identity.cmp(&b.identity));
+    assert_eq!(peers.len(), 2);
+    assert_eq!(peers[0].identity, "alice");
+    assert_eq!(peers[0].site.as_deref(), Some("paris"));
+    assert_eq!((peers[0].left, peers[0].downloaded), (500, 100));
+    assert_eq!(peers[0].addr, addr(1));
+    assert_eq!(peers[1].identity, "bob");
+    assert_eq!(peers[1].site, None);
+    assert!(t.swarm_peers(&hash(2)).is_empty());
+    assert!(t.swarm_peers(&hash(9)).is_empty());
+}

@@ -2,7 +2,7 @@
 
 use core::net::IpAddr;
 
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 use crate::Id20;
 
 /// The `event` key of an announce.
@@ -65,6 +65,27 @@ pub struct PeerAddr {
     pub ip: IpAddr,
     /// TCP port.
     pub port: u16,
+}
+
+/// One peer of a swarm as its announces describe it (for the hub's swarm view).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerView {
+    /// The peer id it announced with.
+    pub peer_id: Id20,
+    /// The authenticated identity behind it.
+    pub identity: String,
+    /// Its site, when the hub knows one.
+    pub site: Option<String>,
+    /// Where it listens.
+    pub addr: PeerAddr,
+    /// Bytes it still lacks.
+    pub left: u64,
+    /// Bytes it reported uploaded.
+    pub uploaded: u64,
+    /// Bytes it reported downloaded.
+    pub downloaded: u64,
+    /// When it last announced.
+    pub last_announce: Instant,
 }
 
 /// The answer to a successful announce.

@@ -173,6 +173,8 @@ pub fn image_list(db: &Db) -> Result<Vec<ImageInfo>, AdminError> {
 pub struct CacheReport {
     /// Images hashed (new or changed).
     pub hashed: Vec<String>,
+    /// Those of `hashed` that were not in the catalog before.
+    pub added: Vec<String>,
     /// Images unchanged.
     pub unchanged: Vec<String>,
     /// Catalog entries dropped (folder gone).
@@ -228,7 +230,12 @@ pub fn cache_update(paths: &HubPaths, db: &Db) -> Result<CacheReport, AdminError
                 }
             };
             seen.insert(image.to_string());
+            let known = db.image(&image.to_string())?.is_some();
             match refresh(db, &image, &tag_dir) {
+                Ok(true) if !known => {
+                    report.hashed.push(image.to_string());
+                    report.added.push(image.to_string());
+                }
                 Ok(true) => report.hashed.push(image.to_string()),
                 Ok(false) => report.unchanged.push(image.to_string()),
                 Err(e) => report.skipped.push(format!("{image}: {e}")),
@@ -287,20 +294,29 @@ pub fn user_rm(paths: &HubPaths, name: &str) -> Result<(), AdminError> {
     Ok(open_db(paths)?.revoke_user(name)?)
 }
 
-/// `hub config`: apply `--enable`/`--disable` and `--set KEY=VALUE` (the
-/// seeder's settings, named as a scenario's `[hub]` keys) and return the
+/// A change of hub settings, as `hub config` flags or the console's Storage
+/// form give it; [`config`] applies it.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigChange {
+    /// Switches to turn on: cache, p2p, seed.
+    pub enable: Vec<String>,
+    /// Switches to turn off.
+    pub disable: Vec<String>,
+    /// Peer TLS: `on` or `off`.
+    pub peer_tls: Option<String>,
+    /// Seeder settings, `KEY=VALUE` (named as a scenario's `[hub]` keys).
+    pub set: Vec<String>,
+    /// Host names of the hub certificate, comma-separated (`default`: the default).
+    pub hostname: Option<String>,
+}
+
+/// `hub config` (and the console's Save): apply `change` and return the
 /// settings. Every value is checked before any is stored.
-pub fn config(
-    paths: &HubPaths,
-    enable: &[String],
-    disable: &[String],
-    peer_tls: Option<&str>,
-    set: &[String],
-) -> Result<HubSettings, AdminError> {
+pub fn config(paths: &HubPaths, change: &ConfigChange) -> Result<HubSettings, AdminError> {
     let db = open_db(paths)?;
     let mut seeder = HubSettings::load(&db)?.seeder;
     let mut pairs = Vec::new();
-    for item in set {
+    for item in &change.set {
         let Some((key, value)) = item.split_once('=') else {
             return Err(AdminError::Io(format!(
                 "--set {item:?}: write KEY=VALUE, e.g. --set upload=\"10 Gbit/s\""
@@ -310,18 +326,14 @@ pub fn config(
         super::apply_seeder_setting(&mut seeder, key, value).map_err(AdminError::Io)?;
         pairs.push((key, value));
     }
-    for (key, value) in pairs {
-        db.set_setting(key, value)?;
-    }
-    if let Some(v) = peer_tls {
-        let value = match v {
-            "on" => "1",
-            "off" => "0",
-            other => return Err(AdminError::Io(format!("--peer-tls={other}: use on or off"))),
-        };
-        db.set_setting(super::SETTING_PEER_TLS, value)?;
-    }
-    for (list, value) in [(enable, "1"), (disable, "0")] {
+    let peer_tls = match change.peer_tls.as_deref() {
+        None => None,
+        Some("on") => Some("1"),
+        Some("off") => Some("0"),
+        Some(other) => return Err(AdminError::Io(format!("--peer-tls={other}: use on or off"))),
+    };
+    let mut switches = Vec::new();
+    for (list, value) in [(&change.enable, "1"), (&change.disable, "0")] {
         for item in list {
             let key = match item.as_str() {
                 "cache" => SETTING_CACHE,
@@ -333,8 +345,30 @@ pub fn config(
                     )))
                 }
             };
-            db.set_setting(key, value)?;
+            switches.push((key, value));
         }
+    }
+    let hostname = match &change.hostname {
+        None => None,
+        Some(h) => Some(
+            super::hostnames::parse_list(h)
+                .map_err(AdminError::Io)?
+                .map(|l| super::hostnames::list_text(&l)),
+        ),
+    };
+    for (key, value) in pairs {
+        db.set_setting(key, value)?;
+    }
+    if let Some(value) = peer_tls {
+        db.set_setting(super::SETTING_PEER_TLS, value)?;
+    }
+    for (key, value) in switches {
+        db.set_setting(key, value)?;
+    }
+    match hostname {
+        Some(Some(list)) => db.set_setting(super::hostnames::SETTING_HOSTNAME, &list)?,
+        Some(None) => db.remove_setting(super::hostnames::SETTING_HOSTNAME)?,
+        None => {}
     }
     Ok(HubSettings::load(&db)?)
 }
@@ -355,6 +389,7 @@ mod tests {
 
         let r = cache_update(&paths, &db).expect("update");
         assert_eq!(r.hashed, vec!["tools:1.0".to_owned()]);
+        assert_eq!(r.added, vec!["tools:1.0".to_owned()]);
         assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
         let listed = image_list(&db).expect("list");
         assert_eq!(listed.len(), 1);
@@ -367,6 +402,7 @@ mod tests {
         std::fs::write(dir.join("bin/tool"), vec![8u8; 1000]).expect("rewrite");
         let r = cache_update(&paths, &db).expect("update");
         assert_eq!(r.hashed, vec!["tools:1.0".to_owned()]);
+        assert!(r.added.is_empty(), "a changed image is not new");
         assert_eq!(image_list(&db).expect("list")[0].size, 1000);
 
         std::fs::remove_dir_all(&dir).expect("rm");
@@ -394,7 +430,11 @@ mod tests {
             image_rm(&paths, "a:1"),
             Err(AdminError::NoSuchImage(_))
         ));
-        config(&paths, &[], &["cache".to_owned()], None, &[]).expect("config");
+        let off = ConfigChange {
+            disable: vec!["cache".to_owned()],
+            ..ConfigChange::default()
+        };
+        config(&paths, &off).expect("config");
         assert!(matches!(
             image_add(&paths, "b:1", &[src]),
             Err(AdminError::CacheDisabled)
@@ -411,25 +451,29 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let paths = HubPaths::new(tmp.path().join("hub"));
         let d = swarmhub_core::settings::HubSettings::default();
-        assert_eq!(config(&paths, &[], &[], None, &[]).expect("show").seeder, d);
+        let set_only = |set: &[String]| ConfigChange {
+            set: set.to_vec(),
+            ..ConfigChange::default()
+        };
+        assert_eq!(config(&paths, &set_only(&[])).expect("show").seeder, d);
         let set = [
             "upload=10 Gbit/s".to_owned(),
             "connection_limit=3000".to_owned(),
             "upload_slots=64".to_owned(),
             "super_seed=false".to_owned(),
         ];
-        let s = config(&paths, &[], &[], None, &set).expect("set").seeder;
+        let s = config(&paths, &set_only(&set)).expect("set").seeder;
         assert_eq!(s.upload_bps, Some(1_250_000_000));
         assert_eq!(s.connection_limit, 3000);
         assert_eq!(s.upload_slots, Some(64));
         assert!(!s.super_seed);
         // A bad value is refused with its key named, and nothing of the batch is stored.
         let bad = ["connection_limit=5".to_owned(), "upload=fast".to_owned()];
-        let e = config(&paths, &[], &[], None, &bad).expect_err("bad rate");
+        let e = config(&paths, &set_only(&bad)).expect_err("bad rate");
         assert!(e.to_string().contains("upload"), "{e}");
-        let e = config(&paths, &[], &[], None, &["slots=3".to_owned()]).expect_err("unknown");
+        let e = config(&paths, &set_only(&["slots=3".to_owned()])).expect_err("unknown");
         assert!(e.to_string().contains("connection_limit"), "{e}");
-        let s = config(&paths, &[], &[], None, &["upload=default".to_owned()])
+        let s = config(&paths, &set_only(&["upload=default".to_owned()]))
             .expect("reset")
             .seeder;
         assert_eq!(s.upload_bps, None);

@@ -39,6 +39,8 @@ pub(crate) struct ConnInfo {
     pub(crate) identity: Option<String>,
     /// [`crate::tls::cert_key`] of that certificate.
     pub(crate) cert_key: Option<String>,
+    /// When that certificate expires.
+    pub(crate) cert_not_after: Option<std::time::SystemTime>,
 }
 
 type Shared = Arc<HubState>;
@@ -55,6 +57,7 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/announce", get(announce))
         .route("/scrape", get(scrape))
         .route("/webseed/{info_hash}", get(webseed))
+        .merge(super::console::router())
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
 }
@@ -95,6 +98,18 @@ impl IntoResponse for Refusal {
 /// verified certificate of an enrolled, unrevoked identity. A client secret,
 /// when sent too, must belong to the same identity.
 fn authenticate(state: &HubState, headers: &HeaderMap, conn: &ConnInfo) -> Result<Caller, Refusal> {
+    let refused = authenticate_inner(state, headers, conn);
+    if refused.is_err() {
+        state.counters.api_refused();
+    }
+    refused
+}
+
+fn authenticate_inner(
+    state: &HubState,
+    headers: &HeaderMap,
+    conn: &ConnInfo,
+) -> Result<Caller, Refusal> {
     if let Some(token) = headers.get(ADMIN_HEADER).and_then(|v| v.to_str().ok()) {
         if token == state.admin_token {
             return Ok(Caller::Admin);
@@ -244,6 +259,9 @@ fn sign(state: &HubState, identity: &str, csr: &str, enroll: bool) -> Result<Str
         .sign_request(identity, csr, state.cert_lifetime)
         .map_err(bad)?;
     let key = crate::tls::cert_key(&der).map_err(bad)?;
+    if let Ok(facts) = crate::tls::cert_facts(&der) {
+        state.counters.client_certified(identity, facts.not_after);
+    }
     let db = state.db.lock().map_err(|_| {
         Refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -496,15 +514,18 @@ async fn announce(
 ) -> Response {
     let query = query.unwrap_or_default();
     let remote = conn.remote.ip().to_canonical();
+    state.counters.announce();
     let req = match parse_announce_query(&query, remote) {
         Ok(r) => r,
         Err(e) => {
+            state.counters.announce_refused();
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} refused: malformed: {e}");
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
     let auth = cert_auth(&state, &conn, bearer(&headers));
     if !state.settings().p2p {
+        state.counters.announce_refused();
         return tracker_failure(
             403,
             "peer-to-peer distribution is disabled on this hub: download over HTTP",
@@ -517,6 +538,9 @@ async fn announce(
     };
     match result {
         Ok(mut resp) => {
+            if let Some(id) = identity(&auth) {
+                state.counters.client_announced(id, conn.cert_not_after);
+            }
             let seeder_ip = conn.local.map(|a| a.ip().to_canonical());
             for p in &mut resp.peers {
                 if p.ip.is_unspecified() {
@@ -536,6 +560,7 @@ async fn announce(
             bencoded(StatusCode::OK, encode_announce_response(&resp))
         }
         Err(e) => {
+            state.counters.announce_refused();
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(&auth));
             tracker_failure(e.http_status(), &e.to_string())
         }
@@ -591,9 +616,11 @@ async fn webseed(
     headers: HeaderMap,
     Path(info_hash): Path<String>,
 ) -> Response {
-    if let Err(r) = authenticate(&state, &headers, &conn) {
-        return r.into_response();
-    }
+    let caller = match authenticate(&state, &headers, &conn) {
+        Ok(Caller::Client(id)) => Some(id),
+        Ok(Caller::Admin) => None,
+        Err(r) => return r.into_response(),
+    };
     let Some(hash) = unhex(&info_hash).and_then(|b| <[u8; 20]>::try_from(b).ok()) else {
         return api_error(
             StatusCode::BAD_REQUEST,
@@ -640,18 +667,23 @@ async fn webseed(
     }
     let storage = served.storage.clone();
     match tokio::task::spawn_blocking(move || storage.read_range(first, len)).await {
-        Ok(Ok(data)) => (
-            StatusCode::PARTIAL_CONTENT,
-            [
-                (
-                    header::CONTENT_RANGE,
-                    format!("bytes {first}-{last}/{total}"),
-                ),
-                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            ],
-            data,
-        )
-            .into_response(),
+        Ok(Ok(data)) => {
+            state
+                .counters
+                .webseed_sent(served.meta.info_hash, caller.as_deref(), len);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                [
+                    (
+                        header::CONTENT_RANGE,
+                        format!("bytes {first}-{last}/{total}"),
+                    ),
+                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                ],
+                data,
+            )
+                .into_response()
+        }
         Ok(Err(e)) => {
             tracing::error!("web seed read of {}: {e}", served.name);
             api_error(

@@ -2,6 +2,7 @@
 //! Each connection carries the identity of its verified client certificate
 //! (if it sent one) to the handlers in [`super::api::ConnInfo`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -14,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::api::ConnInfo;
+use super::counters::HubCounters;
 use crate::tls::{cert_facts, cert_key};
 
 /// Time a client has to finish the TLS handshake.
@@ -26,6 +28,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
+    counters: Arc<HubCounters>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut conns = JoinSet::new();
@@ -41,25 +44,30 @@ pub(super) async fn serve(
                 }
             },
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let (acceptor, app, counters) = (acceptor.clone(), app.clone(), counters.clone());
         conns.spawn(async move {
             let local = tcp.local_addr().ok();
             let tls = match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
+                    counters.tls_refused();
                     tracing::info!("API: TLS from {remote} refused: {e}");
                     return;
                 }
                 Err(_) => {
+                    counters.tls_refused();
                     tracing::info!("API: TLS from {remote} timed out");
                     return;
                 }
             };
+            let _open = counters.api_connection();
             let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let facts = cert.and_then(|c| cert_facts(c).ok());
             let info = ConnInfo {
                 remote,
                 local,
-                identity: cert.and_then(|c| cert_facts(c).ok()).map(|f| f.identity),
+                cert_not_after: facts.as_ref().map(|f| f.not_after),
+                identity: facts.map(|f| f.identity),
                 cert_key: cert.and_then(|c| cert_key(c).ok()),
             };
             let svc = TowerToHyperService::new(app.layer(Extension(ConnectInfo(info))));

@@ -4,7 +4,11 @@
 pub mod admin;
 pub mod api;
 mod authsnap;
+pub mod console;
+pub mod counters;
+pub mod hostnames;
 mod https;
+pub mod passwd;
 pub mod serve;
 
 use crate::db::{Db, DbError};
@@ -51,6 +55,9 @@ pub struct HubSettings {
     /// simulator; both build the seeder's `NodeConfig` through
     /// `swarmhub_core::settings::hub_node_config`.
     pub seeder: swarmhub_core::settings::HubSettings,
+    /// Names the hub's server certificate carries (`None`: the default,
+    /// [`hostnames::default_names`]).
+    pub hostnames: Option<Vec<hostnames::HostName>>,
 }
 
 impl Default for HubSettings {
@@ -61,6 +68,7 @@ impl Default for HubSettings {
             seed: true,
             peer_tls: true,
             seeder: swarmhub_core::settings::HubSettings::default(),
+            hostnames: None,
         }
     }
 }
@@ -79,7 +87,15 @@ impl HubSettings {
                 }
             }
         }
+        let hostnames = match db.setting(hostnames::SETTING_HOSTNAME)? {
+            Some(v) => hostnames::parse_list(&v).unwrap_or_else(|e| {
+                tracing::warn!("hub setting {e}; using the default host names");
+                None
+            }),
+            None => None,
+        };
         Ok(HubSettings {
+            hostnames,
             cache: db.flag(SETTING_CACHE, true)?,
             p2p: db.flag(SETTING_P2P, true)?,
             seed: db.flag(SETTING_SEED, true)?,

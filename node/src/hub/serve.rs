@@ -14,6 +14,9 @@ use tokio::sync::watch;
 
 use super::admin::{self, row_metainfo, AdminError};
 use super::authsnap::AuthSnapshot;
+use super::console::ConsoleState;
+use super::counters::HubCounters;
+use super::hostnames::{self, HostName};
 use super::{HubSettings, PEER_TLS_OFF_WARNING};
 use crate::db::Db;
 use crate::image::ImageName;
@@ -123,6 +126,15 @@ pub(super) struct HubState {
     /// Users and certificate keys for announces and API calls (never the
     /// database on that path); see [`HubState::refresh_auth`].
     pub(super) auth: RwLock<Arc<AuthSnapshot>>,
+    /// Running totals (live figures).
+    pub(super) counters: Arc<HubCounters>,
+    /// Admin console sessions and sign-in throttling.
+    pub(super) console: ConsoleState,
+    /// The address `hub serve` listens on (`--listen`).
+    pub(super) listen: SocketAddr,
+    /// `--max-upload-rate`, bytes/s (0: none); the upload capacity when no
+    /// `upload` setting gives one.
+    pub(super) upload_limit_bps: u64,
 }
 
 impl HubState {
@@ -193,8 +205,16 @@ pub async fn serve_until(
         report.unchanged.len()
     );
     let settings = HubSettings::load(&db).map_err(AdminError::from)?;
+    if let Some(file) = super::passwd::ensure_password(&paths, &db)? {
+        tracing::warn!(
+            "no admin password was set: generated one and wrote it to {} (mode 0600); \
+             sign in to https://HUB/admin/ with it, and change it with `swarmhub hub admin passwd`",
+            file.display()
+        );
+    }
     let ca = HubCa::load_or_create(&paths.ca_dir()).map_err(|e| ServeError::Io(e.to_string()))?;
-    let peer_tls = PeerTls::new(&ca, &db)?;
+    let names = hostnames::effective(settings.hostnames.as_deref(), Some(opts.listen));
+    let peer_tls = PeerTls::new(&ca, &db, names)?;
     if !settings.peer_tls {
         tracing::warn!("{PEER_TLS_OFF_WARNING}");
     }
@@ -245,6 +265,10 @@ pub async fn serve_until(
         cert_lifetime: opts.cert_lifetime,
         peer_revocations: peer_tls.revocations.clone(),
         auth: RwLock::new(Arc::new(AuthSnapshot::default())),
+        counters: Arc::new(HubCounters::default()),
+        console: ConsoleState::default(),
+        listen: opts.listen,
+        upload_limit_bps: opts.max_upload_bps,
     });
     state.refresh_auth();
     write_run_files(&paths, api_addr, seed_addr, &admin_token)?;
@@ -269,7 +293,13 @@ pub async fn serve_until(
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let app = super::api::router(state.clone());
-    let server = tokio::spawn(super::https::serve(api, peer_tls.api, app, stop_rx.clone()));
+    let server = tokio::spawn(super::https::serve(
+        api,
+        peer_tls.api,
+        app,
+        state.counters.clone(),
+        stop_rx.clone(),
+    ));
     println!("swarmhub hub: API and tracker on https://{api_addr}, seeder on {seed_addr}");
     tracing::info!(
         "API and tracker on https://{api_addr}; seeder on {seed_addr}; state in {}; CA {}",
@@ -306,7 +336,18 @@ pub async fn serve_until(
             sync_catalog(&state, &mut seeders).await;
         }
         expire(&state);
-        hub_cert.renew_if_due(&state.ca);
+        seeders.publish();
+        let names = hostnames::effective(state.settings().hostnames.as_deref(), Some(opts.listen));
+        if names != hub_cert.names {
+            hub_cert.names = names;
+            hub_cert.reissue(&state.ca);
+            tracing::info!(
+                "host names changed: the hub certificate now names {}",
+                hostnames::list_text(&hub_cert.names)
+            );
+        } else {
+            hub_cert.renew_if_due(&state.ca);
+        }
     }
     tracing::info!("shutting down: stopping the seeder and the API");
     listener.abort();
@@ -437,15 +478,36 @@ impl Seeders {
 
     async fn stop(&mut self, info_hash: &Id20) {
         if let Some(h) = self.running.remove(info_hash) {
+            let sent = h.status.borrow().bytes_up;
+            self.state.counters.seeder_stopped(*info_hash, sent);
+            self.state.counters.seeder_stopped_to(*info_hash);
             h.shutdown().await;
         }
     }
 
     async fn stop_all(&mut self) {
-        let all: Vec<SwarmHandle> = self.running.drain().map(|(_, h)| h).collect();
-        for h in all {
+        let all: Vec<(Id20, SwarmHandle)> = self.running.drain().collect();
+        for (hash, h) in all {
+            let sent = h.status.borrow().bytes_up;
+            self.state.counters.seeder_stopped(hash, sent);
+            self.state.counters.seeder_stopped_to(hash);
             h.shutdown().await;
         }
+        self.state.counters.set_seeder_connections(0);
+    }
+
+    /// Copy the running swarms' figures into the counters.
+    fn publish(&self) {
+        let mut peers = 0;
+        for (hash, h) in &self.running {
+            let st = h.status.borrow();
+            peers += st.peers as u64;
+            self.state.counters.seeder_running(*hash, st.bytes_up);
+            self.state
+                .counters
+                .seeder_running_to(*hash, &st.bytes_up_by_identity);
+        }
+        self.state.counters.set_seeder_connections(peers);
     }
 }
 
@@ -585,6 +647,8 @@ struct HubCert {
     peer: Arc<KeyStore>,
     api: Arc<KeyStore>,
     issued: tokio::time::Instant,
+    /// Host names and addresses the certificate carries.
+    names: Vec<HostName>,
 }
 
 type CertifiedPair = (
@@ -595,12 +659,17 @@ type CertifiedPair = (
 impl HubCert {
     /// Sign a fresh certificate for `key`: for the seeder (leaf only) and
     /// for the API (leaf and CA, so that a client can pin the CA at login).
-    fn issue(ca: &HubCa, key: &rcgen::KeyPair) -> Result<CertifiedPair, crate::tls::TlsError> {
-        let cert = ca.sign_key(
+    fn issue(
+        ca: &HubCa,
+        key: &rcgen::KeyPair,
+        names: &[HostName],
+    ) -> Result<CertifiedPair, crate::tls::TlsError> {
+        let cert = ca.sign_hub_key(
             crate::tls::HUB_IDENTITY,
             key,
             std::time::SystemTime::now(),
             HUB_CERT_LIFETIME,
+            names,
         )?;
         let peer = crate::tls::creds::certified_key(key, cert.clone())?;
         let api = crate::tls::creds::certified_key_chain(key, vec![cert, ca.cert_der().clone()])?;
@@ -609,10 +678,14 @@ impl HubCert {
 
     /// Re-issue when due; new connections get the new certificate.
     fn renew_if_due(&mut self, ca: &HubCa) {
-        if self.issued.elapsed() < HUB_CERT_RENEW_AFTER {
-            return;
+        if self.issued.elapsed() >= HUB_CERT_RENEW_AFTER {
+            self.reissue(ca);
         }
-        match Self::issue(ca, &self.key) {
+    }
+
+    /// Issue afresh now (new names, or renewal).
+    fn reissue(&mut self, ca: &HubCa) {
+        match Self::issue(ca, &self.key, &self.names) {
             Ok((peer, api)) => {
                 self.peer.replace(peer);
                 self.api.replace(api);
@@ -625,10 +698,10 @@ impl HubCert {
 }
 
 impl PeerTls {
-    fn new(ca: &HubCa, db: &Db) -> Result<PeerTls, ServeError> {
+    fn new(ca: &HubCa, db: &Db, names: Vec<HostName>) -> Result<PeerTls, ServeError> {
         let tls = |e: crate::tls::TlsError| ServeError::Io(format!("hub certificate: {e}"));
         let key = crate::tls::creds::new_key().map_err(tls)?;
-        let (peer_key, api_key) = HubCert::issue(ca, &key).map_err(tls)?;
+        let (peer_key, api_key) = HubCert::issue(ca, &key, &names).map_err(tls)?;
         let keys = KeyStore::new(peer_key);
         let api_keys = KeyStore::new(api_key);
         // Revocation on the API is answered by the handlers (403, with a
@@ -659,6 +732,7 @@ impl PeerTls {
                 peer: keys,
                 api: api_keys,
                 issued: tokio::time::Instant::now(),
+                names,
             },
         })
     }

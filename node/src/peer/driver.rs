@@ -4,7 +4,7 @@
 //! After every input the driver drains [`Node::poll_output`] until
 //! [`Output::Timeout`], then sleeps until that instant or the next input.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::Duration;
 
@@ -89,6 +89,9 @@ pub struct SwarmStatus {
     pub bytes_from_peers: u64,
     /// Block bytes we uploaded.
     pub bytes_up: u64,
+    /// Block bytes we uploaded, by the verified identity of the peer (peers
+    /// without one, over plain TCP, are not counted here).
+    pub bytes_up_by_identity: Arc<BTreeMap<String, u64>>,
     /// Open connections.
     pub peers: usize,
     /// Pieces that failed their hash.
@@ -217,6 +220,8 @@ pub(super) enum Event {
 struct Conn {
     writer: mpsc::UnboundedSender<WriteItem>,
     reader: JoinHandle<()>,
+    /// The identity the transport verified.
+    identity: Option<String>,
 }
 
 impl Drop for Conn {
@@ -269,6 +274,8 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
         disk_thread: Some(disk_thread),
         status,
         status_tx,
+        up_by_identity: BTreeMap::new(),
+        up_by_identity_dirty: false,
         last_status: origin,
         final_announce: None,
         web_pending: HashMap::new(),
@@ -295,6 +302,9 @@ struct Driver {
     disk_thread: Option<std::thread::JoinHandle<()>>,
     status: SwarmStatus,
     status_tx: watch::Sender<SwarmStatus>,
+    /// Bytes uploaded by peer identity; copied into the status when it changed.
+    up_by_identity: BTreeMap<String, u64>,
+    up_by_identity_dirty: bool,
     last_status: tokio::time::Instant,
     final_announce: Option<AnnounceParams>,
     /// Web-seed pieces queued on the disk thread; blocks from peers for them
@@ -449,7 +459,13 @@ impl Driver {
                     self.status.bytes_from_peers += u64::from(bytes);
                 }
             }
-            NodeEvent::BlockUploaded { bytes, .. } => self.status.bytes_up += u64::from(bytes),
+            NodeEvent::BlockUploaded { conn, bytes } => {
+                self.status.bytes_up += u64::from(bytes);
+                if let Some(id) = self.conns.get(&conn).and_then(|c| c.identity.as_ref()) {
+                    *self.up_by_identity.entry(id.clone()).or_default() += u64::from(bytes);
+                    self.up_by_identity_dirty = true;
+                }
+            }
             NodeEvent::PeerConnected { conn, peer_id, .. } => {
                 if peer_id.0.starts_with(HUB_PEER_ID_PREFIX) {
                     self.hub_conns.insert(conn);
@@ -605,6 +621,7 @@ impl Driver {
     fn open_conn(&mut self, link: PeerLink, outbound: bool) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
+        let identity = link.identity.clone();
         let (rd, wr) = tokio::io::split(link.stream);
         let limits = DecoderLimits {
             num_pieces: Some(self.spec.meta.num_pieces()),
@@ -636,6 +653,7 @@ impl Driver {
             Conn {
                 writer: wtx,
                 reader,
+                identity,
             },
         );
         conn
@@ -658,6 +676,10 @@ impl Driver {
         }
         self.status.bytes_left = self.node.bytes_left();
         self.status.peers = self.node.peer_count();
+        if self.up_by_identity_dirty {
+            self.status.bytes_up_by_identity = Arc::new(self.up_by_identity.clone());
+            self.up_by_identity_dirty = false;
+        }
         let s = self.status.clone();
         self.status_tx.send_replace(s);
     }

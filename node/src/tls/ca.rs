@@ -139,7 +139,7 @@ impl HubCa {
         }
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| TlsError::cert("certificate signing request", e))?;
-        csr.params = leaf_params(identity, false, SystemTime::now(), lifetime)?;
+        csr.params = leaf_params(identity, false, &[], SystemTime::now(), lifetime)?;
         let cert = csr
             .signed_by(&self.issuer)
             .map_err(|e| TlsError::cert(format!("certificate for {identity}"), e))?;
@@ -156,7 +156,22 @@ impl HubCa {
         start: SystemTime,
         lifetime: Duration,
     ) -> Result<CertificateDer<'static>, TlsError> {
-        let params = leaf_params(identity, identity == super::HUB_IDENTITY, start, lifetime)?;
+        self.sign_hub_key(identity, key, start, lifetime, &[])
+    }
+
+    /// [`HubCa::sign_key`] that also names `hostnames` (DNS names and IP
+    /// addresses), for the hub's own certificate: what browsers and stock
+    /// clients check when they reach the hub by one of those names.
+    pub fn sign_hub_key(
+        &self,
+        identity: &str,
+        key: &KeyPair,
+        start: SystemTime,
+        lifetime: Duration,
+        hostnames: &[crate::hub::hostnames::HostName],
+    ) -> Result<CertificateDer<'static>, TlsError> {
+        let hub = identity == super::HUB_IDENTITY;
+        let params = leaf_params(identity, hub, hostnames, start, lifetime)?;
         let cert = params
             .signed_by(key, &self.issuer)
             .map_err(|e| TlsError::cert(format!("certificate for {identity}"), e))?;
@@ -167,6 +182,7 @@ impl HubCa {
 fn leaf_params(
     identity: &str,
     hub: bool,
+    hostnames: &[crate::hub::hostnames::HostName],
     start: SystemTime,
     lifetime: Duration,
 ) -> Result<CertificateParams, TlsError> {
@@ -184,6 +200,19 @@ fn leaf_params(
             .try_into()
             .map_err(|e| TlsError::cert("certificate name", e))?;
         params.subject_alt_names.push(SanType::DnsName(dns));
+    }
+    for h in hostnames {
+        let san = match h {
+            crate::hub::hostnames::HostName::Ip(ip) => SanType::IpAddress(*ip),
+            crate::hub::hostnames::HostName::Dns(d) => SanType::DnsName(
+                d.clone()
+                    .try_into()
+                    .map_err(|e| TlsError::cert(format!("host name {d:?}"), e))?,
+            ),
+        };
+        if !params.subject_alt_names.contains(&san) {
+            params.subject_alt_names.push(san);
+        }
     }
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![
