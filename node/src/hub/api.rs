@@ -24,6 +24,7 @@ use super::serve::{HubState, Served};
 use super::{ADMIN_HEADER, AUTH_HEADER};
 use crate::image::ImageName;
 use crate::logging::TRACKER_TARGET;
+use crate::metrics::hub::{announce_result, route_label};
 use crate::util::{random_hex, secret_hash, unhex};
 
 /// Largest web-seed range served in one request.
@@ -56,7 +57,25 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/scrape", get(scrape))
         .route("/webseed/{info_hash}", get(webseed))
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .with_state(state)
+}
+
+/// Time every request into `swarmhub_hub_request_duration_seconds{route}`.
+async fn timed(
+    State(state): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = route_label(req.uri().path());
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[route])
+        .observe(start.elapsed().as_secs_f64());
+    resp
 }
 
 fn api_error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -95,6 +114,22 @@ impl IntoResponse for Refusal {
 /// verified certificate of an enrolled, unrevoked identity. A client secret,
 /// when sent too, must belong to the same identity.
 fn authenticate(state: &HubState, headers: &HeaderMap, conn: &ConnInfo) -> Result<Caller, Refusal> {
+    let r = authenticate_caller(state, headers, conn);
+    if let Err(Refusal(status, _)) = &r {
+        let reason = match *status {
+            StatusCode::FORBIDDEN => "revoked",
+            _ => "not_authenticated",
+        };
+        state.metrics.api_link().refused(reason);
+    }
+    r
+}
+
+fn authenticate_caller(
+    state: &HubState,
+    headers: &HeaderMap,
+    conn: &ConnInfo,
+) -> Result<Caller, Refusal> {
     if let Some(token) = headers.get(ADMIN_HEADER).and_then(|v| v.to_str().ok()) {
         if token == state.admin_token {
             return Ok(Caller::Admin);
@@ -500,11 +535,21 @@ async fn announce(
         Ok(r) => r,
         Err(e) => {
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} refused: malformed: {e}");
+            state
+                .metrics
+                .announces
+                .with_label_values(&["malformed"])
+                .inc();
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
     let auth = cert_auth(&state, &conn, bearer(&headers));
     if !state.settings().p2p {
+        state
+            .metrics
+            .announces
+            .with_label_values(&["p2p_disabled"])
+            .inc();
         return tracker_failure(
             403,
             "peer-to-peer distribution is disabled on this hub: download over HTTP",
@@ -515,6 +560,7 @@ async fn announce(
         Ok(mut t) => t.handle_announce(now, &auth, &req),
         Err(_) => return tracker_failure(500, "tracker lock poisoned"),
     };
+    count_announce(&state, &req, result.as_ref().err());
     match result {
         Ok(mut resp) => {
             let seeder_ip = conn.local.map(|a| a.ip().to_canonical());
@@ -538,6 +584,30 @@ async fn announce(
         Err(e) => {
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(&auth));
             tracker_failure(e.http_status(), &e.to_string())
+        }
+    }
+}
+
+/// Count an announce by result, and a completed download by image.
+fn count_announce(
+    state: &HubState,
+    req: &swarmhub_core::tracker::AnnounceRequest,
+    error: Option<&swarmhub_core::tracker::AnnounceError>,
+) {
+    let result = error.map_or("ok", announce_result);
+    state.metrics.announces.with_label_values(&[result]).inc();
+    if error.is_none() && req.event == swarmhub_core::tracker::AnnounceEvent::Completed {
+        let image = state
+            .by_hash
+            .read()
+            .ok()
+            .and_then(|m| m.get(&req.info_hash).map(|s| s.name.clone()));
+        if let Some(image) = image {
+            state
+                .metrics
+                .downloads_completed
+                .with_label_values(&[&image])
+                .inc();
         }
     }
 }
@@ -640,18 +710,25 @@ async fn webseed(
     }
     let storage = served.storage.clone();
     match tokio::task::spawn_blocking(move || storage.read_range(first, len)).await {
-        Ok(Ok(data)) => (
-            StatusCode::PARTIAL_CONTENT,
-            [
-                (
-                    header::CONTENT_RANGE,
-                    format!("bytes {first}-{last}/{total}"),
-                ),
-                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            ],
-            data,
-        )
-            .into_response(),
+        Ok(Ok(data)) => {
+            state
+                .metrics
+                .sent_bytes
+                .with_label_values(&[&served.name, "webseed"])
+                .inc_by(data.len() as u64);
+            (
+                StatusCode::PARTIAL_CONTENT,
+                [
+                    (
+                        header::CONTENT_RANGE,
+                        format!("bytes {first}-{last}/{total}"),
+                    ),
+                    (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                ],
+                data,
+            )
+                .into_response()
+        }
         Ok(Err(e)) => {
             tracing::error!("web seed read of {}: {e}", served.name);
             api_error(

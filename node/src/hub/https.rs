@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::api::ConnInfo;
+use crate::metrics::LinkMetrics;
 use crate::tls::{cert_facts, cert_key};
 
 /// Time a client has to finish the TLS handshake.
@@ -21,12 +22,14 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight requests get to finish at shutdown.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Serve `app` over TLS on `listener` until `stop` turns true.
+/// Serve `app` over TLS on `listener` until `stop` turns true, counting
+/// connections and failed handshakes in `metrics`.
 pub(super) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
     mut stop: watch::Receiver<bool>,
+    metrics: LinkMetrics,
 ) {
     let mut conns = JoinSet::new();
     loop {
@@ -41,17 +44,20 @@ pub(super) async fn serve(
                 }
             },
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        metrics.accepted();
+        let (acceptor, app, metrics) = (acceptor.clone(), app.clone(), metrics.clone());
         conns.spawn(async move {
             let local = tcp.local_addr().ok();
             let tls = match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::info!("API: TLS from {remote} refused: {e}");
+                    metrics.tls_failed(crate::tls::handshake_failure_reason(&e));
                     return;
                 }
                 Err(_) => {
                     tracing::info!("API: TLS from {remote} timed out");
+                    metrics.tls_failed("timeout");
                     return;
                 }
             };

@@ -21,6 +21,7 @@ use super::conn::{self, ConnEvent, WriteItem};
 use super::disk::{self, DiskOp};
 use super::listener::{Inbound, Registry};
 use super::{Announcer, PeerLink, Transport, HUB_PEER_ID_PREFIX};
+use crate::metrics::SwarmMetrics;
 use crate::rate::Limits;
 use crate::store::Storage;
 use crate::util::{hex, random_u64};
@@ -48,6 +49,9 @@ pub struct SwarmSpec {
     /// The hub seeder's settings (`None` for a client): the swarm is then
     /// configured as the simulator configures its hub.
     pub hub: Option<swarmhub_core::settings::HubSettings>,
+    /// Where the swarm counts its bytes, failures, bans and peers (`None`:
+    /// not counted).
+    pub metrics: Option<SwarmMetrics>,
 }
 
 /// The [`NodeConfig`] of a swarm: the hub seeder's from its settings, a
@@ -358,6 +362,9 @@ impl Driver {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         self.publish(true);
+        if let Some(m) = &self.spec.metrics {
+            m.stopped();
+        }
         tracing::info!("swarm {name}: stopped");
     }
 
@@ -443,13 +450,22 @@ impl Driver {
         let name = &self.spec.meta.name;
         match e {
             NodeEvent::BlockReceived { conn, bytes } => {
-                if self.hub_conns.contains(&conn) {
+                let from_hub = self.hub_conns.contains(&conn);
+                if from_hub {
                     self.status.bytes_from_hub += u64::from(bytes);
                 } else {
                     self.status.bytes_from_peers += u64::from(bytes);
                 }
+                if let Some(m) = &self.spec.metrics {
+                    m.block_received(from_hub, bytes);
+                }
             }
-            NodeEvent::BlockUploaded { bytes, .. } => self.status.bytes_up += u64::from(bytes),
+            NodeEvent::BlockUploaded { bytes, .. } => {
+                self.status.bytes_up += u64::from(bytes);
+                if let Some(m) = &self.spec.metrics {
+                    m.block_uploaded(bytes);
+                }
+            }
             NodeEvent::PeerConnected { conn, peer_id, .. } => {
                 if peer_id.0.starts_with(HUB_PEER_ID_PREFIX) {
                     self.hub_conns.insert(conn);
@@ -457,15 +473,24 @@ impl Driver {
                 tracing::debug!("swarm {name}: peer {conn:?} connected");
             }
             NodeEvent::PeerDisconnected { conn, reason } => {
+                if let Some(m) = &self.spec.metrics {
+                    m.disconnected(&reason);
+                }
                 self.conns.remove(&conn);
                 self.hub_conns.remove(&conn);
                 tracing::debug!("swarm {name}: peer {conn:?} disconnected: {reason}");
             }
             NodeEvent::PeerBanned { addr, reason, .. } => {
+                if let Some(m) = &self.spec.metrics {
+                    m.banned(&reason);
+                }
                 tracing::warn!("swarm {name}: banned peer {addr}: {reason}")
             }
             NodeEvent::PieceFailed { piece } => {
                 self.status.hash_failures += 1;
+                if let Some(m) = &self.spec.metrics {
+                    m.piece_failed();
+                }
                 tracing::warn!("swarm {name}: piece {piece} failed its hash, fetching it again");
             }
             NodeEvent::Complete => tracing::info!("swarm {name}: every piece verified"),
@@ -658,6 +683,9 @@ impl Driver {
         }
         self.status.bytes_left = self.node.bytes_left();
         self.status.peers = self.node.peer_count();
+        if let Some(m) = &self.spec.metrics {
+            m.set_peers(self.status.peers);
+        }
         let s = self.status.clone();
         self.status_tx.send_replace(s);
     }
