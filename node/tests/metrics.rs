@@ -285,6 +285,42 @@ fn hub_and_client_metrics_count_a_pull() {
         ),
         Some(1.0)
     );
+    // Refusals: plain text on both TLS ports, an API call without a certificate.
+    for addr in [
+        hub.api.trim_start_matches("https://"),
+        hub.seed_addr.as_str(),
+    ] {
+        let mut t = TcpStream::connect(addr).expect("connect");
+        t.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+        let _ = t.read_to_end(&mut Vec::new());
+    }
+    let (status, _) = http_get(&hub, None, "/api/v1/info", &[]);
+    assert_eq!(status, 401);
+    let mut hub_text = String::new();
+    wait_until("the hub to count refusals", Duration::from_secs(20), || {
+        hub_text = scrape(&hub_run);
+        let tls = |l| {
+            sample(
+                &hub_text,
+                "swarmhub_hub_tls_handshake_failures_total",
+                &[("listener", l), ("reason", "protocol")],
+            )
+        };
+        tls("api").is_some()
+            && tls("seeder").is_some()
+            && sample(
+                &hub_text,
+                "swarmhub_hub_connections_refused_total",
+                &[("listener", "api"), ("reason", "not_authenticated")],
+            )
+            .is_some()
+            && sample(
+                &hub_text,
+                "swarmhub_hub_connections_refused_total",
+                &[("listener", "seeder"), ("reason", "tls")],
+            )
+            .is_some()
+    });
     promtool_check(&hub_text, "hub");
     promtool_check(&client_text, "client");
 
@@ -305,6 +341,33 @@ fn hub_and_client_metrics_count_a_pull() {
         output_text(&o)
     );
     stop(child);
+
+    // `service` in the same home serves the client families for what it seeds.
+    let run = c.home.join("run");
+    assert!(
+        !run.join("metrics.addr").exists(),
+        "the pull left its metrics.addr behind"
+    );
+    let service = c
+        .command(&["service", "--peer-ports", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn service");
+    let mut text = String::new();
+    wait_until("the service's metrics", Duration::from_secs(30), || {
+        text = match std::fs::read_to_string(run.join("metrics.addr")) {
+            Ok(a) => get(a.trim(), "/metrics").1,
+            Err(_) => return false,
+        };
+        sample(&text, "swarmhub_client_peers", &image).is_some()
+    });
+    assert!(
+        sample(&text, "swarmhub_client_sent_bytes_total", &image).is_some(),
+        "{text}"
+    );
+    promtool_check(&text, "service");
+    stop(service);
 }
 
 /// A Prometheus server in its own folder, stopped on drop.
