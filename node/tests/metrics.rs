@@ -370,6 +370,89 @@ fn hub_and_client_metrics_count_a_pull() {
     stop(service);
 }
 
+/// A seeding client whose file was altered after its pull is the only peer
+/// of a newcomer: the newcomer counts the failed pieces and the ban (core
+/// events counted by the driver), falls back to the web seed and says so in
+/// its metrics; the hub counts the web seed bytes.
+#[test]
+fn bad_pieces_bans_and_fallbacks_are_counted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let size = 4 * MIB;
+    let (hub, a) = hub_and_client(tmp.path(), "metrics:3", size);
+    let mut seeder = a.spawn_pull("metrics:3", &["--wait-after-exit"]);
+    wait_pulled(&a, &mut seeder, "metrics", "3");
+    let o = hub.cmd(&["config", "--disable=seed"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    // Flip a byte in every 64 KiB of the file the seeding client serves.
+    {
+        use std::io::{Seek, SeekFrom};
+        let path = a.image_file("metrics", "3", "src.bin");
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open seeded file");
+        for off in (0..size).step_by(64 << 10) {
+            let mut b = [0u8; 1];
+            f.seek(SeekFrom::Start(off)).expect("seek");
+            f.read_exact(&mut b).expect("read");
+            f.seek(SeekFrom::Start(off)).expect("seek");
+            f.write_all(&[!b[0]]).expect("write");
+        }
+        f.sync_all().expect("sync");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+
+    let b = hub.client(tmp.path(), "m2");
+    let mut newcomer = b.spawn_pull("metrics:3", &["--wait-after-exit", "--fallback-after", "2"]);
+    wait_pulled(&b, &mut newcomer, "metrics", "3");
+    assert_eq!(
+        sha256_file(&b.image_file("metrics", "3", "src.bin")),
+        sha256_file(&tmp.path().join("src.bin"))
+    );
+    let text = scrape(&b.home.join("run"));
+    let failed = sample(
+        &text,
+        "swarmhub_client_piece_verification_failures_total",
+        &[("source", "peers")],
+    );
+    assert!(
+        failed.is_some_and(|n| n >= 1.0),
+        "failures {failed:?}:\n{text}"
+    );
+    let bans = sample(&text, "swarmhub_client_bans_total", &[]);
+    assert!(bans.is_some_and(|n| n >= 1.0), "bans {bans:?}:\n{text}");
+    assert_eq!(
+        sample(&text, "swarmhub_client_webseed_fallbacks_total", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    let web = sample(
+        &text,
+        "swarmhub_client_received_bytes_total",
+        &[("source", "webseed")],
+    );
+    assert!(web.is_some_and(|n| n > 0.0), "webseed bytes {web:?}");
+    assert_eq!(
+        web,
+        b.summary()["from_http"].as_f64(),
+        "the metric and the summary agree"
+    );
+    let hub_text = scrape(&hub.dir.join("run"));
+    let hub_web = sample(
+        &hub_text,
+        "swarmhub_hub_sent_bytes_total",
+        &[("image", "metrics:3"), ("path", "webseed")],
+    );
+    assert!(
+        hub_web.is_some_and(|n| n >= web.unwrap_or(0.0)),
+        "hub webseed {hub_web:?}"
+    );
+    promtool_check(&text, "client after a ban");
+    stop(newcomer);
+    stop(seeder);
+}
+
 /// A Prometheus server in its own folder, stopped on drop.
 struct Prometheus {
     child: Child,
