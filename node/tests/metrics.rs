@@ -17,7 +17,7 @@ use common::*;
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/grafana-rollout.json");
 
 /// Every metric name the hub and clients export (histograms by base name).
-const NAMES: [&str; 27] = [
+const NAMES: [&str; 29] = [
     "swarmhub_build_info",
     "swarmhub_hub_announces_total",
     "swarmhub_hub_downloads_completed_total",
@@ -43,6 +43,8 @@ const NAMES: [&str; 27] = [
     "swarmhub_client_connections_total",
     "swarmhub_client_connections_refused_total",
     "swarmhub_client_tls_handshake_failures_total",
+    "swarmhub_hub_dial_failures_total",
+    "swarmhub_client_dial_failures_total",
     // Histogram series.
     "swarmhub_hub_request_duration_seconds_bucket",
     "swarmhub_client_pull_duration_seconds_bucket",

@@ -103,6 +103,7 @@ pub(crate) struct LinkFamilies {
     connections: IntCounterVec,
     refused: IntCounterVec,
     tls_failures: IntCounterVec,
+    dial_failures: IntCounterVec,
 }
 
 impl LinkFamilies {
@@ -127,6 +128,12 @@ impl LinkFamilies {
                 &format!("{prefix}_tls_handshake_failures_total"),
                 "TLS handshakes that failed, by listener and reason.",
                 &["listener", "reason"],
+            ),
+            dial_failures: counter_vec(
+                registry,
+                &format!("{prefix}_dial_failures_total"),
+                "Connections to peers that could not be made, by reason.",
+                &["reason"],
             ),
         }
     }
@@ -259,6 +266,15 @@ impl SwarmMetrics {
         }
     }
 
+    /// Dialing a peer failed with `e` (refused, timed out, TLS refused, ...).
+    pub fn dial_failed(&self, e: &std::io::Error) {
+        self.link
+            .families
+            .dial_failures
+            .with_label_values(&[dial_failure_reason(e)])
+            .inc();
+    }
+
     /// The swarm's open connections now.
     pub fn set_peers(&self, n: usize) {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
@@ -274,6 +290,15 @@ impl SwarmMetrics {
             Role::Hub(h) => h.seeder_peers.remove_label_values(&[&self.image]),
             Role::Client(c) => c.peers.remove_label_values(&[&self.image]),
         };
+    }
+}
+
+/// The `reason` label of a failed dial: `refused` (nothing listens),
+/// `timeout`, a TLS reason (see [`crate::tls::handshake_failure_reason`]) or `io`.
+pub fn dial_failure_reason(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "refused",
+        _ => crate::tls::handshake_failure_reason(e),
     }
 }
 
@@ -316,4 +341,50 @@ pub(crate) fn gauge(registry: &prometheus::Registry, name: &str, help: &str) -> 
     let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     register(registry, name, Box::new(g.clone()));
     g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn dial_and_handshake_failures_get_fixed_reasons() {
+        let tls = |e: rustls::Error| Error::new(ErrorKind::InvalidData, e);
+        let revoked = rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked);
+        assert_eq!(
+            dial_failure_reason(&ErrorKind::ConnectionRefused.into()),
+            "refused"
+        );
+        assert_eq!(dial_failure_reason(&ErrorKind::TimedOut.into()), "timeout");
+        assert_eq!(dial_failure_reason(&tls(revoked)), "revoked");
+        assert_eq!(
+            dial_failure_reason(&tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))),
+            "unknown_ca"
+        );
+        assert_eq!(
+            crate::tls::handshake_failure_reason(&tls(rustls::Error::NoCertificatesPresented)),
+            "no_certificate"
+        );
+        assert_eq!(
+            crate::tls::handshake_failure_reason(&ErrorKind::UnexpectedEof.into()),
+            "closed"
+        );
+    }
+
+    #[test]
+    fn refusals_are_told_from_ordinary_disconnects() {
+        assert_eq!(
+            refusal_reason(&DisconnectReason::TooManyPeers),
+            Some("too_many_peers")
+        );
+        assert_eq!(refusal_reason(&DisconnectReason::Shutdown), None);
+        assert_eq!(refusal_reason(&DisconnectReason::BothSeeds), None);
+        assert_eq!(
+            ban_reason(&BanReason::SoleSourceOfBadPiece { piece: 3 }),
+            "sole_source_of_bad_piece"
+        );
+    }
 }

@@ -192,7 +192,7 @@ impl SwarmHandle {
 
 /// What helper tasks and the disk thread tell the swarm task.
 pub(super) enum Event {
-    Dialed(std::net::SocketAddr, Result<PeerLink, String>),
+    Dialed(std::net::SocketAddr, Result<PeerLink, std::io::Error>),
     BlockSent {
         conn: ConnId,
         block: BlockRef,
@@ -412,8 +412,7 @@ impl Driver {
                     let fut = self.spec.transport.connect(addr);
                     let tx = self.ev_tx.clone();
                     tokio::spawn(async move {
-                        let r = fut.await.map_err(|e| e.to_string());
-                        let _ = tx.send(Event::Dialed(addr, r));
+                        let _ = tx.send(Event::Dialed(addr, fut.await));
                     });
                 }
                 Output::Disconnect { conn } => {
@@ -516,6 +515,9 @@ impl Driver {
             }
             Event::Dialed(addr, Err(e)) => {
                 tracing::debug!("dial {addr} failed: {e}");
+                if let Some(m) = &self.spec.metrics {
+                    m.dial_failed(&e);
+                }
                 self.input(Input::ConnectFailed { addr });
             }
             Event::BlockSent { conn, block } => {
