@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use common::*;
 
 const DASHBOARD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/grafana-rollout.json");
+const ALERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/prometheus-alerts.yml");
 
 /// Every metric name the hub and clients export (histograms by base name).
 const NAMES: [&str; 29] = [
@@ -473,8 +474,9 @@ impl Prometheus {
             return Err("prometheus not installed (Debian package prometheus)".into());
         }
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+        let mut config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - '{ALERTS}'\nscrape_configs:\n"
         );
         for (job, addr) in targets {
             config.push_str(&format!(
@@ -618,7 +620,50 @@ fn prometheus_scrapes_hub_and_client_and_sums_a_pull() {
     for q in dashboard_queries() {
         prom.query(&q);
     }
+    // The shipped alert rules load and evaluate without error.
+    let mut rules = serde_json::Value::Null;
+    wait_until(
+        "the alert rules to evaluate",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = get(&prom.addr, "/api/v1/rules");
+            rules = serde_json::from_str(&body).expect("rules JSON");
+            let all: Vec<&serde_json::Value> = rules["data"]["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+                .collect();
+            assert!(
+                all.iter().all(|r| r["health"] != "err"),
+                "a rule failed: {rules}"
+            );
+            all.len() == 8 && all.iter().all(|r| r["health"] == "ok")
+        },
+    );
     stop(child);
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_use_known_names() {
+    let text = std::fs::read_to_string(ALERTS).expect("node/dist/prometheus-alerts.yml");
+    for line in text.lines().filter(|l| l.trim_start().starts_with("expr:")) {
+        for n in line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("swarmhub_"))
+        {
+            assert!(NAMES.contains(&n), "rule {line} uses unknown metric {n}");
+        }
+    }
+    match Command::new("promtool")
+        .args(["check", "rules", ALERTS])
+        .output()
+    {
+        Ok(o) => assert!(o.status.success(), "{}", output_text(&o)),
+        Err(_) => eprintln!(
+            "SKIP promtool check rules: promtool not installed (Debian package prometheus)"
+        ),
+    }
 }
 
 #[test]
