@@ -184,11 +184,16 @@ enum Role {
 
 /// What one swarm task counts: bytes by direction and source, failed
 /// pieces, bans, refusals and its current peers, from its node's events.
+/// The per-block counters are looked up once, when the swarm starts.
 #[derive(Clone)]
 pub struct SwarmMetrics {
     image: String,
     role: Role,
     link: LinkMetrics,
+    /// Bytes from the hub seeder and from peers (clients only).
+    received: Option<(IntCounter, IntCounter)>,
+    sent: IntCounter,
+    peers: IntGauge,
 }
 
 impl SwarmMetrics {
@@ -197,45 +202,39 @@ impl SwarmMetrics {
         SwarmMetrics {
             image: image.to_owned(),
             link: metrics.seeder_link(),
+            received: None,
+            sent: metrics.sent_bytes.with_label_values(&[image, "seeder"]),
+            peers: metrics.seeder_peers.with_label_values(&[image]),
             role: Role::Hub(metrics.clone()),
         }
     }
 
     /// A client's swarm of `image`.
     pub fn client(metrics: &Arc<ClientMetrics>, image: &str) -> Self {
-        for source in ["hub", "peer", "webseed"] {
-            let _ = metrics.received_bytes.with_label_values(&[image, source]);
-        }
-        let _ = metrics.sent_bytes.with_label_values(&[image]);
+        let received = |source| metrics.received_bytes.with_label_values(&[image, source]);
+        // Present from the start, so rates exist from the first scrape.
+        let _ = received("webseed");
         SwarmMetrics {
             image: image.to_owned(),
             link: metrics.peer_link(),
+            received: Some((received("hub"), received("peer"))),
+            sent: metrics.sent_bytes.with_label_values(&[image]),
+            peers: metrics.peers.with_label_values(&[image]),
             role: Role::Client(metrics.clone()),
         }
     }
 
     /// A block arrived and was accepted (from the hub seeder or a peer).
     pub fn block_received(&self, from_hub: bool, bytes: u32) {
-        if let Role::Client(c) = &self.role {
-            let source = if from_hub { "hub" } else { "peer" };
-            c.received_bytes
-                .with_label_values(&[&self.image, source])
-                .inc_by(u64::from(bytes));
+        if let Some((hub, peer)) = &self.received {
+            let c = if from_hub { hub } else { peer };
+            c.inc_by(u64::from(bytes));
         }
     }
 
     /// A block was sent to a peer.
     pub fn block_uploaded(&self, bytes: u32) {
-        match &self.role {
-            Role::Hub(h) => h
-                .sent_bytes
-                .with_label_values(&[&self.image, "seeder"])
-                .inc_by(u64::from(bytes)),
-            Role::Client(c) => c
-                .sent_bytes
-                .with_label_values(&[&self.image])
-                .inc_by(u64::from(bytes)),
-        }
+        self.sent.inc_by(u64::from(bytes));
     }
 
     /// A piece from peers failed its hash.
@@ -277,11 +276,7 @@ impl SwarmMetrics {
 
     /// The swarm's open connections now.
     pub fn set_peers(&self, n: usize) {
-        let n = i64::try_from(n).unwrap_or(i64::MAX);
-        match &self.role {
-            Role::Hub(h) => h.seeder_peers.with_label_values(&[&self.image]).set(n),
-            Role::Client(c) => c.peers.with_label_values(&[&self.image]).set(n),
-        }
+        self.peers.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The swarm stopped: its peer gauge goes away.
