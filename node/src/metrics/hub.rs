@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use swarmhub_core::tracker::AnnounceError;
 
-use super::{counter, counter_vec, gauge, gauge_vec, histogram_vec, LinkFamilies, LinkMetrics};
+use super::{
+    counter, counter_sum, counter_vec, gauge, gauge_vec, histogram_vec, LinkFamilies, LinkMetrics,
+};
 
 /// Buckets of API and tracker request durations, seconds.
 const REQUEST_BUCKETS: [f64; 14] = [
@@ -139,6 +141,31 @@ impl HubMetrics {
         LinkMetrics::new(self.links.clone(), "seeder")
     }
 
+    /// Bytes of `image` sent so far: (seeder, web seed).
+    pub fn image_sent_bytes(&self, image: &str) -> (u64, u64) {
+        let get = |path| self.sent_bytes.with_label_values(&[image, path]).get();
+        (get("seeder"), get("webseed"))
+    }
+
+    /// Image bytes sent so far, every image and path.
+    pub fn sent_bytes_total(&self) -> u64 {
+        counter_sum(&self.sent_bytes, &[])
+    }
+
+    /// Announces answered so far, whatever their result.
+    pub fn announces_count(&self) -> u64 {
+        counter_sum(&self.announces, &[])
+    }
+
+    /// Connections accepted and refused so far on `listener` (`api`, `seeder`).
+    pub fn connection_counts(&self, listener: &str) -> (u64, u64) {
+        let on = [("listener", listener)];
+        (
+            counter_sum(&self.links.connections, &on),
+            counter_sum(&self.links.refused, &on),
+        )
+    }
+
     /// Record when `certificate` (`hub` or `ca`) stops being valid.
     pub fn set_certificate_expiry(&self, certificate: &str, not_after: SystemTime) {
         let secs = not_after
@@ -242,5 +269,25 @@ mod tests {
         assert!(text.contains("swarmhub_hub_sent_bytes_total{image=\"app:1\",path=\"webseed\"} 42"));
         assert!(text.contains("swarmhub_hub_upload_capacity_bytes_per_second 1000"));
         assert!(text.contains("swarmhub_build_info{version="));
+    }
+
+    #[test]
+    fn totals_for_in_process_readers() {
+        let m = HubMetrics::new();
+        m.sent_bytes
+            .with_label_values(&["a:1", "seeder"])
+            .inc_by(10);
+        m.sent_bytes
+            .with_label_values(&["a:1", "webseed"])
+            .inc_by(5);
+        m.sent_bytes.with_label_values(&["b:1", "seeder"]).inc_by(7);
+        assert_eq!(m.image_sent_bytes("a:1"), (10, 5));
+        assert_eq!(m.sent_bytes_total(), 22);
+        m.api_link().accepted();
+        m.api_link().refused("revoked");
+        m.seeder_link().refused("tls");
+        assert_eq!(m.connection_counts("api"), (1, 1));
+        assert_eq!(m.connection_counts("seeder"), (0, 1));
+        assert_eq!(m.announces_count(), 0);
     }
 }

@@ -98,6 +98,26 @@ pub fn encode(registry: &prometheus::Registry) -> String {
         .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
 }
 
+/// The sum of a counter family's children whose labels include every
+/// `labels` pair (all children for none): for readers in the process, such
+/// as the admin console, that want totals without a scrape.
+pub fn counter_sum(family: &IntCounterVec, labels: &[(&str, &str)]) -> u64 {
+    use prometheus::core::Collector;
+    let mut total = 0.0;
+    for mf in family.collect() {
+        for m in mf.get_metric() {
+            let pairs = m.get_label();
+            let matches = labels
+                .iter()
+                .all(|(k, v)| pairs.iter().any(|p| p.name() == *k && p.value() == *v));
+            if matches {
+                total += m.get_counter().get_value();
+            }
+        }
+    }
+    total as u64
+}
+
 /// Connection counters of one role (hub or client), by listener.
 pub(crate) struct LinkFamilies {
     connections: IntCounterVec,
