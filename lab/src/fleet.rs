@@ -334,6 +334,8 @@ async fn fleet(
         announce_interval_s: o.announce_interval_s,
         advertise_ip: None,
         cert_lifetime: Duration::from_secs(24 * 3600),
+        // Hundreds of in-process clients and one hub: no endpoint to serve.
+        metrics_listen: swarmhub_node::metrics::MetricsListen(None),
     };
     let mut hub_stop = stop_rx.clone();
     let hub = tokio::spawn(serve_until(hub_paths.clone(), serve_opts, async move {

@@ -3,6 +3,7 @@
 //! - [`hub`]: `swarmhub hub ...`: image cache, private tracker, HTTP API, web seed, seeder.
 //! - [`client`]: `swarmhub login|pull|images|config|service|doctor`.
 //! - [`peer`]: the peer driver shared by both: transport, listener, one task per swarm.
+//! - [`metrics`]: the Prometheus metric families of hub and client, `/metrics`.
 //! - [`store`], [`db`], [`image`], [`rate`], [`paths`], [`logging`]: the pieces they share.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ mod handles;
 pub mod hub;
 pub mod image;
 pub mod logging;
+pub mod metrics;
 pub mod paths;
 pub mod peer;
 pub mod rate;

@@ -8,6 +8,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use swarmhub_node::client::{self, ConfigChanges, PullOptions};
 use swarmhub_node::hub::{self, admin, serve::ServeOptions};
+use swarmhub_node::metrics::server::DEFAULT_METRICS_LISTEN;
+use swarmhub_node::metrics::MetricsListen;
 use swarmhub_node::paths::{ClientPaths, HubPaths};
 use swarmhub_node::peer::PortRange;
 use swarmhub_node::util::{human_bytes, parse_size};
@@ -61,6 +63,10 @@ enum Cmd {
         /// before the pull gives up (e.g. 1h, 90m, 30s).
         #[arg(long, value_parser = parse_give_up, default_value = "1h")]
         give_up_after: std::time::Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics (`off`: none);
+        /// default 127.0.0.1:9070 with --wait-after-exit, none without.
+        #[arg(long, value_name = "ADDR", env = "SWARMHUB_METRICS_LISTEN")]
+        metrics_listen: Option<MetricsListen>,
     },
     /// Show or change client settings.
     Config {
@@ -90,6 +96,9 @@ enum Cmd {
     Service {
         #[command(flatten)]
         net: NetArgs,
+        /// Serve Prometheus metrics at http://ADDR/metrics (`off`: none).
+        #[arg(long, value_name = "ADDR", env = "SWARMHUB_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
+        metrics_listen: MetricsListen,
     },
     /// List local images.
     Images,
@@ -142,6 +151,9 @@ enum HubCmd {
         /// when a third is left.
         #[arg(long, value_parser = parse_lifetime, default_value = "12h")]
         cert_lifetime: std::time::Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics, plain HTTP (`off`: none).
+        #[arg(long, value_name = "ADDR", env = "SWARMHUB_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
+        metrics_listen: MetricsListen,
     },
     /// Manage cached images.
     Image {
@@ -336,10 +348,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             net,
             fallback_after,
             give_up_after,
+            metrics_listen,
         } => {
             let paths = client_paths(cli.home)?;
             let _ = swarmhub_node::logging::init_client(&paths.logs());
+            let metrics_listen = match metrics_listen {
+                Some(m) => m,
+                None if wait_after_exit => {
+                    DEFAULT_METRICS_LISTEN.parse().map_err(|e| anyhow!("{e}"))?
+                }
+                None => MetricsListen(None),
+            };
             let opts = PullOptions {
+                metrics_listen,
                 image,
                 wait_after_exit,
                 out,
@@ -380,7 +401,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Service { net } => {
+        Cmd::Service {
+            net,
+            metrics_listen,
+        } => {
             let paths = client_paths(cli.home)?;
             let _ = swarmhub_node::logging::init_client(&paths.logs());
             client::service(
@@ -388,6 +412,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 net.peer_ports,
                 net.max_upload_rate,
                 net.max_download_rate,
+                metrics_listen,
             )
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -431,6 +456,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             announce_interval,
             advertise_ip,
             cert_lifetime,
+            metrics_listen,
         } => {
             std::fs::create_dir_all(&paths.root)
                 .with_context(|| format!("creating {}", paths.root.display()))?;
@@ -443,6 +469,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                 announce_interval_s: announce_interval,
                 advertise_ip,
                 cert_lifetime,
+                metrics_listen,
             };
             hub::serve::serve(paths, opts).await?;
         }

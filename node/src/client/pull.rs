@@ -29,7 +29,9 @@ struct Net<'a> {
     paths: &'a ClientPaths,
     cfg: &'a ClientConfig,
     info: &'a HubInfo,
+    metrics: &'a Arc<ClientMetrics>,
 }
+use crate::metrics::{ClientMetrics, MetricsListen, MetricsServer, SwarmMetrics};
 use crate::rate::Limits;
 use crate::store::{self, Storage};
 use crate::util::{hex, human_bytes, random_hex};
@@ -57,6 +59,9 @@ pub struct PullOptions {
     /// How long the hub's web seed may stay unreachable before the pull gives
     /// up (default [`DEFAULT_GIVE_UP_AFTER`]).
     pub give_up_after: Option<Duration>,
+    /// Where `/metrics` is served during the pull and the seeding after it
+    /// (default: nowhere).
+    pub metrics_listen: MetricsListen,
 }
 
 /// What a pull did (also written as JSON to `HOME/run/last_pull.json`).
@@ -141,6 +146,35 @@ fn other(e: impl std::fmt::Display) -> ClientError {
 /// Pull an image. Returns after completion (or, with `wait_after_exit`, after
 /// seeding ends with SIGINT/SIGTERM).
 pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary, ClientError> {
+    let metrics = Arc::new(ClientMetrics::new());
+    let run_file = paths.run_file("metrics.addr");
+    let server = MetricsServer::start_optional(opts.metrics_listen, metrics.registry(), &run_file)
+        .await
+        .map_err(other)?;
+    if let Some(m) = &server {
+        if !embedded() {
+            eprintln!("metrics on http://{}/metrics", m.addr());
+        }
+    }
+    let started = Instant::now();
+    let result = pull_counted(paths, opts, &metrics).await;
+    let finished = ["complete", "up_to_date"]
+        .iter()
+        .any(|r| metrics.pulls.with_label_values(&[r]).get() > 0);
+    if result.is_err() && !finished {
+        metrics.pull_done(0, "failed", started.elapsed());
+    }
+    if server.is_some() {
+        let _ = std::fs::remove_file(&run_file);
+    }
+    result
+}
+
+async fn pull_counted(
+    paths: &ClientPaths,
+    opts: &PullOptions,
+    metrics: &Arc<ClientMetrics>,
+) -> Result<PullSummary, ClientError> {
     let image: ImageName = opts.image.parse().map_err(other)?;
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
@@ -165,6 +199,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         paths,
         cfg: &cfg,
         info: &info,
+        metrics,
     };
     let final_dir = paths.image_dir(&image);
     let outage = Arc::new(HubOutage::new(
@@ -182,6 +217,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     let existing = db.image(&image.to_string())?;
     if existing.is_some_and(|r| r.info_hash == hex(&meta.info_hash.0)) && final_dir.is_dir() {
         summary.up_to_date = true;
+        metrics.pull_done(summary.size, "up_to_date", started.elapsed());
         export(&final_dir, &meta, opts.out.as_deref()).await?;
         record(paths, &summary);
         if !embedded() {
@@ -251,7 +287,9 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
                 )
             });
             tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
-            let (o, http) = http_beside_swarm(&hub, &s.handle, &bar, &meta, &limits, &outage).await;
+            metrics.webseed_fallbacks.inc();
+            let (o, http) =
+                http_beside_swarm(&hub, &s.handle, &bar, &meta, &limits, &outage, metrics).await;
             summary.from_http = http;
             o
         };
@@ -288,7 +326,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
         let target = WebTarget::Storage(storage.clone());
         let fetched = Arc::new(AtomicU64::new(0));
         tokio::select! {
-            r = http_fetch(&hub, &meta, target, &have, &bar, &limits, &fetched, &outage) => {
+            r = http_fetch(&hub, &meta, target, &have, &bar, &limits, &fetched, &outage, metrics) => {
                 r?;
                 summary.from_http = fetched.load(Ordering::Relaxed);
             }
@@ -311,6 +349,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     publish(paths, &image, &meta, &partial, &final_dir)?;
     bar.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
+    metrics.pull_done(summary.size, "complete", started.elapsed());
     if let Some(s) = &seeding {
         summary.uploaded = s.handle.status.borrow().bytes_up;
     }
@@ -417,7 +456,13 @@ impl Seeding {
         let peer_transport = PeerTransport::new(net.paths, hub, net.info).await?;
         let transport: Arc<dyn Transport> = peer_transport.transport.clone();
         let registry = Registry::default();
-        let listener = peer::spawn_listener(tcp, transport.clone(), registry.clone());
+        let listener = peer::spawn_counted_listener(
+            tcp,
+            transport.clone(),
+            registry.clone(),
+            net.metrics.peer_link(),
+        );
+        let metrics = SwarmMetrics::client(net.metrics, &storage.meta().name);
         let spec = SwarmSpec {
             meta: storage.meta().clone(),
             storage,
@@ -433,6 +478,7 @@ impl Seeding {
             limits,
             registry,
             hub: None,
+            metrics: Some(metrics),
         };
         tracing::info!("listening for peers on port {port}");
         let handle = peer::spawn_swarm(spec).map_err(other)?;
@@ -522,6 +568,7 @@ async fn http_beside_swarm(
     meta: &Arc<Metainfo>,
     limits: &Arc<Limits>,
     outage: &Arc<HubOutage>,
+    metrics: &Arc<ClientMetrics>,
 ) -> (SwarmOutcome, u64) {
     let sink = swarm.web_seed();
     let have = swarm.status.borrow().have.clone();
@@ -535,6 +582,7 @@ async fn http_beside_swarm(
         limits,
         &fetched,
         outage,
+        metrics,
     );
     let watch = watch_swarm(swarm, bar, meta, None, outage);
     tokio::pin!(fetch, watch);
@@ -619,6 +667,7 @@ async fn http_fetch(
     limits: &Arc<Limits>,
     fetched: &Arc<AtomicU64>,
     outage: &Arc<HubOutage>,
+    metrics: &Arc<ClientMetrics>,
 ) -> Result<(), ClientError> {
     let missing: Vec<u32> = (0..meta.num_pieces())
         .filter(|p| !have.contains(*p))
@@ -631,7 +680,7 @@ async fn http_fetch(
     let target = Arc::new(target);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..HTTP_PARALLEL {
-        let (queue, hub, meta, target, bar, limits, fetched, outage) = (
+        let (queue, hub, meta, target, bar, limits, fetched, outage, metrics) = (
             queue.clone(),
             hub.clone(),
             meta.clone(),
@@ -640,6 +689,7 @@ async fn http_fetch(
             limits.clone(),
             fetched.clone(),
             outage.clone(),
+            metrics.clone(),
         );
         tasks.spawn(async move {
             let geometry = meta.geometry();
@@ -679,6 +729,7 @@ async fn http_fetch(
                     match target.put(piece, data.into()).await? {
                         WebOutcome::Taken => {
                             fetched.fetch_add(len, Ordering::Relaxed);
+                            metrics.webseed_received(&meta.name, len);
                             if direct {
                                 bar.inc(len);
                             }
@@ -686,11 +737,12 @@ async fn http_fetch(
                         }
                         WebOutcome::AlreadyHad => break,
                         WebOutcome::BadHash if attempt >= 3 => {
+                            webseed_bad_piece(&metrics);
                             return Err(other(format!(
                                 "piece {piece} from the hub's web seed failed its hash 3 times"
                             )));
                         }
-                        WebOutcome::BadHash => {}
+                        WebOutcome::BadHash => webseed_bad_piece(&metrics),
                     }
                 }
             }
@@ -700,6 +752,13 @@ async fn http_fetch(
         r.map_err(other)??;
     }
     Ok(())
+}
+
+fn webseed_bad_piece(metrics: &ClientMetrics) {
+    metrics
+        .piece_verification_failures
+        .with_label_values(&["webseed"])
+        .inc();
 }
 
 /// A web-seed request failed with `e`, the `failures`-th time in a row: say

@@ -10,6 +10,7 @@ use swarmhub_core::pieceset::PieceSet;
 
 use super::{open_db, ClientConfig, ClientError};
 use crate::image::ImageName;
+use crate::metrics::{ClientMetrics, MetricsListen, MetricsServer, SwarmMetrics};
 use crate::paths::{write_atomic, ClientPaths};
 use crate::peer::{self, Announcer, Registry, SwarmHandle, SwarmSpec, Transport};
 use crate::rate::Limits;
@@ -21,8 +22,17 @@ pub async fn service(
     peer_ports: Option<peer::PortRange>,
     up_bps: Option<u64>,
     down_bps: Option<u64>,
+    metrics_listen: MetricsListen,
 ) -> Result<(), ClientError> {
     let db = open_db(paths)?;
+    let metrics = Arc::new(ClientMetrics::new());
+    let metrics_server = MetricsServer::start_optional(
+        metrics_listen,
+        metrics.registry(),
+        &paths.run_file("metrics.addr"),
+    )
+    .await
+    .map_err(|e| ClientError::Other(e.to_string()))?;
     let cfg = ClientConfig::load(&db)?;
     let hub = cfg.hub(paths).await?;
     let tcp = peer::bind_first_free(
@@ -47,12 +57,20 @@ pub async fn service(
     let peer_transport = super::certs::PeerTransport::new(paths, &hub, &info).await?;
     let transport: Arc<dyn Transport> = peer_transport.transport.clone();
     let registry = Registry::default();
-    let listener = peer::spawn_listener(tcp, transport.clone(), registry.clone());
+    let listener = peer::spawn_counted_listener(
+        tcp,
+        transport.clone(),
+        registry.clone(),
+        metrics.peer_link(),
+    );
     let limits = Arc::new(Limits::new(
         up_bps.unwrap_or(cfg.max_upload_bps),
         down_bps.unwrap_or(cfg.max_download_bps),
     ));
     println!("swarmhub service: seeding local images, peers on port {port}");
+    if let Some(m) = &metrics_server {
+        println!("swarmhub service: metrics on http://{}/metrics", m.addr());
+    }
     let mut running: HashMap<String, SwarmHandle> = HashMap::new();
     let sig = super::pull::signal();
     tokio::pin!(sig);
@@ -103,6 +121,7 @@ pub async fn service(
                 limits: limits.clone(),
                 registry: registry.clone(),
                 hub: None,
+                metrics: Some(SwarmMetrics::client(&metrics, &row.name)),
             };
             match peer::spawn_swarm(spec) {
                 Ok(h) => {
@@ -124,6 +143,9 @@ pub async fn service(
     }
     let _ = std::fs::remove_file(paths.run_file("service.port"));
     let _ = std::fs::remove_file(paths.run_file("service.pid"));
+    if metrics_server.is_some() {
+        let _ = std::fs::remove_file(paths.run_file("metrics.addr"));
+    }
     Ok(())
 }
 

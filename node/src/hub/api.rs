@@ -24,6 +24,7 @@ use super::serve::{HubState, Served};
 use super::{ADMIN_HEADER, AUTH_HEADER};
 use crate::image::ImageName;
 use crate::logging::TRACKER_TARGET;
+use crate::metrics::hub::{announce_result, route_label};
 use crate::util::{random_hex, secret_hash, unhex};
 
 /// Largest web-seed range served in one request.
@@ -59,7 +60,25 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/webseed/{info_hash}", get(webseed))
         .merge(super::console::router())
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .with_state(state)
+}
+
+/// Time every request into `swarmhub_hub_request_duration_seconds{route}`.
+async fn timed(
+    State(state): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = route_label(req.uri().path());
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[route])
+        .observe(start.elapsed().as_secs_f64());
+    resp
 }
 
 fn api_error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -98,14 +117,19 @@ impl IntoResponse for Refusal {
 /// verified certificate of an enrolled, unrevoked identity. A client secret,
 /// when sent too, must belong to the same identity.
 fn authenticate(state: &HubState, headers: &HeaderMap, conn: &ConnInfo) -> Result<Caller, Refusal> {
-    let refused = authenticate_inner(state, headers, conn);
-    if refused.is_err() {
+    let r = authenticate_caller(state, headers, conn);
+    if let Err(Refusal(status, _)) = &r {
         state.counters.api_refused();
+        let reason = match *status {
+            StatusCode::FORBIDDEN => "revoked",
+            _ => "not_authenticated",
+        };
+        state.metrics.api_link().refused(reason);
     }
-    refused
+    r
 }
 
-fn authenticate_inner(
+fn authenticate_caller(
     state: &HubState,
     headers: &HeaderMap,
     conn: &ConnInfo,
@@ -520,12 +544,22 @@ async fn announce(
         Err(e) => {
             state.counters.announce_refused();
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} refused: malformed: {e}");
+            state
+                .metrics
+                .announces
+                .with_label_values(&["malformed"])
+                .inc();
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
     let auth = cert_auth(&state, &conn, bearer(&headers));
     if !state.settings().p2p {
         state.counters.announce_refused();
+        state
+            .metrics
+            .announces
+            .with_label_values(&["p2p_disabled"])
+            .inc();
         return tracker_failure(
             403,
             "peer-to-peer distribution is disabled on this hub: download over HTTP",
@@ -536,6 +570,7 @@ async fn announce(
         Ok(mut t) => t.handle_announce(now, &auth, &req),
         Err(_) => return tracker_failure(500, "tracker lock poisoned"),
     };
+    count_announce(&state, &req, result.as_ref().err());
     match result {
         Ok(mut resp) => {
             if let Some(id) = identity(&auth) {
@@ -563,6 +598,30 @@ async fn announce(
             state.counters.announce_refused();
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(&auth));
             tracker_failure(e.http_status(), &e.to_string())
+        }
+    }
+}
+
+/// Count an announce by result, and a completed download by image.
+fn count_announce(
+    state: &HubState,
+    req: &swarmhub_core::tracker::AnnounceRequest,
+    error: Option<&swarmhub_core::tracker::AnnounceError>,
+) {
+    let result = error.map_or("ok", announce_result);
+    state.metrics.announces.with_label_values(&[result]).inc();
+    if error.is_none() && req.event == swarmhub_core::tracker::AnnounceEvent::Completed {
+        let image = state
+            .by_hash
+            .read()
+            .ok()
+            .and_then(|m| m.get(&req.info_hash).map(|s| s.name.clone()));
+        if let Some(image) = image {
+            state
+                .metrics
+                .downloads_completed
+                .with_label_values(&[&image])
+                .inc();
         }
     }
 }
@@ -671,6 +730,11 @@ async fn webseed(
             state
                 .counters
                 .webseed_sent(served.meta.info_hash, caller.as_deref(), len);
+            state
+                .metrics
+                .sent_bytes
+                .with_label_values(&[&served.name, "webseed"])
+                .inc_by(data.len() as u64);
             (
                 StatusCode::PARTIAL_CONTENT,
                 [

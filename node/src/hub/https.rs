@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::api::ConnInfo;
 use super::counters::HubCounters;
+use crate::metrics::LinkMetrics;
 use crate::tls::{cert_facts, cert_key};
 
 /// Time a client has to finish the TLS handshake.
@@ -23,13 +24,15 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time in-flight requests get to finish at shutdown.
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Serve `app` over TLS on `listener` until `stop` turns true.
+/// Serve `app` over TLS on `listener` until `stop` turns true, counting
+/// connections and failed handshakes in `metrics`.
 pub(super) async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: Router,
     counters: Arc<HubCounters>,
     mut stop: watch::Receiver<bool>,
+    metrics: LinkMetrics,
 ) {
     let mut conns = JoinSet::new();
     loop {
@@ -44,7 +47,13 @@ pub(super) async fn serve(
                 }
             },
         };
-        let (acceptor, app, counters) = (acceptor.clone(), app.clone(), counters.clone());
+        metrics.accepted();
+        let (acceptor, app, counters, metrics) = (
+            acceptor.clone(),
+            app.clone(),
+            counters.clone(),
+            metrics.clone(),
+        );
         conns.spawn(async move {
             let local = tcp.local_addr().ok();
             let tls = match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)).await {
@@ -52,11 +61,13 @@ pub(super) async fn serve(
                 Ok(Err(e)) => {
                     counters.tls_refused();
                     tracing::info!("API: TLS from {remote} refused: {e}");
+                    metrics.tls_failed(crate::tls::handshake_failure_reason(&e));
                     return;
                 }
                 Err(_) => {
                     counters.tls_refused();
                     tracing::info!("API: TLS from {remote} timed out");
+                    metrics.tls_failed("timeout");
                     return;
                 }
             };

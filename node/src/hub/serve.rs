@@ -21,6 +21,7 @@ use super::{HubSettings, PEER_TLS_OFF_WARNING};
 use crate::db::Db;
 use crate::image::ImageName;
 use crate::logging::TRACKER_TARGET;
+use crate::metrics::{HubMetrics, MetricsListen, MetricsServer, SwarmMetrics};
 use crate::paths::{write_atomic, HubPaths};
 use crate::peer::{
     self, Announcer, PortRange, Registry, SwarmHandle, SwarmSpec, SwitchTransport, Transport,
@@ -50,6 +51,8 @@ pub struct ServeOptions {
     pub advertise_ip: Option<IpAddr>,
     /// Lifetime of the client certificates the hub signs.
     pub cert_lifetime: Duration,
+    /// Where `/metrics` is served (plain HTTP), if anywhere.
+    pub metrics_listen: MetricsListen,
 }
 
 /// Why the hub could not start.
@@ -67,6 +70,9 @@ pub enum ServeError {
         /// OS error.
         error: std::io::Error,
     },
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Other I/O.
     #[error("{0}")]
     Io(String),
@@ -135,6 +141,8 @@ pub(super) struct HubState {
     /// `--max-upload-rate`, bytes/s (0: none); the upload capacity when no
     /// `upload` setting gives one.
     pub(super) upload_limit_bps: u64,
+    /// The hub's metric families (served on `--metrics-listen`).
+    pub(super) metrics: Arc<HubMetrics>,
 }
 
 impl HubState {
@@ -248,6 +256,16 @@ pub async fn serve_until(
     let seed_addr = seeder
         .local_addr()
         .map_err(|e| ServeError::Io(e.to_string()))?;
+    let metrics = Arc::new(HubMetrics::new());
+    let metrics_server = MetricsServer::start_optional(
+        opts.metrics_listen,
+        metrics.registry(),
+        &paths.run_file("metrics.addr"),
+    )
+    .await?;
+    if let Ok(facts) = crate::tls::cert_facts(ca.cert_der()) {
+        metrics.set_certificate_expiry("ca", facts.not_after);
+    }
     let admin_token = random_hex(24).map_err(|e| ServeError::Io(e.to_string()))?;
 
     let state = Arc::new(HubState {
@@ -269,6 +287,7 @@ pub async fn serve_until(
         console: ConsoleState::default(),
         listen: opts.listen,
         upload_limit_bps: opts.max_upload_bps,
+        metrics: metrics.clone(),
     });
     state.refresh_auth();
     write_run_files(&paths, api_addr, seed_addr, &admin_token)?;
@@ -279,7 +298,12 @@ pub async fn serve_until(
     ));
     let transport: Arc<dyn Transport> = switch.clone();
     let registry = Registry::default();
-    let listener = peer::spawn_listener(seeder, transport.clone(), registry.clone());
+    let listener = peer::spawn_counted_listener(
+        seeder,
+        transport.clone(),
+        registry.clone(),
+        metrics.seeder_link(),
+    );
     let mut seeders = Seeders {
         state: state.clone(),
         transport,
@@ -299,8 +323,12 @@ pub async fn serve_until(
         app,
         state.counters.clone(),
         stop_rx.clone(),
+        metrics.api_link(),
     ));
     println!("swarmhub hub: API and tracker on https://{api_addr}, seeder on {seed_addr}");
+    if let Some(m) = &metrics_server {
+        println!("swarmhub hub: metrics on http://{}/metrics", m.addr());
+    }
     tracing::info!(
         "API and tracker on https://{api_addr}; seeder on {seed_addr}; state in {}; CA {}",
         paths.root.display(),
@@ -348,13 +376,16 @@ pub async fn serve_until(
         } else {
             hub_cert.renew_if_due(&state.ca);
         }
+        metrics.set_certificate_expiry("hub", hub_cert.not_after);
+        update_peer_gauges(&state);
     }
     tracing::info!("shutting down: stopping the seeder and the API");
     listener.abort();
     seeders.stop_all().await;
     let _ = server.await;
     signal.abort();
-    for f in ["api.addr", "seed.addr", "admin.token"] {
+    drop(metrics_server);
+    for f in ["api.addr", "seed.addr", "admin.token", "metrics.addr"] {
         let _ = std::fs::remove_file(paths.run_file(f));
     }
     tracing::info!("hub stopped");
@@ -396,6 +427,28 @@ async fn wait_for_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// The tracker's seeders and leechers of every served image, as gauges.
+fn update_peer_gauges(state: &HubState) {
+    let served: Vec<(String, Id20)> = state
+        .by_name
+        .read()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.meta.info_hash))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Ok(t) = state.tracker.lock() else { return };
+    for (name, hash) in served {
+        let stats = t.swarm_stats(&hash);
+        state.metrics.set_peers(
+            &name,
+            stats.map_or(0, |s| s.seeders),
+            stats.map_or(0, |s| s.leechers),
+        );
     }
 }
 
@@ -455,6 +508,7 @@ impl Seeders {
             limits: self.limits.clone(),
             registry: self.registry.clone(),
             hub: Some(self.seeder_settings()),
+            metrics: Some(SwarmMetrics::hub(&self.state.metrics, &served.name)),
         };
         match peer::spawn_swarm(spec) {
             Ok(h) => {
@@ -540,6 +594,9 @@ async fn sync_catalog(state: &Arc<HubState>, seeders: &mut Seeders) {
         }
         *s = settings.clone();
     }
+    state
+        .metrics
+        .set_upload_capacity(seeders.seeder_settings().upload_bps);
     if seeder_changed && !seeders.running.is_empty() {
         tracing::info!(
             "seeder settings changed ({:?}): restarting the seeder's swarms",
@@ -649,6 +706,8 @@ struct HubCert {
     issued: tokio::time::Instant,
     /// Host names and addresses the certificate carries.
     names: Vec<HostName>,
+    /// End of validity of the current certificate (for the metrics).
+    not_after: std::time::SystemTime,
 }
 
 type CertifiedPair = (
@@ -687,6 +746,7 @@ impl HubCert {
     fn reissue(&mut self, ca: &HubCa) {
         match Self::issue(ca, &self.key, &self.names) {
             Ok((peer, api)) => {
+                self.not_after = not_after(&peer);
                 self.peer.replace(peer);
                 self.api.replace(api);
                 self.issued = tokio::time::Instant::now();
@@ -697,11 +757,20 @@ impl HubCert {
     }
 }
 
+/// End of validity of a certified key's leaf certificate.
+fn not_after(key: &rustls::sign::CertifiedKey) -> std::time::SystemTime {
+    key.cert
+        .first()
+        .and_then(|c| crate::tls::cert_facts(c).ok())
+        .map_or(std::time::SystemTime::UNIX_EPOCH, |f| f.not_after)
+}
+
 impl PeerTls {
     fn new(ca: &HubCa, db: &Db, names: Vec<HostName>) -> Result<PeerTls, ServeError> {
         let tls = |e: crate::tls::TlsError| ServeError::Io(format!("hub certificate: {e}"));
         let key = crate::tls::creds::new_key().map_err(tls)?;
         let (peer_key, api_key) = HubCert::issue(ca, &key, &names).map_err(tls)?;
+        let expires = not_after(&peer_key);
         let keys = KeyStore::new(peer_key);
         let api_keys = KeyStore::new(api_key);
         // Revocation on the API is answered by the handlers (403, with a
@@ -733,6 +802,7 @@ impl PeerTls {
                 api: api_keys,
                 issued: tokio::time::Instant::now(),
                 names,
+                not_after: expires,
             },
         })
     }
@@ -760,6 +830,7 @@ fn load_image(paths: &HubPaths, row: &crate::db::ImageRow) -> Result<Served, Str
 
 fn add_image(state: &HubState, served: Served) {
     let served = Arc::new(served);
+    state.metrics.track_image(&served.name);
     if let Ok(mut t) = state.tracker.lock() {
         t.add_swarm(served.meta.info_hash);
     }
@@ -772,6 +843,7 @@ fn add_image(state: &HubState, served: Served) {
 }
 
 fn remove_image(state: &HubState, name: &str, hash: &Id20) {
+    state.metrics.forget_image(name);
     if let Ok(mut t) = state.tracker.lock() {
         t.remove_swarm(hash);
     }

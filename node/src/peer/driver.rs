@@ -21,6 +21,7 @@ use super::conn::{self, ConnEvent, WriteItem};
 use super::disk::{self, DiskOp};
 use super::listener::{Inbound, Registry};
 use super::{Announcer, PeerLink, Transport, HUB_PEER_ID_PREFIX};
+use crate::metrics::SwarmMetrics;
 use crate::rate::Limits;
 use crate::store::Storage;
 use crate::util::{hex, random_u64};
@@ -48,6 +49,9 @@ pub struct SwarmSpec {
     /// The hub seeder's settings (`None` for a client): the swarm is then
     /// configured as the simulator configures its hub.
     pub hub: Option<swarmhub_core::settings::HubSettings>,
+    /// Where the swarm counts its bytes, failures, bans and peers (`None`:
+    /// not counted).
+    pub metrics: Option<SwarmMetrics>,
 }
 
 /// The [`NodeConfig`] of a swarm: the hub seeder's from its settings, a
@@ -191,7 +195,7 @@ impl SwarmHandle {
 
 /// What helper tasks and the disk thread tell the swarm task.
 pub(super) enum Event {
-    Dialed(std::net::SocketAddr, Result<PeerLink, String>),
+    Dialed(std::net::SocketAddr, Result<PeerLink, std::io::Error>),
     BlockSent {
         conn: ConnId,
         block: BlockRef,
@@ -368,6 +372,9 @@ impl Driver {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         self.publish(true);
+        if let Some(m) = &self.spec.metrics {
+            m.stopped();
+        }
         tracing::info!("swarm {name}: stopped");
     }
 
@@ -415,8 +422,7 @@ impl Driver {
                     let fut = self.spec.transport.connect(addr);
                     let tx = self.ev_tx.clone();
                     tokio::spawn(async move {
-                        let r = fut.await.map_err(|e| e.to_string());
-                        let _ = tx.send(Event::Dialed(addr, r));
+                        let _ = tx.send(Event::Dialed(addr, fut.await));
                     });
                 }
                 Output::Disconnect { conn } => {
@@ -453,14 +459,21 @@ impl Driver {
         let name = &self.spec.meta.name;
         match e {
             NodeEvent::BlockReceived { conn, bytes } => {
-                if self.hub_conns.contains(&conn) {
+                let from_hub = self.hub_conns.contains(&conn);
+                if from_hub {
                     self.status.bytes_from_hub += u64::from(bytes);
                 } else {
                     self.status.bytes_from_peers += u64::from(bytes);
                 }
+                if let Some(m) = &self.spec.metrics {
+                    m.block_received(from_hub, bytes);
+                }
             }
             NodeEvent::BlockUploaded { conn, bytes } => {
                 self.status.bytes_up += u64::from(bytes);
+                if let Some(m) = &self.spec.metrics {
+                    m.block_uploaded(bytes);
+                }
                 if let Some(id) = self.conns.get(&conn).and_then(|c| c.identity.as_ref()) {
                     *self.up_by_identity.entry(id.clone()).or_default() += u64::from(bytes);
                     self.up_by_identity_dirty = true;
@@ -473,15 +486,24 @@ impl Driver {
                 tracing::debug!("swarm {name}: peer {conn:?} connected");
             }
             NodeEvent::PeerDisconnected { conn, reason } => {
+                if let Some(m) = &self.spec.metrics {
+                    m.disconnected(&reason);
+                }
                 self.conns.remove(&conn);
                 self.hub_conns.remove(&conn);
                 tracing::debug!("swarm {name}: peer {conn:?} disconnected: {reason}");
             }
             NodeEvent::PeerBanned { addr, reason, .. } => {
+                if let Some(m) = &self.spec.metrics {
+                    m.banned(&reason);
+                }
                 tracing::warn!("swarm {name}: banned peer {addr}: {reason}")
             }
             NodeEvent::PieceFailed { piece } => {
                 self.status.hash_failures += 1;
+                if let Some(m) = &self.spec.metrics {
+                    m.piece_failed();
+                }
                 tracing::warn!("swarm {name}: piece {piece} failed its hash, fetching it again");
             }
             NodeEvent::Complete => tracing::info!("swarm {name}: every piece verified"),
@@ -507,6 +529,9 @@ impl Driver {
             }
             Event::Dialed(addr, Err(e)) => {
                 tracing::debug!("dial {addr} failed: {e}");
+                if let Some(m) = &self.spec.metrics {
+                    m.dial_failed(&e);
+                }
                 self.input(Input::ConnectFailed { addr });
             }
             Event::BlockSent { conn, block } => {
@@ -679,6 +704,9 @@ impl Driver {
         if self.up_by_identity_dirty {
             self.status.bytes_up_by_identity = Arc::new(self.up_by_identity.clone());
             self.up_by_identity_dirty = false;
+        }
+        if let Some(m) = &self.spec.metrics {
+            m.set_peers(self.status.peers);
         }
         let s = self.status.clone();
         self.status_tx.send_replace(s);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{PeerLink, PortRange, Transport};
+use crate::metrics::LinkMetrics;
 use crate::util::hex;
 
 /// Time a remote has to finish the transport setup and send its handshake.
@@ -75,6 +76,26 @@ pub fn spawn_listener(
     transport: Arc<dyn Transport>,
     registry: Registry,
 ) -> JoinHandle<()> {
+    spawn(listener, transport, registry, None)
+}
+
+/// [`spawn_listener`], counting accepted and refused links and failed TLS
+/// handshakes in `metrics`.
+pub fn spawn_counted_listener(
+    listener: TcpListener,
+    transport: Arc<dyn Transport>,
+    registry: Registry,
+    metrics: LinkMetrics,
+) -> JoinHandle<()> {
+    spawn(listener, transport, registry, Some(metrics))
+}
+
+fn spawn(
+    listener: TcpListener,
+    transport: Arc<dyn Transport>,
+    registry: Registry,
+    metrics: Option<LinkMetrics>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = match listener.accept().await {
@@ -85,15 +106,41 @@ pub fn spawn_listener(
                     continue;
                 }
             };
+            if let Some(m) = &metrics {
+                m.accepted();
+            }
             let transport = transport.clone();
             let registry = registry.clone();
+            let metrics = metrics.clone();
             tokio::spawn(async move {
-                if let Err(e) = route(tcp, remote, transport, registry).await {
-                    tracing::info!("peer {remote}: refused: {e}");
+                if let Err(refusal) = route(tcp, remote, transport, registry).await {
+                    tracing::info!("peer {remote}: refused: {}", refusal.text);
+                    if let Some(m) = &metrics {
+                        if let Some(tls) = refusal.tls {
+                            m.tls_failed(tls);
+                        }
+                        m.refused(refusal.reason);
+                    }
                 }
             });
         }
     })
+}
+
+/// Why the listener dropped a link: a fixed word for metrics, the TLS
+/// failure reason when the transport setup failed, and a sentence for the log.
+struct Refusal {
+    reason: &'static str,
+    tls: Option<&'static str>,
+    text: String,
+}
+
+fn refusal(reason: &'static str, text: impl Into<String>) -> Refusal {
+    Refusal {
+        reason,
+        tls: None,
+        text: text.into(),
+    }
 }
 
 async fn route(
@@ -101,24 +148,49 @@ async fn route(
     remote: SocketAddr,
     transport: Arc<dyn Transport>,
     registry: Registry,
-) -> Result<(), String> {
-    let mut link = tokio::time::timeout(HANDSHAKE_TIMEOUT, transport.accept(tcp, remote))
-        .await
-        .map_err(|_| "transport setup timed out".to_owned())?
-        .map_err(|e| format!("transport setup failed: {e}"))?;
+) -> Result<(), Refusal> {
+    let tls = transport.authenticates();
+    let setup = tokio::time::timeout(HANDSHAKE_TIMEOUT, transport.accept(tcp, remote)).await;
+    let mut link = match setup {
+        Ok(Ok(link)) => link,
+        Ok(Err(e)) => {
+            return Err(Refusal {
+                reason: if tls { "tls" } else { "transport" },
+                tls: tls.then(|| crate::tls::handshake_failure_reason(&e)),
+                text: format!("transport setup failed: {e}"),
+            })
+        }
+        Err(_) => {
+            return Err(Refusal {
+                reason: if tls { "tls" } else { "transport" },
+                tls: tls.then_some("timeout"),
+                text: "transport setup timed out".to_owned(),
+            })
+        }
+    };
     let mut raw = [0u8; Handshake::LEN];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, link.stream.read_exact(&mut raw))
-        .await
-        .map_err(|_| "no handshake within 10 s".to_owned())?
-        .map_err(|e| format!("connection ended before the 68-byte handshake: {e}"))?;
-    let handshake = Handshake::decode(&raw).map_err(|e| format!("bad handshake: {e}"))?;
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, link.stream.read_exact(&mut raw)).await {
+        Err(_) => return Err(refusal("no_handshake", "no handshake within 10 s")),
+        Ok(Err(e)) => {
+            return Err(refusal(
+                "no_handshake",
+                format!("connection ended before the 68-byte handshake: {e}"),
+            ))
+        }
+        Ok(Ok(_)) => {}
+    }
+    let handshake = Handshake::decode(&raw)
+        .map_err(|e| refusal("bad_handshake", format!("bad handshake: {e}")))?;
     let Some(tx) = registry.get(&handshake.info_hash) else {
-        return Err(format!(
-            "handshake for info hash {} which this node does not serve",
-            hex(&handshake.info_hash.0)
+        return Err(refusal(
+            "unknown_image",
+            format!(
+                "handshake for info hash {} which this node does not serve",
+                hex(&handshake.info_hash.0)
+            ),
         ));
     };
     tx.send(Inbound { link, handshake })
         .await
-        .map_err(|_| "the swarm is shutting down".to_owned())
+        .map_err(|_| refusal("shutting_down", "the swarm is shutting down"))
 }

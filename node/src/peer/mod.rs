@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 pub use announce::Announcer;
 pub use driver::{spawn_swarm, SwarmHandle, SwarmSpec, SwarmStatus, WebOutcome, WebSeedSink};
-pub use listener::{bind_first_free, spawn_listener, Registry};
+pub use listener::{bind_first_free, spawn_counted_listener, spawn_listener, Registry};
 
 /// Peer id prefix of clients (Azureus style).
 pub const CLIENT_PEER_ID_PREFIX: &[u8; 8] = b"-SH0100-";

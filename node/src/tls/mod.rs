@@ -105,6 +105,40 @@ pub fn same_fingerprint(a: &str, b: &str) -> bool {
     a.len() == 64 && a == b
 }
 
+/// The `reason` label of a failed TLS handshake (for the
+/// `*_tls_handshake_failures_total` metrics): what rustls or the socket said,
+/// as one fixed word.
+pub fn handshake_failure_reason(e: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError as C, Error as E};
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<E>()) else {
+        return match e.kind() {
+            std::io::ErrorKind::TimedOut => "timeout",
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe => "closed",
+            std::io::ErrorKind::InvalidData => "protocol",
+            _ => "io",
+        };
+    };
+    match tls {
+        E::NoCertificatesPresented => "no_certificate",
+        E::InvalidCertificate(c) => match c {
+            C::Revoked => "revoked",
+            C::Expired | C::ExpiredContext { .. } => "expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
+            C::UnknownIssuer => "unknown_ca",
+            _ => "bad_certificate",
+        },
+        E::AlertReceived(_) => "alert_received",
+        E::PeerIncompatible(_) => "incompatible",
+        E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. }
+        | E::InvalidMessage(_)
+        | E::PeerMisbehaved(_) => "protocol",
+        _ => "other",
+    }
+}
+
 /// Facts read from a certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertFacts {

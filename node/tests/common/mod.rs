@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_swarmhub");
 pub const MIB: u64 = 1 << 20;
+/// Tests run many hubs and seeding clients at once: each serves its
+/// `/metrics` on a port of its own (the address lands in `run/metrics.addr`).
+pub const METRICS_ENV: (&str, &str) = ("SWARMHUB_METRICS_LISTEN", "127.0.0.1:0");
 
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
 pub fn write_image(path: &Path, len: u64, seed: u64) {
@@ -124,6 +127,7 @@ impl Hub {
             .open(dir.join("serve.stderr"))
             .expect("log");
         let child = Command::new(BIN)
+            .env(METRICS_ENV.0, METRICS_ENV.1)
             .args(["hub", "--dir", dir.to_str().expect("utf8"), "serve"])
             .args(["--listen", listen, "--seed-ports", "0"])
             .args(extra)
@@ -233,7 +237,9 @@ pub struct Client {
 impl Client {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.env("SWARMHUB_HOME", &self.home).args(args);
+        c.env("SWARMHUB_HOME", &self.home)
+            .env(METRICS_ENV.0, METRICS_ENV.1)
+            .args(args);
         c
     }
 
