@@ -12,6 +12,7 @@ mod handles;
 pub mod hub;
 pub mod image;
 pub mod logging;
+pub mod oci;
 pub mod paths;
 pub mod peer;
 pub mod rate;

@@ -8,6 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use swarmhub_node::client::{self, ConfigChanges, PullOptions};
 use swarmhub_node::hub::{self, admin, serve::ServeOptions};
+use swarmhub_node::oci::import as oci_import;
 use swarmhub_node::paths::{ClientPaths, HubPaths};
 use swarmhub_node::peer::PortRange;
 use swarmhub_node::util::{human_bytes, parse_size};
@@ -229,6 +230,8 @@ enum ImageCmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Import a container image from a registry (REF) or an OCI layout.
+    Import(ImportArgs),
     /// List cached images.
     List,
     /// Remove an image.
@@ -236,6 +239,34 @@ enum ImageCmd {
         /// NAME:TAG
         image: String,
     },
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Image reference, e.g. registry.example:5000/team/app:1.2 (not with --oci-layout).
+    #[arg(required_unless_present = "oci_layout", conflicts_with = "oci_layout")]
+    reference: Option<String>,
+    /// Import from an OCI image layout folder instead: DIR or DIR:TAG.
+    #[arg(long, value_name = "DIR[:TAG]")]
+    oci_layout: Option<String>,
+    /// Repository and tag the image answers to in the mirror (REPOSITORY:TAG).
+    #[arg(long = "as", value_name = "NAME:TAG")]
+    as_name: Option<String>,
+    /// Keep only these platforms of a multi-platform index (OS/ARCH[/VARIANT]; repeatable).
+    #[arg(long)]
+    platform: Vec<String>,
+    /// Registry user name (the password is read from standard input).
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the registry password from standard input.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// Docker config file with registry credentials (default ~/.docker/config.json).
+    #[arg(long)]
+    docker_config: Option<PathBuf>,
+    /// Talk plain HTTP to the registry (never for registries outside a trusted network).
+    #[arg(long)]
+    insecure_registry: bool,
 }
 
 #[derive(Subcommand)]
@@ -449,6 +480,21 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             );
         }
         HubCmd::Image {
+            cmd: ImageCmd::Import(args),
+        } => {
+            let r = oci_import::run(&paths, args_to_import(args)?).await?;
+            println!(
+                "imported {} as {} ({} blobs, {}; {} fetched, {} reused from the cache) digest {}",
+                r.repository,
+                r.image,
+                r.blobs,
+                human_bytes(r.size),
+                human_bytes(r.fetched_bytes),
+                human_bytes(r.reused_bytes),
+                r.digest
+            );
+        }
+        HubCmd::Image {
             cmd: ImageCmd::List,
         } => {
             let db = admin::open_db(&paths)?;
@@ -466,18 +512,20 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:<32} {:>12} {:>8} {:>8} {:>8}",
+                "{:<32} {:>12} {:>8} {:>8} {:>8}  DIGEST",
                 "IMAGE", "SIZE", "PIECES", "SEEDERS", "LEECHERS"
             );
             for i in list {
                 let n = |v: Option<u32>| v.map_or("-".to_owned(), |x| x.to_string());
+                let digest = swarmhub_node::oci::hub_image_digest(&paths, &i.name);
                 println!(
-                    "{:<32} {:>12} {:>8} {:>8} {:>8}",
+                    "{:<32} {:>12} {:>8} {:>8} {:>8}  {}",
                     i.name,
                     human_bytes(i.size),
                     i.pieces,
                     n(i.seeders),
-                    n(i.leechers)
+                    n(i.leechers),
+                    digest.as_deref().unwrap_or("-")
                 );
             }
         }
@@ -551,6 +599,52 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hub image import` arguments as import options.
+fn args_to_import(a: ImportArgs) -> Result<oci_import::ImportOptions> {
+    use swarmhub_node::oci::{reference, registry};
+    let platforms = a
+        .platform
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<Vec<_>, _>>()?;
+    let as_name = a.as_name.as_deref().map(reference::parse_as).transpose()?;
+    let source = match (a.oci_layout, a.reference) {
+        (Some(l), _) => {
+            let (dir, tag) = swarmhub_node::oci::layout::split_dir_tag(&l);
+            oci_import::ImportSource::Layout { dir, tag }
+        }
+        (None, Some(r)) => {
+            let credentials = match a.username {
+                Some(username) => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_line(&mut password)
+                        .context("reading the password from standard input")?;
+                    Some(registry::Credentials {
+                        username,
+                        password: password.trim_end_matches(['\r', '\n']).to_owned(),
+                    })
+                }
+                None => None,
+            };
+            oci_import::ImportSource::Registry {
+                reference: reference::ImageRef::parse(&r)?,
+                options: registry::RegistryOptions {
+                    insecure: a.insecure_registry,
+                    credentials,
+                    docker_config: a.docker_config,
+                },
+            }
+        }
+        (None, None) => return Err(anyhow!("name an image reference or --oci-layout DIR")),
+    };
+    Ok(oci_import::ImportOptions {
+        source,
+        as_name,
+        platforms,
+    })
 }
 
 /// Live counts from a running hub (through its admin token), if one runs.
