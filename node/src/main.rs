@@ -92,10 +92,46 @@ enum Cmd {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Serve containerd and skopeo the OCI registry API on loopback, blobs from the swarm.
+    Mirror(MirrorArgs),
     /// List local images.
     Images,
     /// Check hub, tracker, seeder and local port; non-zero exit if any check fails.
     Doctor,
+}
+
+#[derive(Args)]
+struct MirrorArgs {
+    /// Address to serve on (loopback only); `setup` points containerd at it.
+    #[arg(long, global = true, default_value = client::mirror::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Peer ports (first free one is used; 0 = any).
+    #[arg(long)]
+    peer_ports: Option<PortRange>,
+    #[command(subcommand)]
+    cmd: Option<MirrorCmd>,
+}
+
+#[derive(Subcommand)]
+enum MirrorCmd {
+    /// Point containerd at the mirror: write hosts.toml for a registry (or `_default`).
+    Setup {
+        /// Configure containerd (the only target so far).
+        #[arg(long, required = true)]
+        containerd: bool,
+        /// Registry host to mirror (e.g. docker.io); default: every registry (`_default`).
+        #[arg(long)]
+        registry: Option<String>,
+        /// Upstream URL containerd falls back to (default https://HOST).
+        #[arg(long)]
+        server: Option<String>,
+        /// containerd's hosts folder.
+        #[arg(long, default_value = client::mirror_setup::DEFAULT_HOSTS_DIR)]
+        hosts_dir: PathBuf,
+        /// Print the file instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -407,6 +443,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Mirror(m) => run_mirror(cli.home, m).await,
         Cmd::Images => {
             let paths = client_paths(cli.home)?;
             let list = client::images(&paths)?;
@@ -595,6 +632,43 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             if !s.peer_tls {
                 eprintln!("{}", hub::PEER_TLS_OFF_WARNING);
                 println!("{}", hub::PEER_TLS_OFF_WARNING);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_mirror(home: Option<PathBuf>, m: MirrorArgs) -> Result<ExitCode> {
+    use client::mirror_setup;
+    match m.cmd {
+        None => {
+            let paths = client_paths(home)?;
+            let _ = swarmhub_node::logging::init_client(&paths.logs());
+            let opts = client::mirror::MirrorOptions {
+                listen: m.listen,
+                peer_ports: m.peer_ports,
+            };
+            client::mirror::mirror(&paths, &opts).await?;
+        }
+        Some(MirrorCmd::Setup {
+            containerd: _,
+            registry,
+            server,
+            hosts_dir,
+            print,
+        }) => {
+            let opts = mirror_setup::SetupOptions {
+                registry,
+                server,
+                mirror: m.listen,
+                hosts_dir,
+            };
+            if print {
+                let (path, text) = mirror_setup::render(&opts)?;
+                println!("# {}\n{text}", path.display());
+            } else {
+                let path = mirror_setup::write(&opts)?;
+                println!("wrote {}", path.display());
             }
         }
     }

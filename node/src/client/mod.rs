@@ -3,13 +3,15 @@
 pub mod certs;
 mod doctor;
 mod hubapi;
+pub mod mirror;
+pub mod mirror_setup;
 mod outage;
 mod pull;
 mod service;
 
 use std::path::PathBuf;
 
-pub use doctor::doctor;
+pub use doctor::{doctor, Check};
 pub use hubapi::{HubClient, HubError};
 pub use outage::DEFAULT_GIVE_UP_AFTER;
 pub use pull::{pull, pull_embedded, PullOptions, PullSummary};

@@ -1,0 +1,723 @@
+//! Container images through the swarm: `hub image import` from an OCI layout
+//! and from a real registry (Debian's docker-registry, fed by skopeo), the
+//! mirror serving real containerd instances (`ctr image pull --hosts-dir`)
+//! and skopeo, and hostile requests. The registry/containerd test needs root
+//! and those tools, and skips, saying why, without them.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_bytes(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex(&Sha256::digest(b)))
+}
+
+/// A blob written into `layout`: (digest, size).
+fn put_blob(layout: &Path, bytes: &[u8]) -> (String, u64) {
+    let d = sha256_bytes(bytes);
+    let p = layout.join("blobs/sha256").join(&d[7..]);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&p, bytes).expect("write blob");
+    (d, bytes.len() as u64)
+}
+
+/// A gzip-compressed layer tar holding one file of `len` pseudo-random
+/// bytes (compressed already, so skopeo pushes it unchanged): (blob, diff ID).
+fn layer_tar(work: &Path, name: &str, len: u64, seed: u64) -> Layer {
+    let src = work.join(format!("src-{name}"));
+    std::fs::create_dir_all(&src).expect("mkdir");
+    write_image(&src.join(format!("{name}.bin")), len, seed);
+    let out = work.join(format!("{name}.tar"));
+    let o = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+        ])
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(o.status.success(), "tar: {}", text(&o));
+    let tar = std::fs::read(&out).expect("read tar");
+    let o = Command::new("gzip")
+        .args(["-n", "-c"])
+        .arg(&out)
+        .output()
+        .expect("gzip");
+    assert!(o.status.success(), "gzip: {}", text(&o));
+    Layer {
+        blob: o.stdout,
+        diff_id: sha256_bytes(&tar),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+    }
+}
+
+/// A layer blob with its uncompressed digest.
+#[derive(Clone)]
+struct Layer {
+    blob: Vec<u8>,
+    diff_id: String,
+    media_type: &'static str,
+}
+
+/// A layer that is raw bytes (not a tar), for the import-only test.
+fn raw_layer(bytes: Vec<u8>) -> Layer {
+    Layer {
+        diff_id: sha256_bytes(&bytes),
+        blob: bytes,
+        media_type: "application/vnd.oci.image.layer.v1.tar",
+    }
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// An OCI layout at `layout` with one image tagged `tag` made of `layers`
+/// (uncompressed tars); returns (manifest digest, every blob digest).
+fn make_layout(layout: &Path, tag: &str, layers: &[Layer]) -> (String, Vec<String>) {
+    std::fs::create_dir_all(layout).expect("mkdir");
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("w");
+    let mut descs = Vec::new();
+    let mut all = Vec::new();
+    let mut diff_ids = Vec::new();
+    for l in layers {
+        let (d, size) = put_blob(layout, &l.blob);
+        descs.push(serde_json::json!({
+            "mediaType": l.media_type, "digest": d, "size": size
+        }));
+        all.push(d);
+        diff_ids.push(l.diff_id.clone());
+    }
+    let config = serde_json::json!({
+        "architecture": arch(), "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let (cd, cs) = put_blob(layout, &serde_json::to_vec(&config).expect("json"));
+    all.push(cd.clone());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": descs,
+    });
+    let (md, ms) = put_blob(layout, &serde_json::to_vec(&manifest).expect("json"));
+    all.push(md.clone());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("w");
+    (md, all)
+}
+
+fn text(o: &std::process::Output) -> String {
+    output_text(o)
+}
+
+#[test]
+fn layout_import_checks_every_blob_and_reuses_cached_ones() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hub = tmp.path().join("hub");
+    let base = vec![1u8; 300_000];
+    let (d1, _) = make_layout(
+        &tmp.path().join("l1"),
+        "1",
+        &[raw_layer(base.clone()), raw_layer(vec![2u8; 1000])],
+    );
+    let l1 = tmp.path().join("l1");
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            &format!("{}:1", l1.display()),
+            "--as",
+            "team/app:1",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("as team.app:1") && out.contains(&d1), "{out}");
+    let o = hub_cmd(&hub, &["image", "list"]);
+    let list = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(list.contains("team.app:1") && list.contains(&d1), "{list}");
+    assert!(hub
+        .join("cache/team.app/1/blobs/sha256")
+        .join(&d1[7..])
+        .is_file());
+    assert!(hub.join("cache/team.app/1/index.json").is_file());
+
+    // A second image sharing the base layer copies it from the cache.
+    let l2 = tmp.path().join("l2");
+    make_layout(&l2, "2", &[raw_layer(base), raw_layer(vec![3u8; 1000])]);
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            l2.to_str().expect("utf8"),
+            "--as",
+            "team/app:2",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("293.0 KiB reused") || out.contains("KiB reused"),
+        "{out}"
+    );
+    assert!(!out.contains(" 0 B reused"), "{out}");
+
+    // Hostile layouts: a blob that fails its digest, a missing blob, a digest with `..`.
+    let bad = tmp.path().join("bad");
+    let (_, blobs) = make_layout(&bad, "1", &[raw_layer(vec![4u8; 5000])]);
+    let layer = bad.join("blobs/sha256").join(&blobs[0][7..]);
+    std::fs::write(&layer, vec![5u8; 5000]).expect("corrupt");
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            bad.to_str().expect("utf8"),
+            "--as",
+            "bad/a:1",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not to its digest"), "{}", text(&o));
+    std::fs::remove_file(&layer).expect("rm");
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            bad.to_str().expect("utf8"),
+            "--as",
+            "bad/a:1",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("missing"), "{}", text(&o));
+    let index = std::fs::read_to_string(bad.join("index.json")).expect("index");
+    let v: serde_json::Value = serde_json::from_str(&index).expect("json");
+    let md = v["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    std::fs::write(
+        bad.join("index.json"),
+        index.replace(&md, "sha256:../../../etc/passwd"),
+    )
+    .expect("w");
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            bad.to_str().expect("utf8"),
+            "--as",
+            "bad/a:1",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("../../../etc/passwd"), "{}", text(&o));
+    // A top manifest whose bytes do not match the digest index.json gives it.
+    let other = sha256_bytes(b"something else");
+    std::fs::write(bad.join("index.json"), index.replace(&md, &other)).expect("w");
+    std::fs::write(
+        bad.join("blobs/sha256").join(&other[7..]),
+        std::fs::read(bad.join("blobs/sha256").join(&md[7..])).expect("r"),
+    )
+    .expect("w");
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            bad.to_str().expect("utf8"),
+            "--as",
+            "bad/a:1",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not to its digest"), "{}", text(&o));
+    let o = hub_cmd(&hub, &["image", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("bad.a"),
+        "a refused import left an image"
+    );
+    let o = hub_cmd(
+        &hub,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            l1.to_str().expect("utf8"),
+            "--as",
+            "../x:1",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("repository name"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A raw HTTP/1.0 GET: (status, head, body).
+fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, head, resp[split + 4..].to_vec())
+}
+
+fn answers(addr: &str) -> bool {
+    TcpStream::connect(addr).is_ok() && raw_get(addr, "/v2/", &[]).0 == 200
+}
+
+fn stats(addr: &str) -> serde_json::Value {
+    let (s, _, body) = raw_get(addr, "/swarmhub/stats", &[]);
+    assert_eq!(s, 200);
+    serde_json::from_slice(&body).expect("stats json")
+}
+
+fn n(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+struct Containerd {
+    _proc: Proc,
+    sock: PathBuf,
+    hosts: PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let sock = dir.join("containerd.sock");
+        let d = dir.display();
+        let config = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.overlayfs"]
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[debug]
+  address = "{d}/debug.sock"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#
+        );
+        std::fs::write(dir.join("config.toml"), config).expect("config");
+        let log = std::fs::File::create(dir.join("containerd.log")).expect("log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("containerd");
+        let p = Proc(child);
+        wait_until("containerd socket", Duration::from_secs(30), || {
+            sock.exists()
+        });
+        Containerd {
+            _proc: p,
+            sock,
+            hosts: dir.join("hosts"),
+        }
+    }
+
+    fn ctr(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address").arg(&self.sock).args(args);
+        c
+    }
+
+    fn spawn_pull(&self, image: &str) -> Child {
+        self.ctr(&["image", "pull", "--snapshotter", "native", "--hosts-dir"])
+            .arg(&self.hosts)
+            .arg(image)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ctr pull")
+    }
+
+    fn pull(&self, image: &str) {
+        let o = self.spawn_pull(image).wait_with_output().expect("ctr pull");
+        assert!(o.status.success(), "ctr pull {image}: {}", text(&o));
+    }
+
+    fn content(&self) -> String {
+        let o = self
+            .ctr(&["content", "ls"])
+            .output()
+            .expect("ctr content ls");
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+}
+
+fn skopeo_copy(src: &str, dst: &str) {
+    let o = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            src,
+            dst,
+        ])
+        .output()
+        .expect("skopeo");
+    assert!(o.status.success(), "skopeo copy {src} {dst}: {}", text(&o));
+}
+
+#[test]
+fn containerd_pulls_through_the_mirror() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if !root {
+        eprintln!("SKIP containerd_pulls_through_the_mirror: needs root (containerd)");
+        return;
+    }
+    for tool in ["containerd", "ctr", "skopeo", "docker-registry", "tar"] {
+        if !have(tool) {
+            eprintln!("SKIP containerd_pulls_through_the_mirror: {tool} not installed (apt-get install containerd skopeo docker-registry)");
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tmp.path();
+    let base = layer_tar(work, "base", 6 * MIB, 1);
+    let mid = layer_tar(work, "mid", 2 * MIB, 2);
+    let top1 = layer_tar(work, "top1", MIB, 3);
+    let top2 = layer_tar(work, "top2", MIB, 4);
+    let lone = layer_tar(work, "lone", 300_000, 5);
+    let (m1, blobs1) = make_layout(&work.join("l1"), "1", &[base.clone(), mid, top1]);
+    let (_m2, blobs2) = make_layout(&work.join("l2"), "2", &[base.clone(), top2]);
+    make_layout(&work.join("l3"), "3", &[lone]);
+
+    // A registry on loopback with its own config and storage.
+    let reg_port = free_port();
+    let reg = format!("127.0.0.1:{reg_port}");
+    std::fs::write(
+        work.join("registry.yml"),
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {reg}\n",
+            work.join("registry-data").display()
+        ),
+    )
+    .expect("registry config");
+    let mut registry = Some(Proc(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(work.join("registry.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.join("registry.log")).expect("log"))
+            .spawn()
+            .expect("docker-registry"),
+    ));
+    wait_until("the registry", Duration::from_secs(30), || answers(&reg));
+    for (l, t) in [("l1", "1"), ("l2", "2"), ("l3", "3")] {
+        skopeo_copy(
+            &format!("oci:{}:{t}", work.join(l).display()),
+            &format!("docker://{reg}/test/app:{t}"),
+        );
+    }
+
+    // The hub imports two of the three from the registry.
+    let hub_dir = work.join("hub");
+    std::fs::create_dir_all(&hub_dir).expect("mkdir");
+    let hub = Hub::start(
+        &hub_dir,
+        &["--announce-interval", "2", "--max-upload-rate", "2M"],
+    );
+    for t in ["1", "2"] {
+        let o = hub.cmd(&[
+            "image",
+            "import",
+            &format!("{reg}/test/app:{t}"),
+            "--insecure-registry",
+        ]);
+        assert!(o.status.success(), "import: {}", text(&o));
+    }
+    let list = String::from_utf8_lossy(&hub.cmd(&["image", "list"]).stdout).to_string();
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reg}/test/app:1"),
+        ])
+        .output()
+        .expect("inspect");
+    assert!(
+        list.contains("test.app:1") && list.contains(&m1),
+        "{list} {m1} {}",
+        text(&raw)
+    );
+    // Without --insecure-registry, plain HTTP is not used.
+    let o = hub.cmd(&["image", "import", &format!("{reg}/test/app:3")]);
+    assert!(!o.status.success(), "{}", text(&o));
+
+    // Three clients, each with a mirror and its own containerd.
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let c = hub.client(work, &format!("c{i}"));
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mirror = Proc(
+            c.command(&["mirror", "--listen", &addr, "--peer-ports", "0"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(work.join(format!("mirror{i}.log"))).expect("log"))
+                .spawn()
+                .expect("mirror"),
+        );
+        wait_until("the mirror", Duration::from_secs(30), || answers(&addr));
+        let ctd = Containerd::start(&work.join(format!("ctd{i}")));
+        let o = c.run(&[
+            "mirror",
+            "setup",
+            "--containerd",
+            "--registry",
+            &reg,
+            "--server",
+            &format!("http://{reg}"),
+            "--listen",
+            &addr,
+            "--hosts-dir",
+            ctd.hosts.to_str().expect("utf8"),
+        ]);
+        assert!(o.status.success(), "setup: {}", text(&o));
+        clients.push((c, addr, mirror, ctd));
+    }
+    let o = clients[0].0.run(&["mirror", "--listen", "0.0.0.0:5999"]);
+    assert!(
+        !o.status.success() && text(&o).contains("loopback"),
+        "{}",
+        text(&o)
+    );
+
+    // All three pull image 1 at once.
+    let image1 = format!("{reg}/test/app:1");
+    let pulls: Vec<Child> = clients
+        .iter()
+        .map(|(_, _, _, ctd)| ctd.spawn_pull(&image1))
+        .collect();
+    for p in pulls {
+        let o = p.wait_with_output().expect("ctr");
+        assert!(o.status.success(), "ctr pull: {}", text(&o));
+    }
+    let (mut peers, mut hub_bytes) = (0, 0);
+    for (_, addr, _, ctd) in &clients {
+        let content = ctd.content();
+        for d in &blobs1 {
+            assert!(
+                content.contains(d),
+                "{d} missing from containerd's content:\n{content}"
+            );
+        }
+        let s = stats(addr);
+        assert!(n(&s, "blobs_served") >= 3, "{s}");
+        peers += n(&s, "bytes_from_peers");
+        hub_bytes += n(&s, "bytes_from_hub") + n(&s, "bytes_from_http");
+    }
+    eprintln!("image 1 over three mirrors: {peers} bytes from peers, {hub_bytes} from the hub");
+    assert!(peers > hub_bytes, "peers {peers} <= hub {hub_bytes}");
+
+    // A second image sharing the base layer: only the new layer is fetched.
+    let (c0, addr0, _, ctd0) = &clients[0];
+    let before = stats(addr0);
+    ctd0.pull(&format!("{reg}/test/app:2"));
+    let after = stats(addr0);
+    let got = |s: &serde_json::Value| {
+        n(s, "bytes_from_hub") + n(s, "bytes_from_peers") + n(s, "bytes_from_http")
+    };
+    let fetched = got(&after) - got(&before);
+    let reused = n(&after, "bytes_reused_local") - n(&before, "bytes_reused_local");
+    eprintln!("image 2 on client 0: {fetched} bytes fetched, {reused} reused");
+    assert!(reused >= base.blob.len() as u64, "reused {reused}");
+    assert!(fetched < base.blob.len() as u64 / 2, "fetched {fetched}");
+    let content = ctd0.content();
+    for d in &blobs2 {
+        assert!(content.contains(d), "{d} missing");
+    }
+
+    // What the hub lacks falls through to the registry.
+    let (_, addr2, _, ctd2) = &clients[2];
+    let before = n(&stats(addr2), "not_found");
+    ctd2.pull(&format!("{reg}/test/app:3"));
+    assert!(n(&stats(addr2), "not_found") > before);
+
+    // The registry gone, image 2 still pulls through the swarm.
+    drop(registry.take());
+    let (_, _, _, ctd1) = &clients[1];
+    ctd1.pull(&format!("{reg}/test/app:2"));
+
+    // skopeo from the mirror gives byte-identical blobs.
+    let out = work.join("copy");
+    skopeo_copy(
+        &format!("docker://{addr0}/test/app:1"),
+        &format!("oci:{}:1", out.display()),
+    );
+    for d in &blobs1 {
+        let a = std::fs::read(work.join("l1/blobs/sha256").join(&d[7..])).expect("orig");
+        let b = std::fs::read(out.join("blobs/sha256").join(&d[7..])).expect("copy");
+        assert!(a == b, "{d} differs after skopeo copy from the mirror");
+    }
+
+    // Ranges, and hostile requests refused with OCI errors.
+    let bd = &blobs1[0];
+    let (s, head, body) = raw_get(
+        addr0,
+        &format!("/v2/test/app/blobs/{bd}"),
+        &[("Range", "bytes=0-9")],
+    );
+    assert_eq!(s, 206, "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes 0-9/{}", base.blob.len())),
+        "{head}"
+    );
+    assert!(
+        head.contains("accept-ranges: bytes")
+            && head.contains(&format!("docker-content-digest: {bd}")),
+        "{head}"
+    );
+    assert_eq!(body, base.blob[..10]);
+    let (s, head, body) = raw_get(
+        addr0,
+        &format!("/v2/test/app/blobs/{bd}"),
+        &[("Range", "bytes=99999999999999999999-")],
+    );
+    assert_eq!(s, 416, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("SIZE_INVALID"));
+    let (s, _, body) = raw_get(addr0, "/v2/../../etc/manifests/passwd", &[]);
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("NAME_INVALID"));
+    let (s, _, body) = raw_get(
+        addr0,
+        &format!("/v2/test/app/manifests/{}", sha256_bytes(b"none")),
+        &[],
+    );
+    assert_eq!(s, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+    let (s, head, _) = raw_get(addr0, &format!("/v2/test/app/manifests/{m1}"), &[]);
+    assert_eq!(s, 200, "{head}");
+    assert!(
+        head.contains("application/vnd.oci.image.manifest.v1+json"),
+        "{head}"
+    );
+    // A local blob that no longer matches its digest is never served.
+    let top = c0
+        .home
+        .join("images/test.app/1/blobs/sha256")
+        .join(&blobs1[2][7..]);
+    let mut bytes = std::fs::read(&top).expect("read");
+    bytes[100] ^= 0xff;
+    std::fs::write(&top, &bytes).expect("corrupt");
+    let (s, _, body) = raw_get(addr0, &format!("/v2/test/app/blobs/{}", blobs1[2]), &[]);
+    assert_eq!(s, 404);
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert!(body.contains("DIGEST_INVALID"), "{body}");
+    let man = c0
+        .home
+        .join("images/test.app/1/blobs/sha256")
+        .join(&m1[7..]);
+    let mut bytes = std::fs::read(&man).expect("read");
+    bytes[5] ^= 0x01;
+    std::fs::write(&man, &bytes).expect("corrupt");
+    let (s, _, body) = raw_get(addr0, "/v2/test/app/manifests/1", &[]);
+    assert_eq!(s, 404);
+    assert!(String::from_utf8_lossy(&body).contains("DIGEST_INVALID"));
+
+    let o = c0.run(&["doctor"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("PASS mirror:"),
+        "{}",
+        text(&o)
+    );
+}
