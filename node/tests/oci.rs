@@ -515,7 +515,7 @@ fn containerd_pulls_through_the_mirror() {
     std::fs::create_dir_all(&hub_dir).expect("mkdir");
     let hub = Hub::start(
         &hub_dir,
-        &["--announce-interval", "2", "--max-upload-rate", "2M"],
+        &["--announce-interval", "2", "--max-upload-rate", "1M"],
     );
     for t in ["1", "2"] {
         let o = hub.cmd(&[
@@ -602,6 +602,7 @@ fn containerd_pulls_through_the_mirror() {
             );
         }
         let s = stats(addr);
+        eprintln!("mirror {addr}: {s}");
         assert!(n(&s, "blobs_served") >= 3, "{s}");
         peers += n(&s, "bytes_from_peers");
         hub_bytes += n(&s, "bytes_from_hub") + n(&s, "bytes_from_http");
