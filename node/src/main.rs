@@ -519,7 +519,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
         HubCmd::Image {
             cmd: ImageCmd::Import(args),
         } => {
-            let r = oci_import::run(&paths, args_to_import(args)?).await?;
+            let r = oci_import::import(&paths, &args_to_import(args)?).await?;
             println!(
                 "imported {} as {} ({} blobs, {}; {} fetched, {} reused from the cache) digest {}",
                 r.repository,

@@ -321,8 +321,3 @@ fn publish(name: &str, tmp: &Path, dest: &Path) -> Result<ImageRow, ImportError>
         stamps: store::stamps(dest, &meta).map_err(AdminError::from)?,
     })
 }
-
-/// [`import`] for the CLI (the name the binary calls).
-pub async fn run(paths: &HubPaths, opts: ImportOptions) -> Result<ImportReport, ImportError> {
-    import(paths, &opts).await
-}
