@@ -451,8 +451,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("no local images");
             }
             for i in list {
+                // Container images (from the mirror) also show their digest.
+                let digest = swarmhub_node::oci::stored_root(&i.path)
+                    .map(|r| format!("\t{}", r.digest))
+                    .unwrap_or_default();
                 println!(
-                    "{}\t{}\t{} files\t{}",
+                    "{}\t{}\t{} files\t{}{digest}",
                     i.name,
                     human_bytes(i.size),
                     i.files,

@@ -402,6 +402,12 @@ fn containerd_pulls_through_the_mirror() {
         assert!(content.contains(d), "{d} missing");
     }
 
+    let listing = String::from_utf8_lossy(&c0.run(&["images"]).stdout).to_string();
+    assert!(
+        listing.contains("test.app:1") && listing.contains(&m1),
+        "{listing}"
+    );
+
     // What the hub lacks falls through to the registry.
     let (_, addr2, _, ctd2) = &clients[2];
     let before = n(&stats(addr2), "not_found");

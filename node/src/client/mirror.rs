@@ -424,10 +424,12 @@ impl Mirror {
             .ok()
             .flatten()
             .is_some_and(|r| r.info_hash == crate::util::hex(&meta.info_hash.0));
-        if !(up_to_date && dir.is_dir()) {
-            let reused = self.seed_partial(&meta).await.map_err(|e| e.to_string())?;
-            add(&self.stats.bytes_reused_local, reused);
+        if up_to_date && dir.is_dir() {
+            // The service seeds it; a pull would only say "up to date".
+            return Ok(dir);
         }
+        let reused = self.seed_partial(&meta).await.map_err(|e| e.to_string())?;
+        add(&self.stats.bytes_reused_local, reused);
         let opts = PullOptions {
             image: image.to_string(),
             peer_ports: self.peer_ports,
@@ -436,13 +438,11 @@ impl Mirror {
         let summary = pull_embedded(&self.paths, &opts, self.stop.clone())
             .await
             .map_err(|e| format!("pulling {image}: {e}"))?;
-        if !summary.up_to_date {
-            add(&self.stats.pulls, 1);
-            add(&self.stats.bytes_from_hub, summary.from_hub);
-            add(&self.stats.bytes_from_peers, summary.from_peers);
-            add(&self.stats.bytes_from_http, summary.from_http);
-            tracing::info!("mirror: {summary}");
-        }
+        add(&self.stats.pulls, 1);
+        add(&self.stats.bytes_from_hub, summary.from_hub);
+        add(&self.stats.bytes_from_peers, summary.from_peers);
+        add(&self.stats.bytes_from_http, summary.from_http);
+        tracing::info!("mirror: {summary}");
         Ok(dir)
     }
 
