@@ -501,4 +501,34 @@ fn containerd_pulls_through_the_mirror() {
         "{}",
         text(&o)
     );
+
+    // The same endpoint inside `swarmhub service` once enabled in config (on
+    // the default address, so only when that port is free here).
+    let c0 = Client {
+        home: c0.home.clone(),
+    };
+    drop(clients);
+    if std::net::TcpListener::bind("127.0.0.1:5050").is_err() {
+        eprintln!("SKIP the service's mirror: 127.0.0.1:5050 is taken on this machine");
+        return;
+    }
+    let o = c0.run(&["config", "--enable=mirror"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let all = String::from_utf8_lossy(&c0.run(&["config", "--all"]).stdout).to_string();
+    assert!(
+        all.contains("Registry mirror in the service: Enabled"),
+        "{all}"
+    );
+    let _service = Proc(
+        c0.command(&["service", "--peer-ports", "0"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.join("service.log")).expect("log"))
+            .spawn()
+            .expect("service"),
+    );
+    wait_until("the service's mirror", Duration::from_secs(30), || {
+        answers("127.0.0.1:5050")
+    });
+    let (s, head, _) = raw_get("127.0.0.1:5050", "/v2/test/app/manifests/2", &[]);
+    assert_eq!(s, 200, "{head}");
 }

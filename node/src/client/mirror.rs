@@ -100,14 +100,44 @@ fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Other(e.to_string())
 }
 
-/// Run the mirror (and the seeding service) until SIGINT/SIGTERM.
+/// Run the mirror and seed every local image until SIGINT/SIGTERM.
 pub async fn mirror(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), ClientError> {
-    if !opts.listen.ip().is_loopback() {
-        return Err(other(format!(
-            "--listen {}: the mirror serves this machine only; use a loopback address such as {DEFAULT_LISTEN}",
-            opts.listen
-        )));
+    check_listen(opts.listen)?;
+    with_seeding(
+        serve(paths, opts),
+        super::service::seed_all(paths, opts.peer_ports, None, None),
+    )
+    .await
+}
+
+/// Run the mirror's server beside the seeding loop: both stop on a signal,
+/// and the seeding is awaited so its swarms say `stopped` to the tracker.
+pub(crate) async fn with_seeding(
+    server: impl std::future::Future<Output = Result<(), ClientError>>,
+    seeding: impl std::future::Future<Output = Result<(), ClientError>>,
+) -> Result<(), ClientError> {
+    tokio::pin!(seeding);
+    tokio::select! {
+        r = server => match r {
+            Ok(()) => seeding.await,
+            Err(e) => Err(e),
+        },
+        r = &mut seeding => r,
     }
+}
+
+fn check_listen(listen: SocketAddr) -> Result<(), ClientError> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(other(format!(
+        "--listen {listen}: the mirror serves this machine only; use a loopback address such as {DEFAULT_LISTEN}"
+    )))
+}
+
+/// The mirror's server alone (the caller seeds), until SIGINT/SIGTERM.
+pub async fn serve(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), ClientError> {
+    check_listen(opts.listen)?;
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
     cfg.hub(paths).await?;
@@ -134,12 +164,10 @@ pub async fn mirror(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), Cli
             async move { handle(&state, method, uri, headers).await }
         }
     });
-    let server = axum::serve(tcp, app).with_graceful_shutdown(super::pull::signal());
-    let seeding = super::service(paths, opts.peer_ports, None, None);
-    let result = tokio::select! {
-        r = server => r.map_err(|e| other(format!("mirror server: {e}"))),
-        r = seeding => r,
-    };
+    let result = axum::serve(tcp, app)
+        .with_graceful_shutdown(super::pull::signal())
+        .await
+        .map_err(|e| other(format!("mirror server: {e}")));
     let _ = stop_tx.send(true);
     let _ = std::fs::remove_file(paths.run_file("mirror.addr"));
     result
