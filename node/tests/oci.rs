@@ -289,7 +289,7 @@ fn containerd_pulls_through_the_mirror() {
     std::fs::create_dir_all(&hub_dir).expect("mkdir");
     let hub = Hub::start(
         &hub_dir,
-        &["--announce-interval", "2", "--max-upload-rate", "1M"],
+        &["--announce-interval", "2", "--max-upload-rate", "512K"],
     );
     for t in ["1", "2"] {
         let o = hub.cmd(&[
