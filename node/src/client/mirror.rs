@@ -391,8 +391,19 @@ async fn serve_blob(
     Ok(r)
 }
 
-/// Every blob of every complete local image: digest -> (file, length).
-fn local_blobs(paths: &ClientPaths) -> Result<HashMap<Sha256Digest, (PathBuf, u64)>, ClientError> {
+/// Local blobs by digest: (file, length).
+type LocalBlobs = HashMap<Sha256Digest, (PathBuf, u64)>;
+
+/// Every blob of every complete local image (on a blocking thread: it reads
+/// the database and looks at every blob file).
+async fn local_blobs(paths: &ClientPaths) -> Result<LocalBlobs, ClientError> {
+    let paths = paths.clone();
+    tokio::task::spawn_blocking(move || local_blobs_now(&paths))
+        .await
+        .map_err(other)?
+}
+
+fn local_blobs_now(paths: &ClientPaths) -> Result<LocalBlobs, ClientError> {
     let db = open_db(paths)?;
     let mut out = HashMap::new();
     for row in db.images()? {
@@ -479,7 +490,7 @@ impl Mirror {
     /// them. Copies, not links: a piece that spans two files is written
     /// whole, and must not touch another image's file. Returns the bytes copied.
     async fn seed_partial(&self, meta: &Metainfo) -> Result<u64, ClientError> {
-        let local = local_blobs(&self.paths)?;
+        let local = local_blobs(&self.paths).await?;
         let partial = self.paths.partial(&meta.info_hash);
         let wanted: Vec<(PathBuf, PathBuf, u64)> = meta
             .files
@@ -512,6 +523,7 @@ impl Mirror {
     /// with the hub image of repository `name` that holds it.
     async fn find_blob(&self, name: &str, digest: &Sha256Digest) -> Result<PathBuf, String> {
         if let Some((p, _)) = local_blobs(&self.paths)
+            .await
             .map_err(|e| e.to_string())?
             .remove(digest)
         {
