@@ -1,7 +1,8 @@
-//! `hub image import` details: multi-platform indexes and `--platform`, and
+//! `hub image import` details: multi-platform indexes and `--platform`,
 //! registry credentials (`--username --password-stdin`, a Docker config
 //! file) against a real `docker-registry` with htpasswd auth (skips, saying
-//! why, without docker-registry and skopeo).
+//! why, without docker-registry and skopeo), and the mirror's API on an
+//! image imported from a layout (no root, registry or containerd needed).
 
 mod common;
 mod oci_util;
@@ -256,4 +257,129 @@ fn registry_import_with_credentials() {
         "{out}"
     );
     registry.stop();
+}
+
+/// A raw HTTP/1.0 HEAD: (status, head).
+fn raw_head(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(format!("HEAD {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, resp.to_lowercase())
+}
+
+#[test]
+fn mirror_serves_an_imported_layout_with_no_registry_nor_containerd() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layer = vec![7u8; 600_000];
+    let layout = tmp.path().join("l");
+    let (m, blobs) = make_layout(&layout, "1", &[raw_layer(layer.clone())]);
+    let hub_dir = tmp.path().join("hub");
+    let o = hub_cmd(
+        &hub_dir,
+        &[
+            "image",
+            "import",
+            "--oci-layout",
+            layout.to_str().expect("utf8"),
+            "--as",
+            "team/tool:1",
+        ],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let hub = Hub::start(&hub_dir, &[]);
+    let c = hub.client(tmp.path(), "c");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _mirror = Proc(
+        c.command(&["mirror", "--listen", &addr, "--peer-ports", "0"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(tmp.path().join("mirror.log")).expect("log"))
+            .spawn()
+            .expect("mirror"),
+    );
+    wait_until("the mirror", std::time::Duration::from_secs(30), || {
+        answers(&addr)
+    });
+    let (s, head) = raw_head(&addr, "/v2/");
+    assert!(
+        s == 200 && head.contains("docker-distribution-api-version: registry/2.0"),
+        "{head}"
+    );
+
+    // By tag (with containerd's ns parameter): the image comes through the swarm.
+    let (s, head) = raw_head(&addr, "/v2/team/tool/manifests/1?ns=registry.example");
+    assert_eq!(s, 200, "{head}");
+    assert!(
+        head.contains(&format!("docker-content-digest: {m}")),
+        "{head}"
+    );
+    let (s, head, body) = raw_get(&addr, "/v2/team/tool/manifests/1", &[]);
+    assert_eq!(s, 200, "{head}");
+    assert_eq!(sha256_bytes(&body), m);
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    let layer_digest = &blobs[0];
+    let (s, head, body) = raw_get(&addr, &format!("/v2/team/tool/blobs/{layer_digest}"), &[]);
+    assert_eq!(s, 200, "{head}");
+    assert!(body == layer, "layer bytes differ");
+    let (s, head) = raw_head(&addr, &format!("/v2/team/tool/blobs/{layer_digest}"));
+    assert!(
+        s == 200 && head.contains("content-length: 600000"),
+        "{head}"
+    );
+    let (s, head, body) = raw_get(
+        &addr,
+        &format!("/v2/team/tool/blobs/{layer_digest}"),
+        &[("Range", "bytes=-100")],
+    );
+    assert_eq!(s, 206, "{head}");
+    assert!(
+        head.contains("content-range: bytes 599900-599999/600000"),
+        "{head}"
+    );
+    assert_eq!(body.len(), 100);
+    let (s, head, _) = raw_get(
+        &addr,
+        &format!("/v2/team/tool/blobs/{layer_digest}"),
+        &[("Range", "bytes=600000-")],
+    );
+    assert!(
+        s == 416 && head.contains("content-range: bytes */600000"),
+        "{head}"
+    );
+
+    // Unknown to the hub: 404 with the OCI code, so containerd falls back.
+    let (s, _, body) = raw_get(&addr, "/v2/team/tool/manifests/2", &[]);
+    assert_eq!(s, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+    let (s, _, body) = raw_get(
+        &addr,
+        &format!("/v2/team/tool/blobs/{}", sha256_bytes(b"x")),
+        &[],
+    );
+    assert_eq!(s, 404);
+    assert!(String::from_utf8_lossy(&body).contains("BLOB_UNKNOWN"));
+    // Another repository does not get this image by tag.
+    let (s, _, _) = raw_get(&addr, "/v2/team.tool/manifests/1", &[]);
+    assert_eq!(s, 404);
+    let (s, _, body) = raw_get(&addr, "/v2/team/%2e%2e/manifests/1", &[]);
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("NAME_INVALID"));
+    let stats = raw_get(&addr, "/swarmhub/stats", &[]).2;
+    let v: serde_json::Value = serde_json::from_slice(&stats).expect("json");
+    assert_eq!(v["pulls"], 1, "{v}");
+    assert!(
+        v["bytes_from_hub"].as_u64().unwrap_or(0) + v["bytes_from_http"].as_u64().unwrap_or(0)
+            > 600_000,
+        "{v}"
+    );
 }
