@@ -530,4 +530,91 @@ mod tests {
             .is_none());
         assert!(!format!("{c:?}").contains("pw"));
     }
+
+    /// A registry that wants a bearer token from its own token endpoint,
+    /// which wants basic credentials: the client follows the challenge.
+    #[tokio::test]
+    async fn bearer_token_challenge_is_answered() {
+        use axum::extract::Query;
+        use axum::http::{header, HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+        use std::collections::HashMap;
+
+        let manifest: &'static [u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let challenge = format!(
+            r#"Bearer realm="http://{addr}/token",service="test-registry",scope="repository:team/app:pull""#
+        );
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("bob:pw")
+        );
+        let app = axum::Router::new()
+            .route(
+                "/token",
+                axum::routing::get(
+                    move |q: Query<HashMap<String, String>>, h: HeaderMap| async move {
+                        let auth = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                        let ok = auth == Some(basic.as_str())
+                            && q.get("scope").map(String::as_str)
+                                == Some("repository:team/app:pull")
+                            && q.get("service").map(String::as_str) == Some("test-registry");
+                        if ok {
+                            (StatusCode::OK, r#"{"token":"T1"}"#).into_response()
+                        } else {
+                            StatusCode::UNAUTHORIZED.into_response()
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/v2/team/app/manifests/1",
+                axum::routing::get(move |h: HeaderMap| async move {
+                    let auth = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    if auth == Some("Bearer T1") {
+                        (
+                            StatusCode::OK,
+                            [(header::CONTENT_TYPE, media::OCI_MANIFEST)],
+                            manifest,
+                        )
+                            .into_response()
+                    } else {
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            [(header::WWW_AUTHENTICATE, challenge.clone())],
+                        )
+                            .into_response()
+                    }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let r = ImageRef::parse(&format!("{addr}/team/app:1")).expect("ref");
+        let mut opts = RegistryOptions {
+            insecure: true,
+            credentials: Some(Credentials {
+                username: "bob".into(),
+                password: "pw".into(),
+            }),
+            docker_config: None,
+        };
+        let client = RegistryClient::new(&r, &opts).expect("client");
+        let (desc, bytes) = client.top_manifest("1").await.expect("manifest");
+        assert_eq!(bytes, manifest);
+        assert_eq!(
+            desc.digest().to_string(),
+            Sha256Digest::of(manifest).to_string()
+        );
+        assert_eq!(desc.media_type().to_string(), media::OCI_MANIFEST);
+        // Wrong credentials: the token endpoint refuses, and the error says so.
+        opts.credentials = Some(Credentials {
+            username: "bob".into(),
+            password: "wrong".into(),
+        });
+        let client = RegistryClient::new(&r, &opts).expect("client");
+        let e = client.top_manifest("1").await.expect_err("refused");
+        assert!(e.to_string().contains("/token"), "{e}");
+    }
 }
