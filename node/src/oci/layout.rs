@@ -86,7 +86,21 @@ fn read_small(path: &Path) -> Result<Vec<u8>, LayoutError> {
 impl Layout {
     /// Open `dir`: `oci-layout` must say version 1.x, `index.json` must parse.
     pub fn open(dir: &Path) -> Result<Layout, LayoutError> {
+        if !dir.is_dir() {
+            return Err(LayoutError::Io {
+                path: dir.to_owned(),
+                detail: "no such folder".into(),
+            });
+        }
         let marker = dir.join("oci-layout");
+        if !marker.exists() {
+            return Err(LayoutError::Bad {
+                path: dir.to_owned(),
+                detail: "not an OCI image layout (it has no oci-layout file); make one with \
+                         `skopeo copy docker://IMAGE oci:DIR:TAG`"
+                    .into(),
+            });
+        }
         let text = read_small(&marker)?;
         let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| LayoutError::Bad {
             path: marker.clone(),
