@@ -14,6 +14,7 @@ pub mod hub;
 pub mod image;
 pub mod logging;
 pub mod metrics;
+pub mod oci;
 pub mod paths;
 pub mod peer;
 pub mod rate;

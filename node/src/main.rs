@@ -14,6 +14,8 @@ use swarmhub_node::paths::{ClientPaths, HubPaths};
 use swarmhub_node::peer::PortRange;
 use swarmhub_node::util::{human_bytes, parse_size};
 
+mod cli_oci;
+
 #[derive(Parser)]
 #[command(
     name = "swarmhub",
@@ -100,6 +102,8 @@ enum Cmd {
         #[arg(long, value_name = "ADDR", env = "SWARMHUB_METRICS_LISTEN", default_value = DEFAULT_METRICS_LISTEN)]
         metrics_listen: MetricsListen,
     },
+    /// Serve containerd and skopeo the OCI registry API on loopback, blobs from the swarm.
+    Mirror(cli_oci::MirrorArgs),
     /// List local images.
     Images,
     /// Check hub, tracker, seeder and local port; non-zero exit if any check fails.
@@ -257,6 +261,8 @@ enum ImageCmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Import a container image from a registry (REF) or an OCI layout.
+    Import(cli_oci::ImportArgs),
     /// List cached images.
     List,
     /// Remove an image.
@@ -417,6 +423,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Mirror(m) => cli_oci::run_mirror(cli.home, m).await,
         Cmd::Images => {
             let paths = client_paths(cli.home)?;
             let list = client::images(&paths)?;
@@ -424,8 +431,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("no local images");
             }
             for i in list {
+                // Container images (from the mirror) also show their digest.
+                let digest = swarmhub_node::oci::stored_root(&i.path)
+                    .map(|r| format!("\t{}", r.digest))
+                    .unwrap_or_default();
                 println!(
-                    "{}\t{}\t{} files\t{}",
+                    "{}\t{}\t{} files\t{}{digest}",
                     i.name,
                     human_bytes(i.size),
                     i.files,
@@ -492,6 +503,11 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             );
         }
         HubCmd::Image {
+            cmd: ImageCmd::Import(args),
+        } => {
+            cli_oci::import(&paths, args).await?;
+        }
+        HubCmd::Image {
             cmd: ImageCmd::List,
         } => {
             let db = admin::open_db(&paths)?;
@@ -509,18 +525,20 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:<32} {:>12} {:>8} {:>8} {:>8}",
+                "{:<32} {:>12} {:>8} {:>8} {:>8}  DIGEST",
                 "IMAGE", "SIZE", "PIECES", "SEEDERS", "LEECHERS"
             );
             for i in list {
                 let n = |v: Option<u32>| v.map_or("-".to_owned(), |x| x.to_string());
+                let digest = swarmhub_node::oci::hub_image_digest(&paths, &i.name);
                 println!(
-                    "{:<32} {:>12} {:>8} {:>8} {:>8}",
+                    "{:<32} {:>12} {:>8} {:>8} {:>8}  {}",
                     i.name,
                     human_bytes(i.size),
                     i.pieces,
                     n(i.seeders),
-                    n(i.leechers)
+                    n(i.leechers),
+                    digest.as_deref().unwrap_or("-")
                 );
             }
         }

@@ -10,7 +10,10 @@ use swarmhub_core::picker::PickStrategy;
 
 use crate::units::{Dur, Rate, Size};
 
+mod layers;
 mod locate;
+
+pub use layers::{local_pieces, Layer};
 
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -74,6 +77,10 @@ pub struct Image {
     /// Block (request) size; default 16 KiB. Larger blocks make huge runs faster
     /// at the cost of coarser pipelining.
     pub block_size: Option<Size>,
+    /// The image as layers, in order (adding up to `size`); groups name the
+    /// ones their machines already hold in `local_layers`.
+    #[serde(default)]
+    pub layers: Vec<Layer>,
 }
 
 /// The hub: tracker and seed.
@@ -124,6 +131,9 @@ pub struct Group {
     /// These peers send corrupt blocks.
     #[serde(default)]
     pub corrupt: bool,
+    /// Layers of the image these machines already hold (from an earlier image).
+    #[serde(default)]
+    pub local_layers: Vec<String>,
 }
 
 /// How peers arrive.
@@ -445,6 +455,7 @@ impl Scenario {
                 "more than 1,000,000 pieces; use larger pieces".into(),
             ));
         }
+        layers::validate(self).map_err(|(key, problem)| bad(&key, problem))?;
         if self.groups.is_empty() {
             return Err(bad(
                 "group",

@@ -114,6 +114,9 @@ pub async fn doctor(paths: &ClientPaths) -> Result<Vec<Check>, ClientError> {
         emit(seeder_check(&hub, info.seed_port).await);
     }
     emit(listen_check(paths, cfg.peer_ports).await);
+    for c in super::mirror_setup::doctor_checks(paths).await {
+        emit(c);
+    }
     Ok(out)
 }
 

@@ -3,13 +3,15 @@
 pub mod certs;
 mod doctor;
 mod hubapi;
+pub mod mirror;
+pub mod mirror_setup;
 mod outage;
 mod pull;
 mod service;
 
 use std::path::PathBuf;
 
-pub use doctor::doctor;
+pub use doctor::{doctor, Check};
 pub use hubapi::{HubClient, HubError};
 pub use outage::DEFAULT_GIVE_UP_AFTER;
 pub use pull::{pull, pull_embedded, PullOptions, PullSummary};
@@ -60,6 +62,8 @@ pub mod keys {
     pub const PEER_PORTS: &str = "peer_ports";
     /// Seconds without progress before falling back to HTTP.
     pub const FALLBACK_AFTER: &str = "fallback_after_s";
+    /// The registry mirror inside `swarmhub service` on/off.
+    pub const MIRROR: &str = "mirror";
 }
 
 /// Everything in the client's settings table, typed.
@@ -81,6 +85,8 @@ pub struct ClientConfig {
     pub peer_ports: PortRange,
     /// Seconds without progress before HTTP fallback.
     pub fallback_after_s: u64,
+    /// `swarmhub service` also runs the registry mirror (default off).
+    pub mirror: bool,
 }
 
 impl ClientConfig {
@@ -106,6 +112,7 @@ impl ClientConfig {
                 None => PortRange::default(),
             },
             fallback_after_s: num(keys::FALLBACK_AFTER, 20)?,
+            mirror: db.flag(keys::MIRROR, false)?,
         })
     }
 
@@ -134,6 +141,11 @@ impl ClientConfig {
             format!(
                 "HTTP fallback after: {} s without progress",
                 self.fallback_after_s
+            ),
+            format!(
+                "Registry mirror in the service: {} ({})",
+                on(self.mirror),
+                mirror::DEFAULT_LISTEN
             ),
         ]
     }
@@ -193,12 +205,12 @@ pub fn config(paths: &ClientPaths, ch: &ConfigChanges) -> Result<ClientConfig, C
     let db = open_db(paths)?;
     for (list, value) in [(&ch.enable, "1"), (&ch.disable, "0")] {
         for item in list {
-            if item != keys::P2P_DOWNLOAD {
+            if item != keys::P2P_DOWNLOAD && item != keys::MIRROR {
                 return Err(ClientError::Other(format!(
-                    "unknown setting {item:?}: the switch is p2pdownload"
+                    "unknown setting {item:?}: the switches are p2pdownload and mirror"
                 )));
             }
-            db.set_setting(keys::P2P_DOWNLOAD, value)?;
+            db.set_setting(item, value)?;
         }
     }
     for (key, v) in [

@@ -17,7 +17,31 @@ use crate::rate::Limits;
 use crate::store::{self, Storage};
 
 /// Run the service: returns after a signal, once every swarm said `stopped`.
+/// With `config --enable=mirror`, the registry mirror runs inside it too.
 pub async fn service(
+    paths: &ClientPaths,
+    peer_ports: Option<peer::PortRange>,
+    up_bps: Option<u64>,
+    down_bps: Option<u64>,
+    metrics_listen: MetricsListen,
+) -> Result<(), ClientError> {
+    let cfg = ClientConfig::load(&open_db(paths)?)?;
+    if !cfg.mirror {
+        return seed_all(paths, peer_ports, up_bps, down_bps, metrics_listen).await;
+    }
+    let listen = super::mirror::DEFAULT_LISTEN
+        .parse()
+        .map_err(|e| ClientError::Other(format!("{e}")))?;
+    let opts = super::mirror::MirrorOptions { listen, peer_ports };
+    super::mirror::with_seeding(
+        super::mirror::serve(paths, &opts),
+        seed_all(paths, peer_ports, up_bps, down_bps, metrics_listen),
+    )
+    .await
+}
+
+/// Seed every local image until a signal.
+pub(crate) async fn seed_all(
     paths: &ClientPaths,
     peer_ports: Option<peer::PortRange>,
     up_bps: Option<u64>,

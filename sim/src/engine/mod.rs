@@ -269,6 +269,8 @@ impl Sim {
         ));
         for g in &scenario.groups {
             let site = topo.site_of(g.site.as_deref());
+            let local = (!g.local_layers.is_empty())
+                .then(|| crate::scenario::local_pieces(&scenario, &g.local_layers));
             for _ in 0..g.count {
                 let i = hosts.len();
                 let (up, down) = (g.upload.bytes_per_s(), g.download.bytes_per_s());
@@ -284,6 +286,9 @@ impl Sim {
                     geometry,
                     scenario.network.payload_efficiency,
                 ));
+                if let Some(have) = &local {
+                    hosts[i].have = have.clone();
+                }
             }
         }
         for h in &mut hosts {

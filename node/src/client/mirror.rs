@@ -1,0 +1,589 @@
+//! `swarmhub mirror`: the OCI distribution read API on loopback, for
+//! containerd (`hosts.toml`) and skopeo, with manifests and blobs from the
+//! swarm.
+//!
+//! A manifest or blob the hub has is pulled as its swarmhub image (hub
+//! seeder and peers, mutual TLS) into the local store, checked against its
+//! digest before a byte is served, and seeded afterwards by the service
+//! this command runs. Blobs already held locally under the same digest, from
+//! any image, are copied into the download first, so they are not fetched
+//! again. What the hub lacks is answered 404, so containerd falls back to
+//! the registry itself; the mirror never sees registry credentials.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use oci_spec::distribution::ErrorCode;
+use swarmhub_core::metainfo::Metainfo;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{open_db, pull_embedded, ClientConfig, ClientError, HubError, PullOptions};
+use crate::image::ImageName;
+use crate::oci::digest::Sha256Digest;
+use crate::oci::dist::{parse_path, parse_range, DistError, ManifestRef, RangeError, Request};
+use crate::oci::reference::hub_name;
+use crate::oci::walk::manifest_media_type;
+use crate::oci::{blob_of_components, blob_rel_path, stored_root, MAX_MANIFEST_BYTES};
+use crate::paths::{write_atomic, ClientPaths};
+use crate::peer::PortRange;
+
+/// The mirror's default address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5050";
+/// Path of the counters (JSON), outside the `/v2/` API.
+pub const STATS_PATH: &str = "/swarmhub/stats";
+
+/// Options of `swarmhub mirror`.
+#[derive(Clone, Debug)]
+pub struct MirrorOptions {
+    /// Where to listen: loopback only.
+    pub listen: SocketAddr,
+    /// Peer ports for pulls and seeding.
+    pub peer_ports: Option<PortRange>,
+}
+
+/// What the mirror did, since it started.
+#[derive(Debug, Default)]
+pub struct MirrorStats {
+    requests: AtomicU64,
+    manifests_served: AtomicU64,
+    blobs_served: AtomicU64,
+    bytes_served: AtomicU64,
+    not_found: AtomicU64,
+    refused_unverified: AtomicU64,
+    pulls: AtomicU64,
+    bytes_from_hub: AtomicU64,
+    bytes_from_peers: AtomicU64,
+    bytes_from_http: AtomicU64,
+    bytes_reused_local: AtomicU64,
+}
+
+impl MirrorStats {
+    fn json(&self) -> serde_json::Value {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "requests": g(&self.requests),
+            "manifests_served": g(&self.manifests_served),
+            "blobs_served": g(&self.blobs_served),
+            "bytes_served": g(&self.bytes_served),
+            "not_found": g(&self.not_found),
+            "refused_unverified": g(&self.refused_unverified),
+            "pulls": g(&self.pulls),
+            "bytes_from_hub": g(&self.bytes_from_hub),
+            "bytes_from_peers": g(&self.bytes_from_peers),
+            "bytes_from_http": g(&self.bytes_from_http),
+            "bytes_reused_local": g(&self.bytes_reused_local),
+        })
+    }
+}
+
+fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+struct Mirror {
+    paths: ClientPaths,
+    peer_ports: Option<PortRange>,
+    stats: MirrorStats,
+    /// One pull per image at a time.
+    locks: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Blob files checked against their digest: path -> (length, mtime).
+    verified: std::sync::Mutex<HashMap<PathBuf, (u64, std::time::SystemTime)>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+fn other(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Other(e.to_string())
+}
+
+/// Run the mirror and seed every local image until SIGINT/SIGTERM.
+pub async fn mirror(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), ClientError> {
+    check_listen(opts.listen)?;
+    with_seeding(
+        serve(paths, opts),
+        super::service::seed_all(
+            paths,
+            opts.peer_ports,
+            None,
+            None,
+            crate::metrics::MetricsListen(None),
+        ),
+    )
+    .await
+}
+
+/// Run the mirror's server beside the seeding loop: both stop on a signal,
+/// and the seeding is awaited so its swarms say `stopped` to the tracker.
+pub(crate) async fn with_seeding(
+    server: impl std::future::Future<Output = Result<(), ClientError>>,
+    seeding: impl std::future::Future<Output = Result<(), ClientError>>,
+) -> Result<(), ClientError> {
+    tokio::pin!(seeding);
+    tokio::select! {
+        r = server => match r {
+            Ok(()) => seeding.await,
+            Err(e) => Err(e),
+        },
+        r = &mut seeding => r,
+    }
+}
+
+fn check_listen(listen: SocketAddr) -> Result<(), ClientError> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(other(format!(
+        "--listen {listen}: the mirror serves this machine only; use a loopback address such as {DEFAULT_LISTEN}"
+    )))
+}
+
+/// The mirror's server alone (the caller seeds), until SIGINT/SIGTERM.
+pub async fn serve(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), ClientError> {
+    check_listen(opts.listen)?;
+    let db = open_db(paths)?;
+    let cfg = ClientConfig::load(&db)?;
+    cfg.hub(paths).await?;
+    let tcp = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| other(format!("cannot listen on {}: {e}", opts.listen)))?;
+    let addr = tcp.local_addr().map_err(other)?;
+    write_atomic(&paths.run_file("mirror.addr"), addr.to_string().as_bytes())
+        .map_err(|e| other(format!("{}: {e}", paths.run_file("mirror.addr").display())))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = Arc::new(Mirror {
+        paths: paths.clone(),
+        peer_ports: opts.peer_ports,
+        stats: MirrorStats::default(),
+        locks: tokio::sync::Mutex::default(),
+        verified: std::sync::Mutex::default(),
+        stop: stop_rx,
+    });
+    println!("swarmhub mirror: OCI registry API on http://{addr}");
+    let app = axum::Router::new().fallback({
+        let state = state.clone();
+        move |method: Method, uri: Uri, headers: HeaderMap| {
+            let state = state.clone();
+            async move { handle(&state, method, uri, headers).await }
+        }
+    });
+    let result = axum::serve(tcp, app)
+        .with_graceful_shutdown(super::pull::signal())
+        .await
+        .map_err(|e| other(format!("mirror server: {e}")));
+    let _ = stop_tx.send(true);
+    let _ = std::fs::remove_file(paths.run_file("mirror.addr"));
+    result
+}
+
+fn error_response(e: &DistError, head: bool) -> Response<Body> {
+    let body = e.body();
+    let mut r = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body.clone())
+    });
+    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    r
+}
+
+async fn handle(state: &Mirror, method: Method, uri: Uri, headers: HeaderMap) -> Response<Body> {
+    add(&state.stats.requests, 1);
+    let head = method == Method::HEAD;
+    if method != Method::GET && !head {
+        let e = DistError::new(405, ErrorCode::Unsupported, "this mirror is read-only");
+        return error_response(&e, false);
+    }
+    if uri.path() == STATS_PATH {
+        let mut r = Response::new(Body::from(state.stats.json().to_string()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return r;
+    }
+    let result = match parse_path(uri.path()) {
+        Err(e) => Err(e),
+        Ok(Request::Base) => {
+            let mut r = Response::new(if head {
+                Body::empty()
+            } else {
+                Body::from("{}")
+            });
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(2));
+            h.insert(
+                "docker-distribution-api-version",
+                HeaderValue::from_static("registry/2.0"),
+            );
+            Ok(r)
+        }
+        Ok(Request::Manifest { name, reference }) => {
+            serve_manifest(state, &name, &reference, head).await
+        }
+        Ok(Request::Blob { name, digest }) => {
+            let range = headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            serve_blob(state, &name, &digest, range.as_deref(), head).await
+        }
+    };
+    result.unwrap_or_else(|e| {
+        if e.status == 404 {
+            add(&state.stats.not_found, 1);
+        }
+        tracing::info!("mirror {} {}: {} {}", method, uri, e.status, e.message);
+        error_response(&e, head)
+    })
+}
+
+fn unknown_manifest(what: impl std::fmt::Display) -> DistError {
+    DistError::new(404, ErrorCode::ManifestUnknown, what.to_string())
+}
+
+fn unknown_blob(what: impl std::fmt::Display) -> DistError {
+    DistError::new(404, ErrorCode::BlobUnknown, what.to_string())
+}
+
+async fn serve_manifest(
+    state: &Mirror,
+    name: &str,
+    reference: &ManifestRef,
+    head: bool,
+) -> Result<Response<Body>, DistError> {
+    let (path, digest, media_type) = match reference {
+        ManifestRef::Tag(tag) => {
+            let image = hub_name(name, tag).map_err(unknown_manifest)?;
+            let dir = state.ensure_image(&image).await.map_err(unknown_manifest)?;
+            let root = stored_root(&dir)
+                .ok_or_else(|| unknown_manifest(format!("{image} is not an OCI image")))?;
+            if root.repository.as_deref() != Some(name) {
+                return Err(unknown_manifest(format!(
+                    "{image} holds repository {:?}, not {name:?}",
+                    root.repository
+                )));
+            }
+            let t = root.descriptor.media_type().to_string();
+            (dir.join(blob_rel_path(&root.digest)), root.digest, Some(t))
+        }
+        ManifestRef::Digest(d) => {
+            let path = state.find_blob(name, d).await.map_err(unknown_manifest)?;
+            (path, *d, None)
+        }
+    };
+    let bytes = read_small(&path)
+        .await
+        .map_err(|e| unknown_manifest(format!("manifest {digest}: {e}")))?;
+    if Sha256Digest::of(&bytes) != digest {
+        add(&state.stats.refused_unverified, 1);
+        return Err(DistError::new(
+            404,
+            ErrorCode::DigestInvalid,
+            format!("the local copy of manifest {digest} fails its digest; refused"),
+        ));
+    }
+    let media_type = media_type.unwrap_or_else(|| manifest_media_type(&bytes));
+    add(&state.stats.manifests_served, 1);
+    let len = bytes.len();
+    let mut r = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&media_type).map_err(|e| unknown_manifest(e.to_string()))?,
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        "docker-content-digest",
+        HeaderValue::from_str(&digest.to_string()).map_err(|e| unknown_manifest(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+async fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    let f = tokio::fs::File::open(path).await?;
+    let mut out = Vec::new();
+    f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut out).await?;
+    if out.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other("larger than a manifest may be"));
+    }
+    Ok(out)
+}
+
+async fn serve_blob(
+    state: &Mirror,
+    name: &str,
+    digest: &Sha256Digest,
+    range: Option<&str>,
+    head: bool,
+) -> Result<Response<Body>, DistError> {
+    let path = state.find_blob(name, digest).await.map_err(unknown_blob)?;
+    let len = state.verify(&path, digest).await.map_err(|e| {
+        add(&state.stats.refused_unverified, 1);
+        DistError::new(404, ErrorCode::DigestInvalid, e)
+    })?;
+    let (status, first, count) = match range.map(|r| parse_range(r, len)) {
+        None | Some(Err(RangeError::Ignore)) => (StatusCode::OK, 0, len),
+        Some(Ok(r)) => (StatusCode::PARTIAL_CONTENT, r.first, r.last - r.first + 1),
+        Some(Err(RangeError::Unsatisfiable)) => {
+            let e = DistError::new(
+                416,
+                ErrorCode::SizeInvalid,
+                format!(
+                    "range {:?} is past the end of blob {digest} ({len} bytes)",
+                    range.unwrap_or("")
+                ),
+            );
+            let mut r = error_response(&e, head);
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}"))
+                    .map_err(|e| unknown_blob(e.to_string()))?,
+            );
+            return Ok(r);
+        }
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        let mut f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
+        f.seek(std::io::SeekFrom::Start(first))
+            .await
+            .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
+        add(&state.stats.blobs_served, 1);
+        add(&state.stats.bytes_served, count);
+        Body::from_stream(tokio_util::io::ReaderStream::new(f.take(count)))
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    let bad = |e: axum::http::header::InvalidHeaderValue| unknown_blob(e.to_string());
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        "docker-content-digest",
+        HeaderValue::from_str(&digest.to_string()).map_err(bad)?,
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {first}-{}/{len}", first + count - 1))
+                .map_err(bad)?,
+        );
+    }
+    Ok(r)
+}
+
+/// Local blobs by digest: (file, length).
+type LocalBlobs = HashMap<Sha256Digest, (PathBuf, u64)>;
+
+/// Every blob of every complete local image (on a blocking thread: it reads
+/// the database and looks at every blob file).
+async fn local_blobs(paths: &ClientPaths) -> Result<LocalBlobs, ClientError> {
+    let paths = paths.clone();
+    tokio::task::spawn_blocking(move || local_blobs_now(&paths))
+        .await
+        .map_err(other)?
+}
+
+fn local_blobs_now(paths: &ClientPaths) -> Result<LocalBlobs, ClientError> {
+    let db = open_db(paths)?;
+    let mut out = HashMap::new();
+    for row in db.images()? {
+        let (Ok(meta), Ok(image)) = (
+            Metainfo::from_bytes(&row.metainfo),
+            row.name.parse::<ImageName>(),
+        ) else {
+            continue;
+        };
+        let dir = paths.image_dir(&image);
+        for f in &meta.files {
+            if let Some(d) = blob_of_components(&f.path) {
+                let p = dir.join(blob_rel_path(&d));
+                if p.is_file() {
+                    out.entry(d).or_insert((p, f.length));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Mirror {
+    /// The local folder of `image`, pulled (or refreshed) through the swarm
+    /// first when the hub has it. With the hub unreachable, a local copy is used.
+    async fn ensure_image(&self, image: &ImageName) -> Result<PathBuf, String> {
+        let lock = {
+            let mut locks = self.locks.lock().await;
+            locks.entry(image.to_string()).or_default().clone()
+        };
+        let _held = lock.lock().await;
+        let dir = self.paths.image_dir(image);
+        let db = open_db(&self.paths).map_err(|e| e.to_string())?;
+        let have_local = db.image(&image.to_string()).ok().flatten().is_some() && dir.is_dir();
+        let cfg = ClientConfig::load(&db).map_err(|e| e.to_string())?;
+        let hub = match cfg.hub(&self.paths).await {
+            Ok(h) => h,
+            Err(e) if have_local => {
+                tracing::warn!("{image}: hub unreachable ({e}); serving the local copy");
+                return Ok(dir);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let meta = match hub.metainfo(image).await {
+            Ok(bytes) => Metainfo::from_bytes(&bytes).map_err(|e| format!("{image}: {e}"))?,
+            Err(HubError::Refused { status: 404, .. }) => {
+                return Err(format!("the hub has no image {image}"));
+            }
+            Err(e) if have_local => {
+                tracing::warn!("{image}: {e}; serving the local copy");
+                return Ok(dir);
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let up_to_date = db
+            .image(&image.to_string())
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.info_hash == crate::util::hex(&meta.info_hash.0));
+        if up_to_date && dir.is_dir() {
+            // The service seeds it; a pull would only say "up to date".
+            return Ok(dir);
+        }
+        let reused = self.seed_partial(&meta).await.map_err(|e| e.to_string())?;
+        add(&self.stats.bytes_reused_local, reused);
+        let opts = PullOptions {
+            image: image.to_string(),
+            peer_ports: self.peer_ports,
+            ..PullOptions::default()
+        };
+        let summary = pull_embedded(&self.paths, &opts, self.stop.clone())
+            .await
+            .map_err(|e| format!("pulling {image}: {e}"))?;
+        add(&self.stats.pulls, 1);
+        add(&self.stats.bytes_from_hub, summary.from_hub);
+        add(&self.stats.bytes_from_peers, summary.from_peers);
+        add(&self.stats.bytes_from_http, summary.from_http);
+        tracing::info!("mirror: {summary}");
+        Ok(dir)
+    }
+
+    /// Copy blobs held locally under the digest the new image names into
+    /// its download folder, so the pull verifies them instead of fetching
+    /// them. Copies, not links: a piece that spans two files is written
+    /// whole, and must not touch another image's file. Returns the bytes copied.
+    async fn seed_partial(&self, meta: &Metainfo) -> Result<u64, ClientError> {
+        let local = local_blobs(&self.paths).await?;
+        let partial = self.paths.partial(&meta.info_hash);
+        let wanted: Vec<(PathBuf, PathBuf, u64)> = meta
+            .files
+            .iter()
+            .filter_map(|f| {
+                let d = blob_of_components(&f.path)?;
+                let (src, len) = local.get(&d)?;
+                let dest = partial.join(blob_rel_path(&d));
+                (*len == f.length && !dest.exists()).then(|| (src.clone(), dest, f.length))
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut copied = 0;
+            for (src, dest, len) in wanted {
+                if let Some(p) = dest.parent() {
+                    std::fs::create_dir_all(p)
+                        .map_err(|e| other(format!("{}: {e}", p.display())))?;
+                }
+                std::fs::copy(&src, &dest)
+                    .map_err(|e| other(format!("{}: {e}", dest.display())))?;
+                copied += len;
+            }
+            Ok(copied)
+        })
+        .await
+        .map_err(other)?
+    }
+
+    /// The local file of blob `digest`: from any local image, else pulled
+    /// with the hub image of repository `name` that holds it.
+    async fn find_blob(&self, name: &str, digest: &Sha256Digest) -> Result<PathBuf, String> {
+        if let Some((p, _)) = local_blobs(&self.paths)
+            .await
+            .map_err(|e| e.to_string())?
+            .remove(digest)
+        {
+            return Ok(p);
+        }
+        let db = open_db(&self.paths).map_err(|e| e.to_string())?;
+        let cfg = ClientConfig::load(&db).map_err(|e| e.to_string())?;
+        let hub = cfg.hub(&self.paths).await.map_err(|e| e.to_string())?;
+        let prefix = format!("{}:", name.replace('/', "."));
+        let want = crate::oci::blob_components(digest);
+        for info in hub.images().await.map_err(|e| e.to_string())? {
+            if !info.name.starts_with(&prefix) {
+                continue;
+            }
+            let Ok(image) = info.name.parse::<ImageName>() else {
+                continue;
+            };
+            let Ok(bytes) = hub.metainfo(&image).await else {
+                continue;
+            };
+            let Ok(meta) = Metainfo::from_bytes(&bytes) else {
+                continue;
+            };
+            if meta.files.iter().any(|f| f.path == want) {
+                let dir = self.ensure_image(&image).await?;
+                return Ok(dir.join(blob_rel_path(digest)));
+            }
+        }
+        Err(format!("no image of {name} on the hub holds {digest}"))
+    }
+
+    /// Check `path` against `digest` (once per file version); its length.
+    async fn verify(&self, path: &Path, digest: &Sha256Digest) -> Result<u64, String> {
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let stamp = (meta.len(), meta.modified().map_err(|e| e.to_string())?);
+        if self.verified.lock().map_err(|e| e.to_string())?.get(path) == Some(&stamp) {
+            return Ok(stamp.0);
+        }
+        let p = path.to_owned();
+        let (actual, len) = tokio::task::spawn_blocking(move || Sha256Digest::of_file(&p))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if actual != *digest {
+            return Err(format!(
+                "the local copy of blob {digest} hashes to {actual}; refused"
+            ));
+        }
+        self.verified
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(path.to_owned(), (len, stamp.1));
+        Ok(len)
+    }
+}
