@@ -4,7 +4,8 @@
 Seeds are valid (and a few nearly valid) inputs in each target's own layout, so
 libFuzzer starts from the interesting part of the input space. Run from anywhere;
 re-running rewrites the same files. Regression inputs (seed-regress-*) are added
-by hand next to these and are not touched here.
+by hand next to these, and seed-found-* are a few inputs kept from a fuzz run (for
+targets whose `arbitrary` layout is hard to write by hand); neither is touched here.
 """
 import hashlib
 import os
