@@ -45,7 +45,8 @@ for target in $(cargo +nightly fuzz list); do
   if ! cargo +nightly fuzz run "${flags[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -runs=2000000 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 >"$scratch/$target.log" 2>&1; then
-    tail -n 60 "$scratch/$target.log"
+    grep -m 3 -A 2 'panicked at' "$scratch/$target.log" || true
+    tail -n 40 "$scratch/$target.log"
     echo "== fuzz: target $target FAILED (input saved under fuzz/artifacts/$target/)"
     exit 1
   fi
