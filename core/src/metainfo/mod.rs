@@ -66,6 +66,15 @@ pub fn piece_length_for(total_length: u64) -> u32 {
     piece_length
 }
 
+/// The bounded pre-scan [`Metainfo::from_bytes`] runs before any bencode reaches
+/// librqbit-bencode: `Ok` means `bytes` is exactly one canonical bencode value (every
+/// integer fits `i64`, every string fits the input, dictionary keys unique and sorted)
+/// nested at most `max_depth` containers deep. Public so the fuzz targets can check
+/// that promise against the decoder; iterative, linear time.
+pub fn scan_bencode(bytes: &[u8], max_depth: usize) -> Result<(), MetainfoError> {
+    scan::check_bencode(bytes, max_depth).map_err(MetainfoError::from)
+}
+
 /// Bounds applied to hostile metainfo. [`Default`] gives the values documented on
 /// each field; [`ImageHasher`] builds within the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -662,8 +662,9 @@ async fn scrape(
     bencoded(StatusCode::OK, encode_scrape_response(&files))
 }
 
-/// Parse `bytes=FIRST-LAST` (one range, both ends given).
-fn parse_range(h: &str) -> Option<(u64, u64)> {
+/// Parse the web seed's `Range` header, `bytes=FIRST-LAST` (one range, both ends
+/// given, `FIRST <= LAST`); `None` for anything else. Public for the fuzz targets.
+pub fn parse_range(h: &str) -> Option<(u64, u64)> {
     let (a, b) = h.trim().strip_prefix("bytes=")?.split_once('-')?;
     let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     (b >= a).then_some((a, b))
