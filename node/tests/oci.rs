@@ -25,17 +25,7 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
         &[raw_layer(base.clone()), raw_layer(vec![2u8; 1000])],
     );
     let l1 = tmp.path().join("l1");
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            &format!("{}:1", l1.display()),
-            "--as",
-            "team/app:1",
-        ],
-    );
+    let o = import_layout(&hub, &format!("{}:1", l1.display()), "team/app:1");
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("as team.app:1") && out.contains(&d1), "{out}");
@@ -51,17 +41,7 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
     // A second image sharing the base layer copies it from the cache.
     let l2 = tmp.path().join("l2");
     make_layout(&l2, "2", &[raw_layer(base), raw_layer(vec![3u8; 1000])]);
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            l2.to_str().expect("utf8"),
-            "--as",
-            "team/app:2",
-        ],
-    );
+    let o = import_layout(&hub, l2.to_str().expect("utf8"), "team/app:2");
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("293.0 KiB reused"), "{out}");
@@ -72,31 +52,11 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
     let (_, blobs) = make_layout(&bad, "1", &[raw_layer(vec![4u8; 5000])]);
     let layer = bad.join("blobs/sha256").join(&blobs[0][7..]);
     std::fs::write(&layer, vec![5u8; 5000]).expect("corrupt");
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            bad.to_str().expect("utf8"),
-            "--as",
-            "bad/a:1",
-        ],
-    );
+    let o = import_layout(&hub, bad.to_str().expect("utf8"), "bad/a:1");
     assert!(!o.status.success());
     assert!(text(&o).contains("not to its digest"), "{}", text(&o));
     std::fs::remove_file(&layer).expect("rm");
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            bad.to_str().expect("utf8"),
-            "--as",
-            "bad/a:1",
-        ],
-    );
+    let o = import_layout(&hub, bad.to_str().expect("utf8"), "bad/a:1");
     assert!(!o.status.success());
     assert!(text(&o).contains("missing"), "{}", text(&o));
     let index = std::fs::read_to_string(bad.join("index.json")).expect("index");
@@ -110,17 +70,7 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
         index.replace(&md, "sha256:../../../etc/passwd"),
     )
     .expect("w");
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            bad.to_str().expect("utf8"),
-            "--as",
-            "bad/a:1",
-        ],
-    );
+    let o = import_layout(&hub, bad.to_str().expect("utf8"), "bad/a:1");
     assert!(!o.status.success());
     assert!(text(&o).contains("../../../etc/passwd"), "{}", text(&o));
     // A top manifest whose bytes do not match the digest index.json gives it.
@@ -131,17 +81,7 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
         std::fs::read(bad.join("blobs/sha256").join(&md[7..])).expect("r"),
     )
     .expect("w");
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            bad.to_str().expect("utf8"),
-            "--as",
-            "bad/a:1",
-        ],
-    );
+    let o = import_layout(&hub, bad.to_str().expect("utf8"), "bad/a:1");
     assert!(!o.status.success());
     assert!(text(&o).contains("not to its digest"), "{}", text(&o));
     let o = hub_cmd(&hub, &["image", "list"]);
@@ -149,17 +89,7 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
         !String::from_utf8_lossy(&o.stdout).contains("bad.a"),
         "a refused import left an image"
     );
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            l1.to_str().expect("utf8"),
-            "--as",
-            "../x:1",
-        ],
-    );
+    let o = import_layout(&hub, l1.to_str().expect("utf8"), "../x:1");
     assert!(
         !o.status.success() && text(&o).contains("repository name"),
         "{}",

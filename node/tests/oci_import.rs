@@ -53,17 +53,7 @@ fn multi_platform_index_keeps_every_platform_or_the_named_ones() {
 
     let hub = tmp.path().join("hub");
     let dir = layout.to_str().expect("utf8");
-    let o = hub_cmd(
-        &hub,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            dir,
-            "--as",
-            "multi/all:1",
-        ],
-    );
+    let o = import_layout(&hub, dir, "multi/all:1");
     assert!(o.status.success(), "{}", output_text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&idx),
@@ -282,17 +272,7 @@ fn mirror_serves_an_imported_layout_with_no_registry_nor_containerd() {
     let layout = tmp.path().join("l");
     let (m, blobs) = make_layout(&layout, "1", &[raw_layer(layer.clone())]);
     let hub_dir = tmp.path().join("hub");
-    let o = hub_cmd(
-        &hub_dir,
-        &[
-            "image",
-            "import",
-            "--oci-layout",
-            layout.to_str().expect("utf8"),
-            "--as",
-            "team/tool:1",
-        ],
-    );
+    let o = import_layout(&hub_dir, layout.to_str().expect("utf8"), "team/tool:1");
     assert!(o.status.success(), "{}", output_text(&o));
     let hub = Hub::start(&hub_dir, &[]);
     let c = hub.client(tmp.path(), "c");

@@ -139,6 +139,14 @@ pub fn make_layout(layout: &Path, tag: &str, layers: &[Layer]) -> (String, Vec<S
     (md, all)
 }
 
+/// `hub image import --oci-layout LAYOUT --as NAME` on the hub in `hub`.
+pub fn import_layout(hub: &Path, layout: &str, name: &str) -> std::process::Output {
+    hub_cmd(
+        hub,
+        &["image", "import", "--oci-layout", layout, "--as", name],
+    )
+}
+
 pub fn text(o: &std::process::Output) -> String {
     output_text(o)
 }
