@@ -661,15 +661,7 @@ impl Node {
         }
         let used = (self.stats.bytes_up - mark) as f64 / dt;
         if self.super_seeding() {
-            // A super-seed's waiting peers are not interested yet: it has not
-            // told them about a piece. Any choked downloading peer waits.
-            let waiting = self.sessions.values().any(|s| {
-                s.phase == Phase::Established
-                    && s.am_choking
-                    && !s.upload_only
-                    && !s.remote_has.is_full()
-                    && (!s.super_revealed || s.peer_interested)
-            });
+            let waiting = self.super_has_waiting();
             return self.adapt_super_slots(used, cap as f64, waiting);
         }
         let waiting = self

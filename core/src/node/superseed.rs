@@ -247,6 +247,18 @@ impl Node {
         self.super_fill_slots();
     }
 
+    /// A choked downloading peer waits for a slot. (Peers told nothing yet
+    /// cannot be interested: interest is no measure here.)
+    pub(super) fn super_has_waiting(&self) -> bool {
+        self.sessions.values().any(|s| {
+            s.phase == Phase::Established
+                && s.am_choking
+                && !s.upload_only
+                && !s.remote_has.is_full()
+                && (!s.super_revealed || s.peer_interested)
+        })
+    }
+
     /// Fewer downloading peers than `super_seed_min_peers` are connected: too
     /// few to trade among themselves. (Interest is no measure: once the hub
     /// has advertised a piece enough times, peers rightly lose interest in it.)
