@@ -33,8 +33,17 @@ pub struct SessionConfig {
     /// Requests a peer may have queued with us; one more is a flood and the
     /// peer is disconnected. Default: 256.
     pub max_peer_requests: usize,
-    /// Piece messages handed to the driver and not yet reported sent. Default: 4.
+    /// Fewest piece messages handed to the driver and not yet reported sent
+    /// (the upload window before the link's rate is known). Default: 4.
     pub max_upload_inflight: usize,
+    /// Once the rate we send to a peer is known, the upload window holds
+    /// this much transfer time at that rate (see [`Session::upload_window`]),
+    /// so a fast link is not held back by the driver's own latency between
+    /// "send this block" and "it was sent". Default: 5 ms.
+    pub upload_window_time: Duration,
+    /// Most piece messages in the upload window of one peer. Default: 64
+    /// (1 MiB of 16 KiB blocks).
+    pub max_upload_window: usize,
     /// Close a connection whose handshake has not arrived by then. Default: 10 s.
     pub handshake_timeout: Duration,
     /// A request unanswered this long is dropped (and cancelled) and
@@ -67,6 +76,8 @@ impl Default for SessionConfig {
             max_request_queue_depth: 64,
             max_peer_requests: 256,
             max_upload_inflight: 4,
+            upload_window_time: Duration::from_millis(5),
+            max_upload_window: 64,
             max_block_len: crate::wire::BLOCK_LEN,
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -246,6 +257,8 @@ pub struct Session {
     pub remote_reqq: Option<u32>,
     /// Rate at which we send block data to the remote.
     pub upload_rate: Rate,
+    /// The same with a 1 s time constant, to size the upload window.
+    pub recent_upload_rate: Rate,
     /// Block bytes received.
     pub bytes_down: u64,
     /// Block bytes sent.
@@ -306,6 +319,7 @@ impl Session {
             cancelled_out: VecDeque::new(),
             remote_reqq: None,
             upload_rate: Rate::default(),
+            recent_upload_rate: Rate::with_time_constant(1.0),
             bytes_down: 0,
             bytes_up: 0,
             connected_at: now,
@@ -529,6 +543,23 @@ impl Session {
         (want.ceil() as usize)
             .max(config.min_request_queue_depth)
             .clamp(1, cap)
+    }
+
+    /// Blocks we may have handed to the driver and not yet seen sent, at
+    /// `now`: `max_upload_inflight` until the rate we send at is known, then
+    /// `upload_window_time` worth of blocks at that rate, within
+    /// `max_upload_inflight ..= max_upload_window`. A link slower than
+    /// `max_upload_inflight` blocks per `upload_window_time` (13 MB/s with
+    /// the defaults) keeps the small window; a fast one grows it as its rate
+    /// shows, so the driver's hand-off latency never limits it.
+    pub fn upload_window(&self, now: Instant, config: &SessionConfig, block_len: u32) -> usize {
+        let floor = config.max_upload_inflight.max(1);
+        let rate = self.recent_upload_rate.get(now);
+        if rate <= 0.0 {
+            return floor;
+        }
+        let want = rate * config.upload_window_time.as_secs_f64() / f64::from(block_len.max(1));
+        (want.ceil() as usize).clamp(floor, config.max_upload_window.max(floor))
     }
 
     /// The next instant at which a timer of this session fires.

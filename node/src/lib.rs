@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod db;
+mod digests;
 mod handles;
 pub mod hub;
 pub mod image;

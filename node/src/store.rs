@@ -15,6 +15,7 @@ use sha2::Sha256;
 use swarmhub_core::metainfo::{BuildError, ImageHasher, Metainfo};
 use swarmhub_core::Id20;
 
+use crate::digests::FileDigests;
 use crate::handles::HandleCache;
 
 /// Read and copy buffer size.
@@ -326,6 +327,8 @@ pub struct Storage {
     handles: Mutex<HandleCache>,
     /// Files written since the last [`Storage::sync`].
     dirty: Mutex<BTreeSet<usize>>,
+    /// Each file's SHA-256 computed as pieces verify, when a pull asked for it.
+    digests: Mutex<Option<FileDigests>>,
 }
 
 /// `root` joined with the image path `path`, refused unless every component is
@@ -391,6 +394,7 @@ impl Storage {
             writable: create,
             handles: Mutex::new(HandleCache::new(max_open)),
             dirty: Mutex::new(BTreeSet::new()),
+            digests: Mutex::new(None),
         })
     }
 
@@ -493,8 +497,58 @@ impl Storage {
     /// Does the stored piece hash to its SHA-1 in the metainfo?
     pub fn verify(&self, piece: u32) -> std::io::Result<bool> {
         let data = self.read(piece, 0, self.meta.piece_len(piece))?;
-        let digest: [u8; 20] = Sha1::digest(&data).into();
-        Ok(self.meta.pieces.get(piece as usize) == Some(&Id20::new(digest)))
+        let ok = self.piece_hash_matches(piece, &data);
+        if ok {
+            self.verified(piece, Some(bytes::Bytes::from(data)));
+        }
+        Ok(ok)
+    }
+
+    fn piece_hash_matches(&self, piece: u32, data: &[u8]) -> bool {
+        let digest: [u8; 20] = Sha1::digest(data).into();
+        self.meta.pieces.get(piece as usize) == Some(&Id20::new(digest))
+    }
+
+    /// Check a whole piece held in memory against its SHA-1 and, only when
+    /// it matches, write it (one positioned write per file it spans). A piece
+    /// that fails is never written, so a bad peer cannot spoil what is on disk.
+    pub fn write_verified(&self, piece: u32, data: bytes::Bytes) -> std::io::Result<bool> {
+        if data.len() != self.meta.piece_len(piece) as usize
+            || !self.piece_hash_matches(piece, &data)
+        {
+            return Ok(false);
+        }
+        self.write(piece, 0, &data)?;
+        self.verified(piece, Some(data));
+        Ok(true)
+    }
+
+    fn verified(&self, piece: u32, data: Option<bytes::Bytes>) {
+        if let Ok(d) = self.digests.lock() {
+            if let Some(d) = d.as_ref() {
+                d.feed(piece, data);
+            }
+        }
+    }
+
+    /// Compute each file's SHA-256 from now on as pieces verify (through
+    /// [`Storage::verify`] and [`Storage::write_verified`]); pieces verified
+    /// before this call are not counted, so call it before any verify.
+    pub fn stream_file_digests(self: &Arc<Self>) -> std::io::Result<()> {
+        let d = FileDigests::start(Arc::downgrade(self), self.meta.clone(), self.paths.clone())?;
+        if let Ok(mut slot) = self.digests.lock() {
+            *slot = Some(d);
+        }
+        Ok(())
+    }
+
+    /// The streamed SHA-256 verdict: `Some(Ok)` when every piece was hashed in
+    /// file order and every file matches, `Some(Err)` naming a file that does
+    /// not, `None` when streaming was off or incomplete (check in a full pass
+    /// with [`verify_file_hashes`]).
+    pub fn finish_file_digests(&self) -> Option<Result<(), StoreError>> {
+        let d = self.digests.lock().ok()?.take()?;
+        d.finish().into()
     }
 
     /// Flush written data to disk: every file written since the last sync, open
@@ -586,6 +640,65 @@ mod tests {
         let range = w.read_range(299_990, 20).expect("range");
         assert_eq!(&range[..10], &st.read_range(299_990, 10).expect("r")[..]);
         assert!(st.read(0, 0, meta.piece_len(0) + 1).is_err());
+    }
+
+    #[test]
+    fn file_digests_stream_while_pieces_verify_in_any_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inputs = collect_inputs(&write_tree(dir.path())).expect("inputs");
+        let copy = dir.path().join("copy");
+        let meta = Arc::new(build_metainfo("t:1", &inputs, Some(&copy)).expect("build"));
+        let src = Storage::open(&copy, meta.clone(), false).expect("open");
+        let piece = |p: u32| bytes::Bytes::from(src.read(p, 0, meta.piece_len(p)).expect("read"));
+        let n = meta.num_pieces();
+        assert!(n >= 2, "the tree spans several pieces");
+
+        // Pieces arrive last first, one of them through a read-back verify.
+        let fresh = Arc::new(Storage::open(&dir.path().join("fresh"), meta.clone(), true).unwrap());
+        fresh.stream_file_digests().expect("start");
+        assert!(
+            !fresh.write_verified(0, piece(1)).expect("hash"),
+            "wrong bytes"
+        );
+        assert_eq!(
+            fresh.read(0, 0, 64).unwrap(),
+            vec![0u8; 64],
+            "a bad piece is not written"
+        );
+        for p in (1..n).rev() {
+            assert!(fresh.write_verified(p, piece(p)).expect("write"));
+        }
+        fresh.write(0, 0, &piece(0)).expect("write");
+        assert!(fresh.verify(0).expect("verify"));
+        assert!(matches!(fresh.finish_file_digests(), Some(Ok(()))));
+        assert!(
+            fresh.finish_file_digests().is_none(),
+            "the verdict is taken once"
+        );
+
+        // A piece missing: no verdict, the caller checks in a full pass.
+        let part = Arc::new(Storage::open(&dir.path().join("part"), meta.clone(), true).unwrap());
+        part.stream_file_digests().expect("start");
+        for p in 0..n - 1 {
+            assert!(part.write_verified(p, piece(p)).expect("write"));
+        }
+        assert!(part.finish_file_digests().is_none());
+
+        // Pieces that pass SHA-1 but a file whose SHA-256 differs: named.
+        let mut bad = (*meta).clone();
+        bad.files[1].sha256[0] ^= 1;
+        let bad = Arc::new(bad);
+        let other = Arc::new(Storage::open(&dir.path().join("bad"), bad.clone(), true).unwrap());
+        other.stream_file_digests().expect("start");
+        for p in 0..n {
+            assert!(other.write_verified(p, piece(p)).expect("write"));
+        }
+        match other.finish_file_digests() {
+            Some(Err(StoreError::Sha256Mismatch(path))) => {
+                assert!(path.ends_with(bad.files[1].path.join("/")), "{path:?}")
+            }
+            v => panic!("expected a mismatch, got {v:?}"),
+        }
     }
 
     #[test]

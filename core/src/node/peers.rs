@@ -347,6 +347,7 @@ impl Node {
         session.upload_inflight.swap_remove(i);
         session.bytes_up += u64::from(block.length);
         session.upload_rate.add(now, u64::from(block.length));
+        session.recent_upload_rate.add(now, u64::from(block.length));
         self.stats.bytes_up += u64::from(block.length);
         self.event(NodeEvent::BlockUploaded {
             conn,
@@ -356,10 +357,11 @@ impl Node {
     }
 
     pub(super) fn serve_uploads(&mut self, conn: ConnId) {
-        let max = self.config.session.max_upload_inflight;
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
+        let max =
+            session.upload_window(self.now, &self.config.session, self.config.picker.block_len);
         let mut sends = Vec::new();
         while !session.am_choking && session.upload_inflight.len() < max {
             let Some(block) = session.their_queue.pop_front() else {

@@ -314,3 +314,38 @@ fn expired_requests_are_remembered_once_as_cancelled() {
         "still requested, not cancelled"
     );
 }
+
+#[test]
+fn upload_window_grows_with_the_rate_we_send_at() {
+    let config = SessionConfig::default();
+    let mut s = established(64);
+    // Unknown rate: the fixed floor.
+    assert_eq!(s.upload_window(Instant::ZERO, &config, 16384), 4);
+    // 2 MB/s sent for a few seconds: 10 KB per 5 ms, still the floor.
+    let mut now = Instant::ZERO;
+    for _ in 0..400 {
+        now += Duration::from_millis(10);
+        s.recent_upload_rate.add(now, 20_000);
+    }
+    assert_eq!(s.upload_window(now, &config, 16384), 4);
+    // 400 MB/s: 2 MB per 5 ms is 123 blocks, capped at the maximum.
+    for _ in 0..400 {
+        now += Duration::from_millis(10);
+        s.recent_upload_rate.add(now, 4_000_000);
+    }
+    assert_eq!(
+        s.upload_window(now, &config, 16384),
+        config.max_upload_window
+    );
+    // 100 MB/s: 500 KB per 5 ms, about 31 blocks.
+    let mut mid = established(64);
+    for _ in 0..400 {
+        now += Duration::from_millis(10);
+        mid.recent_upload_rate.add(now, 1_000_000);
+    }
+    let w = mid.upload_window(now, &config, 16384);
+    assert!((28..=34).contains(&w), "window {w}");
+    // A link that goes quiet shrinks back to the floor.
+    let later = now + Duration::from_secs(20);
+    assert_eq!(mid.upload_window(later, &config, 16384), 4);
+}

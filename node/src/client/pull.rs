@@ -248,6 +248,9 @@ async fn pull_counted(
         let (p, m) = (partial.clone(), meta.clone());
         Arc::new(blocking(move || Storage::open(&p, m, true)).await??)
     };
+    storage
+        .stream_file_digests()
+        .map_err(|e| other(format!("starting the SHA-256 thread: {e}")))?;
     let bar = progress_bar(meta.total_length());
     let mut have = PieceSet::new(meta.num_pieces());
     if resuming {
@@ -342,7 +345,12 @@ async fn pull_counted(
         blocking(move || {
             st.sync()
                 .map_err(|e| other(format!("{}: {e}", p.display())))?;
-            store::verify_file_hashes(&p, &m).map_err(ClientError::from)
+            // Hashed while the pieces arrived; a full pass only when that
+            // could not cover every piece in order.
+            match st.finish_file_digests() {
+                Some(verdict) => verdict.map_err(ClientError::from),
+                None => store::verify_file_hashes(&p, &m).map_err(ClientError::from),
+            }
         })
         .await??;
     }
@@ -633,13 +641,10 @@ impl WebTarget {
         match self {
             WebTarget::Storage(storage) => {
                 let st = storage.clone();
-                let ok = tokio::task::spawn_blocking(move || {
-                    st.write(piece, 0, &data)?;
-                    st.verify(piece)
-                })
-                .await
-                .map_err(other)?
-                .map_err(|e| other(format!("writing piece {piece}: {e}")))?;
+                let ok = tokio::task::spawn_blocking(move || st.write_verified(piece, data))
+                    .await
+                    .map_err(other)?
+                    .map_err(|e| other(format!("writing piece {piece}: {e}")))?;
                 Ok(if ok {
                     WebOutcome::Taken
                 } else {

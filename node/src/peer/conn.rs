@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use swarmhub_core::wire::{BlockRef, Decoder, Handshake, Message};
+
 use swarmhub_core::ConnId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
@@ -76,31 +77,47 @@ pub(super) async fn reader(
     let _ = tx.send((conn, ConnEvent::Closed(reason))).await;
 }
 
+/// Items a connection's writer queues at most: the node's upload window
+/// bounds the blocks, so only a peer that stopped reading fills it with
+/// control messages; the connection is then closed.
+pub(super) const WRITER_QUEUE: usize = 16 * 1024;
+
+/// Bytes the writer gathers before a write to the socket (or TLS layer).
+const WRITE_BUF: usize = 256 * 1024;
+
+/// The 13 bytes before a block's data in a piece message (BEP 3: length,
+/// id 7, index, begin).
+fn piece_header(block: BlockRef, len: usize) -> [u8; 13] {
+    let mut h = [0u8; 13];
+    h[..4].copy_from_slice(&((len as u32).saturating_add(9)).to_be_bytes());
+    h[4] = 7;
+    h[5..9].copy_from_slice(&block.piece.to_be_bytes());
+    h[9..13].copy_from_slice(&block.begin.to_be_bytes());
+    h
+}
+
 pub(super) async fn writer(
     conn: ConnId,
     wr: WriteHalf<Box<dyn PeerStream>>,
-    mut rx: mpsc::UnboundedReceiver<WriteItem>,
+    mut rx: mpsc::Receiver<WriteItem>,
     events: mpsc::UnboundedSender<Event>,
     limits: Arc<Limits>,
 ) {
-    let mut w = BufWriter::with_capacity(64 * 1024, wr);
-    let mut scratch = Vec::with_capacity(16 * 1024 + 13);
+    let mut w = BufWriter::with_capacity(WRITE_BUF, wr);
     while let Some(item) = rx.recv().await {
         let result = match item {
             WriteItem::Bytes(b) => w.write_all(&b).await,
             WriteItem::Block(block, data) => {
                 limits.up.acquire(data.len()).await;
-                scratch.clear();
-                match Message::Piece(block, data).encode(&mut scratch) {
-                    Ok(()) => {
-                        let r = w.write_all(&scratch).await;
-                        if r.is_ok() {
-                            let _ = events.send(Event::BlockSent { conn, block });
-                        }
-                        r
-                    }
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                // Header and data straight into the buffer: one copy.
+                let mut r = w.write_all(&piece_header(block, data.len())).await;
+                if r.is_ok() {
+                    r = w.write_all(&data).await;
                 }
+                if r.is_ok() {
+                    let _ = events.send(Event::BlockSent { conn, block });
+                }
+                r
             }
         };
         let result = match result {
@@ -116,4 +133,26 @@ pub(super) async fn writer(
         }
     }
     let _ = w.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_header_matches_the_codec() {
+        let block = BlockRef {
+            piece: 7,
+            begin: 32768,
+            length: 16384,
+        };
+        let data = Bytes::from(vec![9u8; 16384]);
+        let mut encoded = Vec::new();
+        Message::Piece(block, data.clone())
+            .encode(&mut encoded)
+            .unwrap();
+        let mut ours = piece_header(block, data.len()).to_vec();
+        ours.extend_from_slice(&data);
+        assert_eq!(ours, encoded);
+    }
 }

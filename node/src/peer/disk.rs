@@ -1,7 +1,12 @@
-//! The disk thread of one swarm: writes, reads and hashes in the order the
-//! node asked for them, so a piece is verified only after its blocks are stored.
+//! The disk side of one swarm: a thread that writes, reads and hashes in the
+//! order the node asked for them (so a piece is verified only after its
+//! blocks are stored), a cache of recently read spans so a piece that many
+//! peers ask for is read once and its blocks go out without a trip to this
+//! thread, and the in-memory assembly of pieces being downloaded, hashed
+//! before they are written.
 
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use swarmhub_core::wire::BlockRef;
@@ -12,28 +17,173 @@ use super::driver::Event;
 use crate::store::Storage;
 
 /// Disk operations queued at most (4096 blocks of 16 KiB: 64 MiB of writes).
-const DISK_QUEUE: usize = 4096;
+/// When the queue is full the swarm holds further operations itself and
+/// stops reading from peers until it drains, so TCP pushes back on them.
+pub(super) const DISK_QUEUE: usize = 4096;
+
+/// Bytes read from disk at once for uploads (whole pieces up to this size).
+const SPAN: u32 = 1 << 20;
+
+/// Bytes of read spans a swarm keeps for uploads.
+const READ_CACHE_BYTES: usize = 32 << 20;
+
+/// Bytes of pieces a swarm assembles in memory at once; pieces beyond it are
+/// written block by block and read back to verify.
+pub(super) const ASSEMBLY_BYTES: usize = 64 << 20;
 
 pub(super) enum DiskOp {
     Write(BlockRef, Bytes),
     Read(ConnId, BlockRef),
     Verify(u32),
-    /// A whole piece from the web seed: write it, then verify it.
+    /// A whole piece from the web seed: verify it, then write it.
     WebPiece(u32, Bytes),
+}
+
+/// Recently read spans of verified pieces, oldest evicted first.
+pub(super) struct ReadCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    spans: HashMap<(u32, u32), Bytes>,
+    order: VecDeque<(u32, u32)>,
+    bytes: usize,
+}
+
+impl ReadCache {
+    pub(super) fn new() -> Self {
+        ReadCache {
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// `block` from a cached span, if its span is cached.
+    pub(super) fn get(&self, block: BlockRef) -> Option<Bytes> {
+        let start = block.begin / SPAN * SPAN;
+        let inner = self.inner.lock().ok()?;
+        let span = inner.spans.get(&(block.piece, start))?;
+        let lo = (block.begin - start) as usize;
+        let hi = lo.checked_add(block.length as usize)?;
+        (hi <= span.len()).then(|| span.slice(lo..hi))
+    }
+
+    /// `block`, reading (and caching) its whole span when it is not cached.
+    fn load(&self, storage: &Storage, block: BlockRef) -> std::io::Result<Bytes> {
+        if let Some(b) = self.get(block) {
+            return Ok(b);
+        }
+        let piece_len = storage.meta().piece_len(block.piece);
+        let start = block.begin / SPAN * SPAN;
+        let end = block
+            .begin
+            .checked_add(block.length)
+            .filter(|&e| e <= piece_len && block.piece < storage.meta().num_pieces());
+        if end.is_none() {
+            // Let the storage name the bad range.
+            return storage
+                .read(block.piece, block.begin, block.length)
+                .map(Bytes::from);
+        }
+        let len = SPAN.min(piece_len - start);
+        let span = Bytes::from(storage.read(block.piece, start, len)?);
+        if let Ok(mut inner) = self.inner.lock() {
+            while inner.bytes + span.len() > READ_CACHE_BYTES {
+                let Some(old) = inner.order.pop_front() else {
+                    break;
+                };
+                if let Some(b) = inner.spans.remove(&old) {
+                    inner.bytes -= b.len();
+                }
+            }
+            if inner
+                .spans
+                .insert((block.piece, start), span.clone())
+                .is_none()
+            {
+                inner.bytes += span.len();
+                inner.order.push_back((block.piece, start));
+            }
+        }
+        let lo = (block.begin - start) as usize;
+        Ok(span.slice(lo..lo + block.length as usize))
+    }
+}
+
+/// A piece being received into memory.
+pub(super) struct Assembly {
+    data: Vec<u8>,
+    got: Vec<bool>,
+    missing: usize,
+}
+
+impl Assembly {
+    pub(super) fn new(piece_len: u32) -> Self {
+        let blocks = piece_len.div_ceil(swarmhub_core::wire::BLOCK_LEN) as usize;
+        Assembly {
+            data: vec![0u8; piece_len as usize],
+            got: vec![false; blocks],
+            missing: blocks,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Copy `data` in at `begin`; false when it does not fit the piece.
+    pub(super) fn put(&mut self, begin: u32, data: &[u8]) -> bool {
+        let lo = begin as usize;
+        let Some(hi) = lo.checked_add(data.len()).filter(|&h| h <= self.data.len()) else {
+            return false;
+        };
+        self.data[lo..hi].copy_from_slice(data);
+        let first = lo / swarmhub_core::wire::BLOCK_LEN as usize;
+        let last = (hi.max(lo + 1) - 1) / swarmhub_core::wire::BLOCK_LEN as usize;
+        for got in &mut self.got[first..=last] {
+            if !*got {
+                *got = true;
+                self.missing -= 1;
+            }
+        }
+        true
+    }
+
+    /// The piece's bytes once every block is in, else the assembly back.
+    pub(super) fn finish(self) -> Result<Bytes, Assembly> {
+        if self.missing == 0 {
+            Ok(Bytes::from(self.data))
+        } else {
+            Err(self)
+        }
+    }
+
+    /// The blocks received so far, to write when the assembly is given up.
+    pub(super) fn received(&self) -> impl Iterator<Item = (u32, &[u8])> + '_ {
+        let block = swarmhub_core::wire::BLOCK_LEN as usize;
+        self.got
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| **g)
+            .map(move |(i, _)| {
+                let lo = i * block;
+                let hi = (lo + block).min(self.data.len());
+                (lo as u32, &self.data[lo..hi])
+            })
+    }
 }
 
 /// Start the thread; it ends when the returned sender is dropped.
 pub(super) fn spawn(
     storage: Arc<Storage>,
+    cache: Arc<ReadCache>,
     events: mpsc::UnboundedSender<Event>,
-) -> std::io::Result<(std_mpsc::SyncSender<DiskOp>, std::thread::JoinHandle<()>)> {
-    // Bounded: when the disk falls behind, the swarm task waits here, stops
-    // reading sockets, and TCP pushes back on the peers.
-    let (tx, rx) = std_mpsc::sync_channel::<DiskOp>(DISK_QUEUE);
+) -> std::io::Result<(mpsc::Sender<DiskOp>, std::thread::JoinHandle<()>)> {
+    let (tx, mut rx) = mpsc::channel::<DiskOp>(DISK_QUEUE);
     let handle = std::thread::Builder::new()
         .name("swarmhub-disk".into())
         .spawn(move || {
-            for op in rx {
+            while let Some(op) = rx.blocking_recv() {
                 let ev = match op {
                     DiskOp::Write(block, data) => {
                         match storage.write(block.piece, block.begin, &data) {
@@ -47,16 +197,12 @@ pub(super) fn spawn(
                     DiskOp::Read(conn, block) => Event::BlockRead {
                         conn,
                         block,
-                        result: storage
-                            .read(block.piece, block.begin, block.length)
-                            .map(Bytes::from)
-                            .map_err(|e| e.to_string()),
+                        result: cache.load(&storage, block).map_err(|e| e.to_string()),
                     },
                     DiskOp::WebPiece(piece, data) => Event::WebVerified {
                         piece,
                         result: storage
-                            .write(piece, 0, &data)
-                            .and_then(|()| storage.verify(piece))
+                            .write_verified(piece, data)
                             .map_err(|e| e.to_string()),
                     },
                     DiskOp::Verify(piece) => Event::Verified {
@@ -69,4 +215,26 @@ pub(super) fn spawn(
             }
         })?;
     Ok((tx, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembly_counts_each_block_once_and_refuses_overflow() {
+        let mut a = Assembly::new(40_000);
+        assert!(a.put(0, &[1u8; 16384]));
+        assert!(a.put(0, &[1u8; 16384]), "a duplicate block is accepted");
+        assert!(!a.put(39_000, &[0u8; 2000]), "past the piece end");
+        let a = a.finish().expect_err("two blocks are still missing");
+        assert_eq!(a.received().count(), 1);
+        let mut a = a;
+        assert!(a.put(16384, &[2u8; 16384]));
+        assert!(a.put(32768, &[3u8; 40_000 - 32768]));
+        let data = a.finish().ok().expect("complete");
+        assert_eq!(data.len(), 40_000);
+        assert_eq!(data[16384], 2);
+        assert_eq!(data[39_999], 3);
+    }
 }

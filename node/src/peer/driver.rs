@@ -4,8 +4,8 @@
 //! After every input the driver drains [`Node::poll_output`] until
 //! [`Output::Timeout`], then sleeps until that instant or the next input.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use swarmhub_core::metainfo::Metainfo;
@@ -14,11 +14,12 @@ use swarmhub_core::pieceset::PieceSet;
 use swarmhub_core::tracker::{AnnounceEvent, AnnounceResponse};
 use swarmhub_core::wire::{BlockRef, Decoder, DecoderLimits};
 use swarmhub_core::{ConnId, Id20, Input, Instant, Node, NodeConfig, Output};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::conn::{self, ConnEvent, WriteItem};
-use super::disk::{self, DiskOp};
+use super::disk::{self, Assembly, DiskOp, ReadCache, ASSEMBLY_BYTES};
 use super::listener::{Inbound, Registry};
 use super::{Announcer, PeerLink, Transport, HUB_PEER_ID_PREFIX};
 use crate::metrics::SwarmMetrics;
@@ -222,7 +223,7 @@ pub(super) enum Event {
 }
 
 struct Conn {
-    writer: mpsc::UnboundedSender<WriteItem>,
+    writer: mpsc::Sender<WriteItem>,
     reader: JoinHandle<()>,
     /// The identity the transport verified.
     identity: Option<String>,
@@ -255,7 +256,8 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
     let (msg_tx, msg_rx) = mpsc::channel(1024);
     let (in_tx, in_rx) = mpsc::channel(64);
     let (web_tx, web_rx) = mpsc::channel(8);
-    let (disk, disk_thread) = disk::spawn(spec.storage.clone(), ev_tx.clone())?;
+    let cache = Arc::new(ReadCache::new());
+    let (disk, disk_thread) = disk::spawn(spec.storage.clone(), cache.clone(), ev_tx.clone())?;
     spec.registry.insert(spec.meta.info_hash, in_tx);
     let status = SwarmStatus {
         complete: node.is_complete(),
@@ -276,6 +278,13 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
         msg_tx,
         disk,
         disk_thread: Some(disk_thread),
+        disk_backlog: VecDeque::new(),
+        cache,
+        assembling: HashMap::new(),
+        assembling_bytes: 0,
+        on_disk: HashSet::new(),
+        hash_jobs: JoinSet::new(),
+        to_close: Vec::new(),
         status,
         status_tx,
         up_by_identity: BTreeMap::new(),
@@ -302,8 +311,22 @@ struct Driver {
     hub_conns: HashSet<ConnId>,
     ev_tx: mpsc::UnboundedSender<Event>,
     msg_tx: mpsc::Sender<(ConnId, ConnEvent)>,
-    disk: std_mpsc::SyncSender<DiskOp>,
+    disk: mpsc::Sender<DiskOp>,
     disk_thread: Option<std::thread::JoinHandle<()>>,
+    /// Disk operations that did not fit the disk queue, in order; while any
+    /// wait, the swarm reads no peer messages (backpressure on the sockets).
+    disk_backlog: VecDeque<DiskOp>,
+    /// Recently read spans, shared with the disk thread.
+    cache: Arc<ReadCache>,
+    /// Pieces being received into memory, hashed before they are written.
+    assembling: HashMap<u32, Assembly>,
+    assembling_bytes: usize,
+    /// Pieces being received straight to disk (the assembly budget was spent).
+    on_disk: HashSet<u32>,
+    /// Hash-and-write jobs of assembled pieces on the blocking pool.
+    hash_jobs: JoinSet<()>,
+    /// Connections whose writer queue overflowed during a drain.
+    to_close: Vec<(ConnId, String)>,
     status: SwarmStatus,
     status_tx: watch::Sender<SwarmStatus>,
     /// Bytes uploaded by peer identity; copied into the status when it changed.
@@ -338,22 +361,36 @@ impl Driver {
             self.spec.meta.num_pieces()
         );
         self.input(Input::Start);
+        let disk_tx = self.disk.clone();
         loop {
             let deadline = self.drain();
             self.publish(false);
             if self.status.fatal.is_some() {
                 break;
             }
+            let backlog = !self.disk_backlog.is_empty();
+            // The timer goes first: rechokes, request timeouts and announces
+            // fire on time however busy the sockets are.
             tokio::select! {
                 biased;
                 _ = &mut stop_rx => break,
+                _ = tokio::time::sleep_until(deadline) => self.input(Input::Timeout),
+                permit = disk_tx.reserve(), if backlog => match permit {
+                    Ok(permit) => {
+                        if let Some(op) = self.disk_backlog.pop_front() {
+                            permit.send(op);
+                        }
+                        self.flush_disk_backlog();
+                    }
+                    Err(_) => self.disk_gone(),
+                },
                 Some(ev) = ev_rx.recv() => self.on_event(ev),
                 Some(inb) = in_rx.recv() => self.on_inbound(inb),
-                Some(web) = web_rx.recv() => self.on_web_piece(web),
-                Some((conn, ev)) = msg_rx.recv() => self.on_conn_event(conn, ev),
-                _ = tokio::time::sleep_until(deadline) => self.input(Input::Timeout),
+                Some(web) = web_rx.recv(), if !backlog => self.on_web_piece(web),
+                Some((conn, ev)) = msg_rx.recv(), if !backlog => self.on_conn_event(conn, ev),
             }
         }
+        drop(disk_tx);
         self.spec.registry.remove(&self.spec.meta.info_hash);
         self.input(Input::Shutdown);
         self.drain();
@@ -366,7 +403,13 @@ impl Driver {
             let _ = tokio::time::timeout(Duration::from_secs(3), fut).await;
         }
         // Let queued writes land before anyone re-reads the files.
-        let (closed, _) = std_mpsc::sync_channel(0);
+        while let Some(op) = self.disk_backlog.pop_front() {
+            if self.disk.send(op).await.is_err() {
+                break;
+            }
+        }
+        while self.hash_jobs.join_next().await.is_some() {}
+        let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.disk, closed));
         if let Some(t) = self.disk_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -389,6 +432,12 @@ impl Driver {
     fn drain(&mut self) -> tokio::time::Instant {
         loop {
             match self.node.poll_output() {
+                Output::Timeout(_) if !self.to_close.is_empty() => {
+                    for (conn, reason) in std::mem::take(&mut self.to_close) {
+                        self.hub_conns.remove(&conn);
+                        self.input(Input::Closed { conn, reason });
+                    }
+                }
                 Output::Timeout(t) => {
                     let cap = self.now().as_micros() + 3_600_000_000;
                     let at = t.as_micros().min(cap);
@@ -406,18 +455,12 @@ impl Driver {
                         Err(e) => tracing::warn!("cannot encode {}: {e}", msg.name()),
                     }
                 }
-                Output::SendBlock { conn, block } => {
-                    let _ = self.disk.send(DiskOp::Read(conn, block));
-                }
-                Output::StoreBlock { block, data } => {
-                    if self.web_pending.contains_key(&block.piece) {
-                        continue;
-                    }
-                    let _ = self.disk.send(DiskOp::Write(block, data));
-                }
-                Output::VerifyPiece { piece } => {
-                    let _ = self.disk.send(DiskOp::Verify(piece));
-                }
+                Output::SendBlock { conn, block } => match self.cache.get(block) {
+                    Some(data) => self.send(conn, WriteItem::Block(block, data)),
+                    None => self.disk(DiskOp::Read(conn, block)),
+                },
+                Output::StoreBlock { block, data } => self.store_block(block, data),
+                Output::VerifyPiece { piece } => self.verify_piece(piece),
                 Output::Connect { addr } => {
                     let fut = self.spec.transport.connect(addr);
                     let tx = self.ev_tx.clone();
@@ -450,8 +493,148 @@ impl Driver {
     }
 
     fn send(&mut self, conn: ConnId, item: WriteItem) {
-        if let Some(c) = self.conns.get(&conn) {
-            let _ = c.writer.send(item);
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if let Err(TrySendError::Full(_)) = c.writer.try_send(item) {
+            // The peer has stopped reading: close it after this drain.
+            self.conns.remove(&conn);
+            self.to_close.push((
+                conn,
+                format!(
+                    "peer stopped reading ({} messages queued to it)",
+                    conn::WRITER_QUEUE
+                ),
+            ));
+        }
+    }
+
+    /// Queue `op` for the disk thread, or behind the ops already waiting.
+    fn disk(&mut self, op: DiskOp) {
+        if !self.disk_backlog.is_empty() {
+            self.disk_backlog.push_back(op);
+            return;
+        }
+        match self.disk.try_send(op) {
+            Ok(()) => {}
+            Err(TrySendError::Full(op)) => self.disk_backlog.push_back(op),
+            Err(TrySendError::Closed(_)) => self.disk_gone(),
+        }
+    }
+
+    fn flush_disk_backlog(&mut self) {
+        while let Some(op) = self.disk_backlog.pop_front() {
+            match self.disk.try_send(op) {
+                Ok(()) => {}
+                Err(TrySendError::Full(op)) => {
+                    self.disk_backlog.push_front(op);
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => return self.disk_gone(),
+            }
+        }
+    }
+
+    fn disk_gone(&mut self) {
+        self.disk_backlog.clear();
+        self.status
+            .fatal
+            .get_or_insert_with(|| "disk failure: the disk thread stopped".into());
+    }
+
+    /// A block of a piece we download: into the piece's memory assembly
+    /// while the budget allows, else straight to disk.
+    fn store_block(&mut self, block: BlockRef, data: bytes::Bytes) {
+        let piece = block.piece;
+        if self.web_pending.contains_key(&piece) {
+            return;
+        }
+        if !self.on_disk.contains(&piece) {
+            if !self.assembling.contains_key(&piece) {
+                let len = self.spec.meta.piece_len(piece) as usize;
+                if self.assembling_bytes + len <= ASSEMBLY_BYTES {
+                    self.assembling_bytes += len;
+                    self.assembling.insert(piece, Assembly::new(len as u32));
+                }
+            }
+            if let Some(a) = self.assembling.get_mut(&piece) {
+                if a.put(block.begin, &data) {
+                    return;
+                }
+                // Does not fit the piece (the node checked it; be safe).
+                self.give_up_assembly(piece);
+            } else {
+                self.on_disk.insert(piece);
+            }
+        }
+        self.disk(DiskOp::Write(block, data));
+    }
+
+    /// Write what an assembly holds and receive the rest of the piece to disk.
+    fn give_up_assembly(&mut self, piece: u32) {
+        if let Some(a) = self.assembling.remove(&piece) {
+            self.assembling_bytes -= a.len();
+            let ops: Vec<DiskOp> = a
+                .received()
+                .map(|(begin, d)| {
+                    let block = BlockRef {
+                        piece,
+                        begin,
+                        length: d.len() as u32,
+                    };
+                    DiskOp::Write(block, bytes::Bytes::copy_from_slice(d))
+                })
+                .collect();
+            for op in ops {
+                self.disk(op);
+            }
+            self.on_disk.insert(piece);
+        }
+    }
+
+    fn drop_assembly(&mut self, piece: u32) {
+        if let Some(a) = self.assembling.remove(&piece) {
+            self.assembling_bytes -= a.len();
+        }
+        self.on_disk.remove(&piece);
+    }
+
+    /// Every block of `piece` is in: an assembled piece is hashed (and only
+    /// then written) on the blocking pool, off this task; a piece received
+    /// to disk is read back and hashed by the disk thread, after its writes.
+    fn verify_piece(&mut self, piece: u32) {
+        if self.web_pending.contains_key(&piece) {
+            self.drop_assembly(piece);
+            return self.disk(DiskOp::Verify(piece));
+        }
+        let Some(a) = self.assembling.remove(&piece) else {
+            self.on_disk.remove(&piece);
+            return self.disk(DiskOp::Verify(piece));
+        };
+        self.assembling_bytes -= a.len();
+        match a.finish() {
+            Ok(data) => {
+                let storage = self.spec.storage.clone();
+                let tx = self.ev_tx.clone();
+                while self.hash_jobs.try_join_next().is_some() {}
+                self.hash_jobs.spawn_blocking(move || {
+                    let ev = match storage.write_verified(piece, data) {
+                        Ok(ok) => Event::Verified {
+                            piece,
+                            result: Ok(ok),
+                        },
+                        Err(e) => Event::DiskFailed(format!("writing piece {piece}: {e}")),
+                    };
+                    let _ = tx.send(ev);
+                });
+            }
+            Err(a) => {
+                self.assembling_bytes += a.len();
+                self.assembling.insert(piece, a);
+                self.give_up_assembly(piece);
+                self.on_disk.remove(&piece);
+                self.disk(DiskOp::Verify(piece));
+            }
         }
     }
 
@@ -562,6 +745,7 @@ impl Driver {
                 let outcome = match result {
                     Ok(true) if self.node.have().contains(piece) => Ok(WebOutcome::AlreadyHad),
                     Ok(true) => {
+                        self.drop_assembly(piece);
                         self.input(Input::PieceObtained { piece });
                         Ok(WebOutcome::Taken)
                     }
@@ -601,7 +785,7 @@ impl Driver {
                 }
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     slot.insert(reply);
-                    let _ = self.disk.send(DiskOp::WebPiece(piece, data));
+                    self.disk(DiskOp::WebPiece(piece, data));
                 }
             }
         }
@@ -657,7 +841,7 @@ impl Driver {
         } else {
             Decoder::new_after_handshake(limits)
         };
-        let (wtx, wrx) = mpsc::unbounded_channel();
+        let (wtx, wrx) = mpsc::channel(conn::WRITER_QUEUE);
         tokio::spawn(conn::writer(
             conn,
             wr,
@@ -710,5 +894,138 @@ impl Driver {
         }
         let s = self.status.clone();
         self.status_tx.send_replace(s);
+    }
+}
+
+#[cfg(test)]
+mod flood_tests {
+    //! The swarm task's timers under a message flood, on tokio's paused clock.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use swarmhub_core::wire::{Handshake, Message};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::peer::listener::Inbound;
+    use crate::peer::{PeerLink, PlainTcp};
+
+    /// Peers flood keep-alives as fast as the swarm reads them and never
+    /// answers a request; the clock is moved by hand. With the timer polled
+    /// last, the always-ready message channel would starve it: no announce
+    /// and no request timeout would ever fire. (Rechokes, request timeouts and
+    /// announces all wake through the node's single `Output::Timeout`.)
+    const FLOODERS: u8 = 8;
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_fire_on_time_while_peers_flood_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.bin"), vec![7u8; 1 << 20]).expect("write");
+        let inputs = crate::store::collect_inputs(&[dir.path().join("a.bin")]).expect("inputs");
+        let meta = Arc::new(crate::store::build_metainfo("t:1", &inputs, None).expect("meta"));
+        let storage =
+            Arc::new(Storage::open(&dir.path().join("dl"), meta.clone(), true).expect("storage"));
+        let announces = Arc::new(AtomicUsize::new(0));
+        let counted = announces.clone();
+        let announcer = Announcer::Local(Arc::new(move |_, _, _| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Ok(AnnounceResponse {
+                interval_s: 60,
+                min_interval_s: 30,
+                complete: 1,
+                incomplete: 1,
+                peers: Vec::new(),
+                revocation_epoch: 0,
+                revoked: Vec::new(),
+            })
+        }));
+        let registry = Registry::default();
+        let handle = spawn_swarm(SwarmSpec {
+            meta: meta.clone(),
+            storage,
+            have: PieceSet::new(meta.num_pieces()),
+            peer_id: Id20::new([1; 20]),
+            listen_port: 6881,
+            transport: Arc::new(PlainTcp::default()),
+            announcer,
+            limits: Arc::new(Limits::new(0, 0)),
+            registry: registry.clone(),
+            hub: None,
+            metrics: None,
+        })
+        .expect("swarm");
+
+        // Eight flooding peers, on in-memory pipes.
+        let inbound = registry.get(&meta.info_hash).expect("registered");
+        let cancels = Arc::new(AtomicUsize::new(0));
+        for i in 0..FLOODERS {
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            let (mut their_rd, mut their_wr) = tokio::io::split(theirs);
+            inbound
+                .send(Inbound {
+                    link: PeerLink {
+                        stream: Box::new(ours),
+                        remote: std::net::SocketAddr::from(([127, 0, 0, 2 + i], 6881)),
+                        identity: None,
+                    },
+                    handshake: Handshake {
+                        info_hash: meta.info_hash,
+                        peer_id: Id20::new([2 + i; 20]),
+                        extended: false,
+                    },
+                })
+                .await
+                .expect("inbound");
+            let mut hello = Vec::new();
+            let all = PieceSet::full(meta.num_pieces());
+            Message::Bitfield(all.to_bitfield().into())
+                .encode(&mut hello)
+                .unwrap();
+            Message::Unchoke.encode(&mut hello).unwrap();
+            their_wr.write_all(&hello).await.expect("hello");
+            tokio::spawn(async move {
+                let burst = vec![0u8; 4 * 4096]; // 4,096 keep-alives
+                while their_wr.write_all(&burst).await.is_ok() {}
+            });
+            let seen = cancels.clone();
+            tokio::spawn(async move {
+                let mut decoder = Decoder::new(DecoderLimits::default());
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut handshaken = false;
+                while let Ok(n) = their_rd.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    decoder.push(&buf[..n]);
+                    if !handshaken {
+                        match decoder.poll_handshake() {
+                            Ok(Some(_)) => handshaken = true,
+                            _ => continue,
+                        }
+                    }
+                    while let Ok(Some(m)) = decoder.poll_message() {
+                        if matches!(m, Message::Cancel(_)) {
+                            seen.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+
+        // Ten simulated minutes in 100 ms steps, the flood running throughout.
+        for _ in 0..6_000 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            tokio::task::yield_now().await;
+        }
+        let n = announces.load(Ordering::Relaxed);
+        assert!(n >= 8, "{n} announces in 10 minutes at a 60 s interval");
+        let c = cancels.load(Ordering::Relaxed);
+        assert!(c > 0, "no request timed out (no cancel) in 10 minutes");
+        assert_eq!(
+            handle.status.borrow().peers,
+            usize::from(FLOODERS),
+            "the flooding peers stay"
+        );
+        handle.shutdown().await;
     }
 }

@@ -47,7 +47,7 @@ impl Registry {
         }
     }
 
-    fn get(&self, info_hash: &Id20) -> Option<mpsc::Sender<Inbound>> {
+    pub(super) fn get(&self, info_hash: &Id20) -> Option<mpsc::Sender<Inbound>> {
         self.0.lock().ok()?.get(info_hash).cloned()
     }
 }
