@@ -172,6 +172,7 @@ pub fn summary(
         peer_bytes_up: peers.iter().map(|p| p.bytes_up).sum(),
         received_copies_mean,
         received_copies_max,
+        wasted_bytes: None,
         sim_end_s: input.end_s,
         events: 0,
         trace_hash: String::new(),

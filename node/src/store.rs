@@ -504,7 +504,11 @@ impl Storage {
         Ok(ok)
     }
 
-    fn piece_hash_matches(&self, piece: u32, data: &[u8]) -> bool {
+    /// Do `data` hash to `piece`'s SHA-1 (and have its length)?
+    pub fn piece_hash_matches(&self, piece: u32, data: &[u8]) -> bool {
+        if data.len() != self.meta.piece_len(piece) as usize {
+            return false;
+        }
         let digest: [u8; 20] = Sha1::digest(data).into();
         self.meta.pieces.get(piece as usize) == Some(&Id20::new(digest))
     }
@@ -513,14 +517,18 @@ impl Storage {
     /// it matches, write it (one positioned write per file it spans). A piece
     /// that fails is never written, so a bad peer cannot spoil what is on disk.
     pub fn write_verified(&self, piece: u32, data: bytes::Bytes) -> std::io::Result<bool> {
-        if data.len() != self.meta.piece_len(piece) as usize
-            || !self.piece_hash_matches(piece, &data)
-        {
+        if !self.piece_hash_matches(piece, &data) {
             return Ok(false);
         }
+        self.write_checked(piece, data)?;
+        Ok(true)
+    }
+
+    /// Write a whole piece that [`Storage::piece_hash_matches`] accepted.
+    pub fn write_checked(&self, piece: u32, data: bytes::Bytes) -> std::io::Result<()> {
         self.write(piece, 0, &data)?;
         self.verified(piece, Some(data));
-        Ok(true)
+        Ok(())
     }
 
     fn verified(&self, piece: u32, data: Option<bytes::Bytes>) {

@@ -111,6 +111,11 @@ fn summary_rows(s: &Summary) -> Vec<(String, String)> {
             format!("{:.3}", s.hub_copies),
         ),
         ("peer bytes up", bytes(s.peer_bytes_up)),
+        (
+            "wasted bytes (duplicates, failed pieces)",
+            s.wasted_bytes
+                .map_or_else(|| "not measured".to_string(), bytes),
+        ),
         ("simulated end (s)", format!("{:.3}", s.sim_end_s)),
         ("events", s.events.to_string()),
         ("wall time (s, varies)", format!("{:.3}", s.wall_s)),

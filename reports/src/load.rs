@@ -77,6 +77,10 @@ pub struct PeerRow {
     pub bytes_down_peers: u64,
     /// Bytes uploaded.
     pub bytes_up: u64,
+    /// Bytes received and thrown away (duplicates, failed pieces); absent
+    /// in outputs that predate the column or do not measure it.
+    #[serde(default)]
+    pub bytes_wasted: Option<u64>,
 }
 
 impl PeerRow {
@@ -151,6 +155,9 @@ pub struct Summary {
     pub hub_copies: f64,
     /// Bytes peers uploaded.
     pub peer_bytes_up: u64,
+    /// Bytes peers received and threw away, when measured.
+    #[serde(default)]
+    pub wasted_bytes: Option<u64>,
     /// Simulated end time.
     pub sim_end_s: f64,
     /// Events processed.
@@ -235,7 +242,7 @@ fn load_overlays(dir: &Path) -> Result<Vec<Overlay>, LoadError> {
         };
         overlays.push(Overlay {
             label,
-            peers: load_csv(&other.join("peers.csv"), &PEERS_COLUMNS)?,
+            peers: load_csv_optional(&other.join("peers.csv"), &PEERS_COLUMNS, &PEERS_OPTIONAL)?,
             summary: load_summary(&other.join("summary.json"))?,
         });
     }
@@ -382,10 +389,30 @@ fn check_header(path: &Path, found: &[String], expected: &[&str]) -> Result<(), 
     }
 }
 
+/// Columns a `peers.csv` may end with after [`PEERS_COLUMNS`] (newer outputs).
+const PEERS_OPTIONAL: [&str; 1] = ["bytes_wasted"];
+
 fn load_csv<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Vec<T>, LoadError> {
+    load_csv_optional(path, columns, &[])
+}
+
+/// Like [`load_csv`]; the header may also carry `optional` columns after
+/// `columns`, in that order.
+fn load_csv_optional<T: DeserializeOwned>(
+    path: &Path,
+    columns: &[&str],
+    optional: &[&str],
+) -> Result<Vec<T>, LoadError> {
     let text = read(path)?;
     let mut r = csv::Reader::from_reader(text.as_bytes());
-    check_header(path, &header(path, &mut r)?, columns)?;
+    let found = header(path, &mut r)?;
+    let extra = found
+        .len()
+        .saturating_sub(columns.len())
+        .min(optional.len());
+    let mut expected: Vec<&str> = columns.to_vec();
+    expected.extend_from_slice(&optional[..extra]);
+    check_header(path, &found, &expected)?;
     r.deserialize()
         .map(|row| row.map_err(|e| csv_error(path, &e)))
         .collect()
@@ -412,7 +439,7 @@ pub fn load_summary(path: &Path) -> Result<Summary, LoadError> {
 /// Load a run folder.
 pub fn load_run(dir: &Path) -> Result<Run, LoadError> {
     let summary = load_summary(&dir.join("summary.json"))?;
-    let peers = load_csv(&dir.join("peers.csv"), &PEERS_COLUMNS)?;
+    let peers = load_csv_optional(&dir.join("peers.csv"), &PEERS_COLUMNS, &PEERS_OPTIONAL)?;
     let timeline: Vec<TimelineRow> = load_csv(&dir.join("timeline.csv"), &TIMELINE_COLUMNS)?;
     if timeline.is_empty() {
         return Err(LoadError::Empty {

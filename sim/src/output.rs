@@ -65,6 +65,11 @@ pub struct Summary {
     pub received_copies_mean: f64,
     /// The same for the peer that received most.
     pub received_copies_max: f64,
+    /// Block bytes peers received and threw away (duplicates, unrequested
+    /// blocks, pieces that failed their hash), summed over peers; absent
+    /// where it is not measured (lab runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasted_bytes: Option<u64>,
     /// Simulated time at the end of the run.
     pub sim_end_s: f64,
     /// Events processed.
@@ -148,6 +153,7 @@ pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Su
         peer_bytes_up,
         received_copies_mean,
         received_copies_max,
+        wasted_bytes: Some((1..sim.hosts.len()).map(|h| sim.wasted(h)).sum()),
         sim_end_s,
         events: sim.events,
         trace_hash: format!("{:016x}", sim.trace_hash),
@@ -178,6 +184,7 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
         "bytes_down_hub",
         "bytes_down_peers",
         "bytes_up",
+        "bytes_wasted",
     ])?;
     for (i, h) in sim.hosts.iter().enumerate().skip(1) {
         peers.write_record([
@@ -190,6 +197,7 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
             h.bytes_down_hub.to_string(),
             h.bytes_down_peers.to_string(),
             h.bytes_up.to_string(),
+            sim.wasted(i).to_string(),
         ])?;
     }
     peers.flush()?;

@@ -37,7 +37,7 @@ fn run_writes_the_three_files_with_the_schema() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let peers = std::fs::read_to_string(out.join("peers.csv")).unwrap();
     assert!(peers.starts_with(
-        "id,group,site,join_s,complete_s,leave_s,bytes_down_hub,bytes_down_peers,bytes_up\n"
+        "id,group,site,join_s,complete_s,leave_s,bytes_down_hub,bytes_down_peers,bytes_up,bytes_wasted\n"
     ));
     assert_eq!(peers.lines().count(), 5);
     let timeline = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
@@ -54,6 +54,7 @@ fn run_writes_the_three_files_with_the_schema() {
         "events",
         "wall_s",
         "events_per_s",
+        "wasted_bytes",
     ] {
         assert!(!summary[key].is_null(), "summary lacks {key}");
     }

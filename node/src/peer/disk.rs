@@ -37,6 +37,9 @@ pub(super) enum DiskOp {
     Verify(u32),
     /// A whole piece from the web seed: verify it, then write it.
     WebPiece(u32, Bytes),
+    /// A whole assembled piece whose SHA-1 matched: write it, then report
+    /// it verified. One thread writes, so writes to a file never contend.
+    StoreChecked(u32, Bytes),
 }
 
 /// Recently read spans of verified pieces, oldest evicted first.
@@ -204,6 +207,13 @@ pub(super) fn spawn(
                         result: storage
                             .write_verified(piece, data)
                             .map_err(|e| e.to_string()),
+                    },
+                    DiskOp::StoreChecked(piece, data) => match storage.write_checked(piece, data) {
+                        Ok(()) => Event::Verified {
+                            piece,
+                            result: Ok(true),
+                        },
+                        Err(e) => Event::DiskFailed(format!("writing piece {piece}: {e}")),
                     },
                     DiskOp::Verify(piece) => Event::Verified {
                         piece,

@@ -218,6 +218,12 @@ pub(super) enum Event {
         piece: u32,
         result: Result<bool, String>,
     },
+    /// An assembled piece was hashed off the swarm task.
+    Hashed {
+        piece: u32,
+        data: bytes::Bytes,
+        ok: bool,
+    },
     DiskFailed(String),
     Announced(Result<AnnounceResponse, String>),
 }
@@ -599,9 +605,10 @@ impl Driver {
         self.on_disk.remove(&piece);
     }
 
-    /// Every block of `piece` is in: an assembled piece is hashed (and only
-    /// then written) on the blocking pool, off this task; a piece received
-    /// to disk is read back and hashed by the disk thread, after its writes.
+    /// Every block of `piece` is in: an assembled piece is hashed on the
+    /// blocking pool, off this task, and only a good one is then written by
+    /// the disk thread; a piece received to disk is read back and hashed by
+    /// the disk thread, after its writes.
     fn verify_piece(&mut self, piece: u32) {
         if self.web_pending.contains_key(&piece) {
             self.drop_assembly(piece);
@@ -618,14 +625,8 @@ impl Driver {
                 let tx = self.ev_tx.clone();
                 while self.hash_jobs.try_join_next().is_some() {}
                 self.hash_jobs.spawn_blocking(move || {
-                    let ev = match storage.write_verified(piece, data) {
-                        Ok(ok) => Event::Verified {
-                            piece,
-                            result: Ok(ok),
-                        },
-                        Err(e) => Event::DiskFailed(format!("writing piece {piece}: {e}")),
-                    };
-                    let _ = tx.send(ev);
+                    let ok = storage.piece_hash_matches(piece, &data);
+                    let _ = tx.send(Event::Hashed { piece, data, ok });
                 });
             }
             Err(a) => {
@@ -754,6 +755,13 @@ impl Driver {
                 };
                 if let Some(reply) = self.web_pending.remove(&piece) {
                     let _ = reply.send(outcome);
+                }
+            }
+            Event::Hashed { piece, data, ok } => {
+                if ok {
+                    self.disk(DiskOp::StoreChecked(piece, data));
+                } else {
+                    self.input(Input::PieceVerified { piece, ok: false });
                 }
             }
             Event::DiskFailed(e) => {

@@ -301,6 +301,7 @@ mod tests {
             bytes_down_hub: down_hub,
             bytes_down_peers: down_peers,
             bytes_up: up,
+            bytes_wasted: None,
         }
     }
 

@@ -78,6 +78,9 @@ pub struct SimHost {
     pub bytes_down_peers: u64,
     /// Block bytes sent.
     pub bytes_up: u64,
+    /// Block bytes received and thrown away (duplicates, unrequested blocks,
+    /// failed pieces) by the host's earlier incarnations; see [`Sim::wasted`].
+    pub bytes_wasted_before: u64,
 }
 
 /// Something queued on a connection.
@@ -222,6 +225,14 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// Block bytes host `h` received and threw away over the whole run
+    /// (duplicates, unrequested blocks, pieces that failed their hash), as
+    /// its core counted them.
+    pub fn wasted(&self, h: usize) -> u64 {
+        let host = &self.hosts[h];
+        host.bytes_wasted_before + host.node.as_ref().map_or(0, |n| n.stats().bytes_wasted)
+    }
+
     /// Set up a run of `scenario` with `seed`; `trace` keeps every node event.
     pub fn new(scenario: Scenario, seed: u64, trace: bool) -> Self {
         let mut rng = from_seed(seed);
@@ -675,7 +686,9 @@ impl Sim {
         }
         let host = &mut self.hosts[h];
         host.state = HostState::Left;
-        host.node = None;
+        if let Some(node) = host.node.take() {
+            host.bytes_wasted_before += node.stats().bytes_wasted;
+        }
         host.leave_at = Some(self.now);
         if host.complete_at.is_none() {
             self.incomplete_alive -= 1;
@@ -693,6 +706,7 @@ impl Sim {
         let host = &mut self.hosts[h];
         if let Some(node) = host.node.take() {
             host.have = node.have().clone();
+            host.bytes_wasted_before += node.stats().bytes_wasted;
         }
         host.state = HostState::Crashed;
         host.incarnation += 1;
@@ -828,6 +842,7 @@ fn new_host(
         bytes_down_hub: 0,
         bytes_down_peers: 0,
         bytes_up: 0,
+        bytes_wasted_before: 0,
     }
 }
 

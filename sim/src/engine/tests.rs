@@ -195,6 +195,16 @@ corrupt = true
         .count();
     assert!(failures > 0, "corrupt peers sent nothing that failed");
     assert!(bans > 0, "nobody banned a corrupt peer");
+    // Every failed piece is thrown away and counted as wasted, per peer and
+    // in the total.
+    let piece = summary.piece_bytes as u64;
+    let wasted = summary.wasted_bytes.expect("the simulator counts waste");
+    assert!(
+        wasted >= failures as u64 * piece,
+        "{wasted} wasted bytes for {failures} failed pieces of {piece}"
+    );
+    let per_peer: u64 = (1..sim.hosts.len()).map(|h| sim.wasted(h)).sum();
+    assert_eq!(per_peer, wasted);
     for (_, _, e) in trace.iter().filter(|(_, _, e)| e.contains("PeerBanned")) {
         assert!(
             e.contains("peer-9") || e.contains("peer-10"),
@@ -279,4 +289,12 @@ download = "2 Mbit/s"
         summary.received_copies_max
     );
     assert!(summary.received_copies_mean >= 1.0, "every peer completed");
+    // Without faults the waste is duplicates only: a few percent at most.
+    let wasted = summary.wasted_bytes.expect("counted") as f64;
+    let image = (summary.image_bytes * summary.peers as u64) as f64;
+    assert!(
+        wasted / image < 0.05,
+        "wasted {:.3} of the images",
+        wasted / image
+    );
 }
