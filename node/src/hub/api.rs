@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use swarmhub_core::tracker::http::{
     encode_announce_response, encode_failure, encode_scrape_response, parse_announce_query,
-    parse_scrape_query,
+    parse_scrape_query, AnnounceParseError,
 };
 use swarmhub_core::tracker::Auth;
 use swarmhub_core::Id20;
@@ -543,7 +543,11 @@ async fn announce(
         Ok(r) => r,
         Err(e) => {
             state.counters.announce_refused();
-            tracing::info!(target: TRACKER_TARGET, "announce from {remote} refused: malformed: {e}");
+            tracing::info!(
+                target: TRACKER_TARGET,
+                "announce from {remote} refused: malformed: {}",
+                malformed_for_log(&e)
+            );
             state
                 .metrics
                 .announces
@@ -599,6 +603,17 @@ async fn announce(
             tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(&auth));
             tracker_failure(e.http_status(), &e.to_string())
         }
+    }
+}
+
+/// A malformed announce as the log tells it: which key is wrong, never a
+/// value the client sent (it may have put a key or a secret anywhere).
+fn malformed_for_log(e: &AnnounceParseError) -> String {
+    match e {
+        AnnounceParseError::UnknownEvent { .. } => {
+            "unknown \"event\": expected started, completed or stopped".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 
