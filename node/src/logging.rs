@@ -27,7 +27,7 @@ use std::path::Path;
 
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
-use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -67,6 +67,9 @@ fn rolling(dir: &Path, prefix: &str) -> std::io::Result<(NonBlocking, WorkerGuar
         .finish(appender))
 }
 
+/// The filter in `var`. The target filters of the files are `and`ed to it,
+/// so a callsite below its level is off for good (one check at the first
+/// call, none per event), the announce line at trace included.
 fn env_filter(var: &str, default: LevelFilter) -> EnvFilter {
     EnvFilter::builder()
         .with_default_directive(default.into())
@@ -99,17 +102,15 @@ pub fn init_hub(logs: &Path) -> std::io::Result<LogGuard> {
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(tracker)
-                .with_filter(env_filter(FILE_ENV, LevelFilter::DEBUG))
-                .with_filter(filter_fn(is_tracker)),
+                .with_filter(env_filter(FILE_ENV, LevelFilter::DEBUG).and(filter_fn(is_tracker))),
         )
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(torrent)
-                .with_filter(env_filter(FILE_ENV, LevelFilter::DEBUG))
-                .with_filter(filter_fn(|m| {
+                .with_filter(env_filter(FILE_ENV, LevelFilter::DEBUG).and(filter_fn(|m| {
                     !is_tracker(m) && m.target().starts_with("swarmhub")
-                })),
+                }))),
         )
         .try_init();
     Ok(LogGuard {
@@ -127,8 +128,10 @@ pub fn init_client(logs: &Path) -> std::io::Result<LogGuard> {
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .with_writer(file)
-                .with_filter(env_filter(FILE_ENV, LevelFilter::INFO))
-                .with_filter(filter_fn(|m| m.target().starts_with("swarmhub"))),
+                .with_filter(
+                    env_filter(FILE_ENV, LevelFilter::INFO)
+                        .and(filter_fn(|m| m.target().starts_with("swarmhub"))),
+                ),
         )
         .try_init();
     Ok(LogGuard {
