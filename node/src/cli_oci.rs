@@ -95,7 +95,7 @@ pub(crate) async fn run_mirror(home: Option<PathBuf>, m: MirrorArgs) -> Result<E
     match m.cmd {
         None => {
             let paths = crate::client_paths(home)?;
-            let _ = swarmhub_node::logging::init_client(&paths.logs());
+            let _logs = swarmhub_node::logging::init_client(&paths.logs());
             let opts = client::mirror::MirrorOptions {
                 listen: m.listen,
                 peer_ports: m.peer_ports,

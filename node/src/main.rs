@@ -357,7 +357,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             metrics_listen,
         } => {
             let paths = client_paths(cli.home)?;
-            let _ = swarmhub_node::logging::init_client(&paths.logs());
+            let _logs = swarmhub_node::logging::init_client(&paths.logs());
             let metrics_listen = match metrics_listen {
                 Some(m) => m,
                 None if wait_after_exit => {
@@ -412,7 +412,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             metrics_listen,
         } => {
             let paths = client_paths(cli.home)?;
-            let _ = swarmhub_node::logging::init_client(&paths.logs());
+            let _logs = swarmhub_node::logging::init_client(&paths.logs());
             client::service(
                 &paths,
                 net.peer_ports,
@@ -471,7 +471,8 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
         } => {
             std::fs::create_dir_all(&paths.root)
                 .with_context(|| format!("creating {}", paths.root.display()))?;
-            swarmhub_node::logging::init_hub(&paths.logs())
+            // Held until serve returns: dropping it writes out the queued lines.
+            let _logs = swarmhub_node::logging::init_hub(&paths.logs())
                 .with_context(|| format!("opening log files in {}", paths.logs().display()))?;
             let opts = ServeOptions {
                 listen,

@@ -246,7 +246,14 @@ async fn handle(state: &Mirror, method: Method, uri: Uri, headers: HeaderMap) ->
         if e.status == 404 {
             add(&state.stats.not_found, 1);
         }
-        tracing::info!("mirror {} {}: {} {}", method, uri, e.status, e.message);
+        // The path only: a query string may carry a registry token.
+        tracing::info!(
+            "mirror {} {}: {} {}",
+            method,
+            uri.path(),
+            e.status,
+            e.message
+        );
         error_response(&e, head)
     })
 }

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use swarmhub_core::tracker::http::{
     encode_announce_response, encode_failure, encode_scrape_response, parse_announce_query,
-    parse_scrape_query,
+    parse_scrape_query, AnnounceParseError,
 };
 use swarmhub_core::tracker::Auth;
 use swarmhub_core::Id20;
@@ -37,9 +37,10 @@ pub(crate) const MAX_RANGE_BYTES: u64 = 16 << 20;
 pub(crate) struct ConnInfo {
     pub(crate) remote: SocketAddr,
     pub(crate) local: Option<SocketAddr>,
-    pub(crate) identity: Option<String>,
+    /// Shared, not copied, by the requests of the connection.
+    pub(crate) identity: Option<Arc<str>>,
     /// [`crate::tls::cert_key`] of that certificate.
-    pub(crate) cert_key: Option<String>,
+    pub(crate) cert_key: Option<Arc<str>>,
     /// When that certificate expires.
     pub(crate) cert_not_after: Option<std::time::SystemTime>,
 }
@@ -75,9 +76,7 @@ async fn timed(
     let resp = next.run(req).await;
     state
         .metrics
-        .request_duration
-        .with_label_values(&[route])
-        .observe(start.elapsed().as_secs_f64());
+        .observe_request(route, start.elapsed().as_secs_f64());
     resp
 }
 
@@ -177,7 +176,7 @@ fn cert_auth(state: &HubState, conn: &ConnInfo, secret: Option<&str>) -> Auth {
     let users = state.auth();
     if let Some(secret) = secret {
         match users.user_by_secret(&secret_hash(secret)) {
-            Some((owner, _)) if owner == identity.as_str() => {}
+            Some((owner, _)) if owner == &**identity => {}
             _ => return Auth::Anonymous,
         }
     }
@@ -185,7 +184,7 @@ fn cert_auth(state: &HubState, conn: &ConnInfo, secret: Option<&str>) -> Auth {
         // An older certificate of a re-enrolled name: not this client.
         Some((false, Some(key))) if conn.cert_key.as_deref() != Some(key) => Auth::Anonymous,
         Some((revoked, _)) => Auth::Verified {
-            identity: identity.clone(),
+            identity: identity.to_string(),
             registered: !revoked,
         },
         None => Auth::Anonymous,
@@ -543,7 +542,11 @@ async fn announce(
         Ok(r) => r,
         Err(e) => {
             state.counters.announce_refused();
-            tracing::info!(target: TRACKER_TARGET, "announce from {remote} refused: malformed: {e}");
+            tracing::info!(
+                target: TRACKER_TARGET,
+                "announce from {remote} refused: malformed: {}",
+                malformed_for_log(&e)
+            );
             state
                 .metrics
                 .announces
@@ -553,7 +556,7 @@ async fn announce(
         }
     };
     let auth = cert_auth(&state, &conn, bearer(&headers));
-    if !state.settings().p2p {
+    if !state.p2p_enabled() {
         state.counters.announce_refused();
         state
             .metrics
@@ -602,6 +605,17 @@ async fn announce(
     }
 }
 
+/// A malformed announce as the log tells it: which key is wrong, never a
+/// value the client sent (it may have put a key or a secret anywhere).
+fn malformed_for_log(e: &AnnounceParseError) -> String {
+    match e {
+        AnnounceParseError::UnknownEvent { .. } => {
+            "unknown \"event\": expected started, completed or stopped".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Count an announce by result, and a completed download by image.
 fn count_announce(
     state: &HubState,
@@ -609,7 +623,7 @@ fn count_announce(
     error: Option<&swarmhub_core::tracker::AnnounceError>,
 ) {
     let result = error.map_or("ok", announce_result);
-    state.metrics.announces.with_label_values(&[result]).inc();
+    state.metrics.count_announce(result);
     if error.is_none() && req.event == swarmhub_core::tracker::AnnounceEvent::Completed {
         let image = state
             .by_hash

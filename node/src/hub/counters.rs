@@ -173,11 +173,17 @@ impl HubCounters {
 
     /// `identity` announced now, holding a certificate valid until `not_after`.
     pub fn client_announced(&self, identity: &str, not_after: Option<SystemTime>) {
+        let now = SystemTime::now();
         if let Ok(mut m) = self.clients.lock() {
-            let c = m.entry(identity.to_owned()).or_default();
-            c.last_announce = Some(SystemTime::now());
-            if not_after.is_some() {
-                c.cert_not_after = not_after;
+            // No allocation for a client already seen (every announce but its first).
+            if !m.contains_key(identity) {
+                m.insert(identity.to_owned(), ClientSeen::default());
+            }
+            if let Some(c) = m.get_mut(identity) {
+                c.last_announce = Some(now);
+                if not_after.is_some() {
+                    c.cert_not_after = not_after;
+                }
             }
         }
     }

@@ -78,8 +78,8 @@ pub(super) async fn serve(
                 remote,
                 local,
                 cert_not_after: facts.as_ref().map(|f| f.not_after),
-                identity: facts.map(|f| f.identity),
-                cert_key: cert.and_then(|c| cert_key(c).ok()),
+                identity: facts.map(|f| f.identity.into()),
+                cert_key: cert.and_then(|c| cert_key(c).ok()).map(Into::into),
             };
             let svc = TowerToHyperService::new(app.layer(Extension(ConnectInfo(info))));
             if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

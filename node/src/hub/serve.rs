@@ -179,6 +179,14 @@ impl HubState {
         }
     }
 
+    /// Whether peer-to-peer distribution is on (the announce path's check,
+    /// without copying the settings).
+    pub(super) fn p2p_enabled(&self) -> bool {
+        self.settings
+            .read()
+            .map_or(HubSettings::default().p2p, |s| s.p2p)
+    }
+
     pub(super) fn settings(&self) -> HubSettings {
         self.settings.read().map(|s| s.clone()).unwrap_or_default()
     }

@@ -1,9 +1,11 @@
 //! The hub's metric families (`swarmhub_hub_*`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 use swarmhub_core::tracker::AnnounceError;
 
 use super::{
@@ -48,7 +50,19 @@ pub struct HubMetrics {
     /// `swarmhub_hub_upload_capacity_bytes_per_second`: the seeder's upload
     /// capacity (its `upload` setting or `--max-upload-rate`; 0 = unknown).
     pub upload_capacity: IntGauge,
+    /// `announces{result="ok"}`, looked up on first use only: the
+    /// tracker's hot path (created lazily, so /metrics shows the same
+    /// series as without the cache).
+    announces_ok: OnceLock<IntCounter>,
+    /// `request_duration{route}` by [`ROUTES`] index, likewise.
+    durations: [OnceLock<Histogram>; ROUTES.len()],
 }
+
+/// Every label [`route_label`] returns.
+const ROUTES: [&str; 12] = [
+    "announce", "scrape", "ca", "enroll", "renew", "keys", "info", "images", "webseed", "metainfo",
+    "admin", "other",
+];
 
 impl Default for HubMetrics {
     fn default() -> Self {
@@ -123,6 +137,32 @@ impl HubMetrics {
                 "Upload capacity of the hub seeder (0: unknown, no limit set).",
             ),
             registry: r,
+            announces_ok: OnceLock::new(),
+            durations: Default::default(),
+        }
+    }
+
+    /// Count one announce with result `result` (`ok` or [`announce_result`]).
+    pub fn count_announce(&self, result: &str) {
+        if result == "ok" {
+            self.announces_ok
+                .get_or_init(|| self.announces.with_label_values(&["ok"]))
+                .inc();
+        } else {
+            self.announces.with_label_values(&[result]).inc();
+        }
+    }
+
+    /// Record that a request to `route` (a [`route_label`]) took `seconds`.
+    pub fn observe_request(&self, route: &'static str, seconds: f64) {
+        match ROUTES.iter().position(|r| *r == route) {
+            Some(i) => self.durations[i]
+                .get_or_init(|| self.request_duration.with_label_values(&[route]))
+                .observe(seconds),
+            None => self
+                .request_duration
+                .with_label_values(&[route])
+                .observe(seconds),
         }
     }
 

@@ -119,6 +119,11 @@ impl Hub {
     /// Like [`Hub::start`] with the API on `listen` (a restarted hub must keep
     /// the address its clients logged in to).
     pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Hub {
+        Hub::start_env(dir, listen, extra, &[])
+    }
+
+    /// Like [`Hub::start_at`] with extra environment variables.
+    pub fn start_env(dir: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Hub {
         let api_file = dir.join("run/api.addr");
         let _ = std::fs::remove_file(&api_file);
         let log = std::fs::OpenOptions::new()
@@ -128,6 +133,7 @@ impl Hub {
             .expect("log");
         let child = Command::new(BIN)
             .env(METRICS_ENV.0, METRICS_ENV.1)
+            .envs(env.iter().copied())
             .args(["hub", "--dir", dir.to_str().expect("utf8"), "serve"])
             .args(["--listen", listen, "--seed-ports", "0"])
             .args(extra)

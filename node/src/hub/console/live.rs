@@ -67,7 +67,7 @@ pub(super) fn level_rank(level: &str) -> Option<usize> {
 const TAIL_BYTES: u64 = 512 * 1024;
 
 /// The last `max` lines at `level` or more severe of the newest
-/// `PREFIX_*.log` in `dir`: (file name, lines). A line's level is the first
+/// `PREFIX.*.log` (or older `PREFIX_*.log`) in `dir`: (file name, lines). A line's level is the first
 /// level word among its first three fields (tracing's format).
 pub(super) fn tail_log(
     dir: &Path,
@@ -76,13 +76,19 @@ pub(super) fn tail_log(
     max: usize,
 ) -> Result<(String, Vec<String>), String> {
     use std::io::{Read, Seek, SeekFrom};
+    // Newest by modification time: this version's `PREFIX.DATE.log` names
+    // sort before an earlier version's `PREFIX_STAMP.log` ones.
     let newest = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&format!("{prefix}_")) && n.ends_with(".log"))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            crate::logging::is_log_file(&name, prefix).then_some((modified, name))
+        })
         .max()
-        .ok_or_else(|| format!("no {prefix}_*.log in {}", dir.display()))?;
+        .map(|(_, name)| name)
+        .ok_or_else(|| format!("no {prefix}.*.log in {}", dir.display()))?;
     let path = dir.join(&newest);
     let mut f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -121,13 +127,21 @@ mod tests {
             "2026 INFO old\n",
         )
         .expect("write");
+        // An earlier version's name, older, then this version's.
+        let old = std::fs::File::options()
+            .write(true)
+            .open(tmp.path().join("tracker_20260101_000000.log"))
+            .expect("open");
+        let day = std::time::Duration::from_secs(86_400);
+        old.set_modified(std::time::SystemTime::now() - day)
+            .expect("mtime");
         std::fs::write(
-            tmp.path().join("tracker_20260102_000000.log"),
+            tmp.path().join("tracker.2026-01-02.log"),
             "2026-01-02T00:00:00Z  INFO a: one\n2026-01-02T00:00:01Z DEBUG a: two\n2026-01-02T00:00:02Z ERROR a: three\n",
         )
         .expect("write");
         let (file, lines) = tail_log(tmp.path(), "tracker", 3, 10).expect("tail");
-        assert_eq!(file, "tracker_20260102_000000.log");
+        assert_eq!(file, "tracker.2026-01-02.log");
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[1].ends_with("three"));
         let (_, lines) = tail_log(tmp.path(), "tracker", 5, 1).expect("tail");
