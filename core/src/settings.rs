@@ -107,6 +107,9 @@ pub struct ClientSettings {
     /// Upload capacity in bytes per second, when known (the configured upload
     /// limit, or the link speed).
     pub upload_bps: Option<u64>,
+    /// Connections per image, when the client caps them below the protocol's
+    /// `max_peers` (a machine that runs many clients, or a small one).
+    pub max_peers: Option<usize>,
 }
 
 /// Identity of a node in one swarm: what the driver knows, not a setting.
@@ -163,6 +166,9 @@ pub fn client_node_config(
 ) -> NodeConfig {
     let mut config = base_config(id, protocol);
     config.upload_capacity_bps = client.upload_bps;
+    if let Some(m) = client.max_peers {
+        config.max_peers = m.max(1);
+    }
     config
 }
 

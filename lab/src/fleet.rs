@@ -51,6 +51,8 @@ pub struct FleetOptions {
     pub fallback_after_s: u64,
     /// Give up on clients still pulling after this many seconds.
     pub timeout_s: f64,
+    /// Each client's connection cap (`None`: the protocol's `max_peers`).
+    pub client_max_peers: Option<usize>,
     /// Command line, for `summary.json`.
     pub command: String,
 }
@@ -107,7 +109,7 @@ pub fn scenario_text(o: &FleetOptions) -> String {
          [[group]]\nname = \"clients\"\ncount = {n}\nupload = \"{up} bit/s\"\ndownload = \"{down} bit/s\"\n\n\
          [arrival]\nkind = \"flash\"\n\n\
          [departure]\nkind = \"forever\"\n\n\
-         [protocol]\nannounce_interval = \"{ai}s\"\n\n\
+         [protocol]\nannounce_interval = \"{ai}s\"\nmax_peers = {mp}\n\n\
          [network]\nlatency = \"0s\"\n",
         n = o.clients,
         size = o.image_bytes,
@@ -115,23 +117,24 @@ pub fn scenario_text(o: &FleetOptions) -> String {
         up = o.client_upload_bps,
         down = down,
         ai = o.announce_interval_s,
+        mp = client_max_peers(o),
     )
 }
 
 /// Open files a fleet of `clients` may hold at once: every client's peer
 /// links at its connection cap (a link has both ends in this process), its
 /// listener, API connection and database, and one hub link per client.
-pub fn open_files_needed(clients: usize) -> u64 {
-    let per_client = client_max_peers() as u64 + 6;
-    64 + clients as u64 * (per_client + 1)
+pub fn open_files_needed(o: &FleetOptions) -> u64 {
+    let per_client = client_max_peers(o) as u64 + 6;
+    64 + o.clients as u64 * (per_client + 1)
 }
 
-/// The connection cap of a client's swarm: the core's default, which the
-/// real client uses.
-fn client_max_peers() -> usize {
-    let zero = swarmhub_core::Id20::new([0; 20]);
-    let geometry = swarmhub_core::metainfo::Geometry::new(1 << 20, 1 << 18);
-    swarmhub_core::NodeConfig::new(zero, zero, geometry).max_peers
+/// The connection cap of a client's swarm: `--client-max-peers`, else the
+/// protocol's default, which the real client uses.
+fn client_max_peers(o: &FleetOptions) -> usize {
+    o.client_max_peers
+        .unwrap_or_else(|| swarmhub_core::settings::ProtocolSettings::default().max_peers)
+        .max(1)
 }
 
 /// Deterministic bytes (xorshift), as the lab's other engines use.
@@ -174,15 +177,15 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         bail!("--clients must be at least 1");
     }
     let limit = swarmhub_node::util::raise_open_file_limit();
-    let wanted = open_files_needed(o.clients);
+    let wanted = open_files_needed(o);
     if let Some(limit) = limit.filter(|&l| l < wanted) {
         bail!(
             "{} clients in one process need about {wanted} open files (up to {} peer links \
              each, both ends in this process, plus the hub's), but the open-file limit is \
              {limit}: run fewer clients or raise the hard limit (`ulimit -Hn`, needs \
-             CAP_SYS_RESOURCE)",
+             CAP_SYS_RESOURCE) or cap each client's connections with --client-max-peers",
             o.clients,
-            client_max_peers()
+            client_max_peers(o)
         );
     }
     std::fs::create_dir_all(&o.out).with_context(|| format!("{}", o.out.display()))?;
@@ -401,6 +404,7 @@ async fn fleet(
             max_upload_bps: Some((o.client_upload_bps / 8.0) as u64),
             max_download_bps: Some((o.client_download_bps / 8.0) as u64),
             fallback_after_s: Some(o.fallback_after_s),
+            max_peers: o.client_max_peers,
             peer_ports: Some("0".parse().map_err(|e: String| anyhow::anyhow!(e))?),
             ..PullOptions::default()
         };

@@ -153,6 +153,11 @@ enum Cmd {
         /// Stop waiting for clients after this many seconds.
         #[arg(long, default_value_t = 1800.0)]
         timeout: f64,
+        /// Each client's cap on connections (`pull --max-peers`; default the
+        /// protocol's 50). Both ends of every link are in this process, so
+        /// this sets the open files a fleet needs.
+        #[arg(long)]
+        client_max_peers: Option<usize>,
         /// Another run folder (e.g. the simulator's run of OUT/scenario.toml)
         /// to draw on the completion CDF.
         #[arg(long)]
@@ -374,6 +379,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             announce_interval,
             fallback_after,
             timeout,
+            client_max_peers,
             compare,
             report,
         } => {
@@ -393,6 +399,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 announce_interval_s: announce_interval,
                 fallback_after_s: fallback_after,
                 timeout_s: timeout,
+                client_max_peers,
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
             let s = swarmhub_lab::fleet::run(&opts, interrupt_flag()?)?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use swarmhub_node::client::{self, ConfigChanges, PullOptions};
+use swarmhub_node::client::{self, parse_max_peers, ConfigChanges, PullOptions};
 use swarmhub_node::hub::{self, admin, serve::ServeOptions};
 use swarmhub_node::metrics::server::DEFAULT_METRICS_LISTEN;
 use swarmhub_node::metrics::MetricsListen;
@@ -61,6 +61,10 @@ enum Cmd {
         /// Seconds without progress before falling back to HTTP from the hub.
         #[arg(long)]
         fallback_after: Option<u64>,
+        /// Most connections for this image (default: the `max_peers` setting,
+        /// else 50).
+        #[arg(long, value_parser = parse_max_peers)]
+        max_peers: Option<usize>,
         /// How long the hub may stay unreachable, while the pull needs it,
         /// before the pull gives up (e.g. 1h, 90m, 30s).
         #[arg(long, value_parser = parse_give_up, default_value = "1h")]
@@ -93,6 +97,9 @@ enum Cmd {
         /// HTTP fallback delay to store, seconds.
         #[arg(long)]
         fallback_after: Option<u64>,
+        /// Most connections per image to store (a whole number, at least 1).
+        #[arg(long)]
+        max_peers: Option<String>,
     },
     /// Seed every local image and keep announcing (foreground).
     Service {
@@ -353,6 +360,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             out,
             net,
             fallback_after,
+            max_peers,
             give_up_after,
             metrics_listen,
         } => {
@@ -375,6 +383,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 fallback_after_s: fallback_after,
                 peer_ports: net.peer_ports,
                 give_up_after: Some(give_up_after),
+                max_peers,
             };
             client::pull(&paths, &opts).await?;
             Ok(ExitCode::SUCCESS)
@@ -387,6 +396,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             max_download_rate,
             peer_ports,
             fallback_after,
+            max_peers,
         } => {
             let paths = client_paths(cli.home)?;
             let changes = ConfigChanges {
@@ -396,6 +406,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 max_download_rate,
                 peer_ports,
                 fallback_after_s: fallback_after,
+                max_peers,
             };
             let cfg = client::config(&paths, &changes)?;
             if all {

@@ -52,7 +52,7 @@ fn simulated_hub_and_real_hub_get_the_same_node_config() {
         ..admin::ConfigChange::default()
     };
     let settings = admin::config(&paths, &change(&set)).expect("hub config");
-    let real = swarm_node_config(identity(&simulated), true, Some(&settings.seeder), 0);
+    let real = swarm_node_config(identity(&simulated), true, Some(&settings.seeder), 0, None);
 
     assert_eq!(real, simulated);
     assert_eq!(real.max_peers, 3000);
@@ -63,7 +63,7 @@ fn simulated_hub_and_real_hub_get_the_same_node_config() {
     // A different setting gives a different config: the comparison can fail.
     let other =
         admin::config(&paths, &change(&["connection_limit=50".to_owned()])).expect("hub config");
-    let differs = swarm_node_config(identity(&simulated), true, Some(&other.seeder), 0);
+    let differs = swarm_node_config(identity(&simulated), true, Some(&other.seeder), 0, None);
     assert_ne!(differs, simulated);
 }
 
@@ -77,7 +77,24 @@ fn simulated_client_and_real_client_get_the_same_node_config() {
     assert_eq!(simulated.pinned_peers.len(), 1);
     simulated.pinned_peers.clear();
     // A real client with its upload limited to its group's 100 Mbit/s.
-    let real = swarm_node_config(identity(&simulated), true, None, 12_500_000);
+    let real = swarm_node_config(identity(&simulated), true, None, 12_500_000, None);
     assert_eq!(real, simulated);
     assert!(!real.super_seed);
+}
+
+#[test]
+fn a_client_connection_cap_is_the_scenarios_max_peers() {
+    // `pull --max-peers 12` (or `config --max-peers 12`) on the real client;
+    // `[protocol] max_peers = 12` in the scenario (what `swarmhub-lab fleet
+    // --client-max-peers 12` writes for the simulator).
+    let text = format!("{SCENARIO}[protocol]\nmax_peers = 12\n");
+    let scenario = Scenario::parse(&text, Path::new("one-config.toml")).expect("scenario");
+    let sim = Sim::new(scenario, 1, false);
+    let mut simulated = sim.node_config(1);
+    simulated.pinned_peers.clear();
+    let real = swarm_node_config(identity(&simulated), true, None, 12_500_000, Some(12));
+    assert_eq!(real.max_peers, 12);
+    assert_eq!(real, simulated);
+    let default = swarm_node_config(identity(&simulated), true, None, 12_500_000, None);
+    assert_ne!(default, simulated, "without the cap the client keeps 50");
 }

@@ -64,6 +64,8 @@ pub mod keys {
     pub const FALLBACK_AFTER: &str = "fallback_after_s";
     /// The registry mirror inside `swarmhub service` on/off.
     pub const MIRROR: &str = "mirror";
+    /// Connections per image (unset: the protocol's default).
+    pub const MAX_PEERS: &str = "max_peers";
 }
 
 /// Everything in the client's settings table, typed.
@@ -87,6 +89,8 @@ pub struct ClientConfig {
     pub fallback_after_s: u64,
     /// `swarmhub service` also runs the registry mirror (default off).
     pub mirror: bool,
+    /// Connections per image, when capped below the protocol's default.
+    pub max_peers: Option<usize>,
 }
 
 impl ClientConfig {
@@ -113,6 +117,10 @@ impl ClientConfig {
             },
             fallback_after_s: num(keys::FALLBACK_AFTER, 20)?,
             mirror: db.flag(keys::MIRROR, false)?,
+            max_peers: match db.setting(keys::MAX_PEERS)? {
+                Some(v) => Some(parse_max_peers(&v).map_err(ClientError::Other)?),
+                None => None,
+            },
         })
     }
 
@@ -142,6 +150,13 @@ impl ClientConfig {
                 "HTTP fallback after: {} s without progress",
                 self.fallback_after_s
             ),
+            match self.max_peers {
+                Some(m) => format!("Connections per image: {m}"),
+                None => format!(
+                    "Connections per image: {} (default)",
+                    swarmhub_core::settings::ProtocolSettings::default().max_peers
+                ),
+            },
             format!(
                 "Registry mirror in the service: {} ({})",
                 on(self.mirror),
@@ -198,6 +213,18 @@ pub struct ConfigChanges {
     pub peer_ports: Option<String>,
     /// `--fallback-after`.
     pub fallback_after_s: Option<u64>,
+    /// `--max-peers`.
+    pub max_peers: Option<String>,
+}
+
+/// A `max_peers` value: a whole number of connections, at least 1.
+pub fn parse_max_peers(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "max_peers {v:?} is not a number of connections: give a whole number, at least 1"
+        )),
+    }
 }
 
 /// `config`: apply changes, return the resulting configuration.
@@ -228,6 +255,10 @@ pub fn config(paths: &ClientPaths, ch: &ConfigChanges) -> Result<ClientConfig, C
     }
     if let Some(s) = ch.fallback_after_s {
         db.set_setting(keys::FALLBACK_AFTER, &s.to_string())?;
+    }
+    if let Some(m) = &ch.max_peers {
+        let n = parse_max_peers(m).map_err(ClientError::Other)?;
+        db.set_setting(keys::MAX_PEERS, &n.to_string())?;
     }
     ClientConfig::load(&db)
 }
@@ -264,4 +295,35 @@ pub fn images(paths: &ClientPaths) -> Result<Vec<LocalImage>, ClientError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_peers_is_stored_shown_and_refused_when_not_a_count() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let paths = ClientPaths::new(tmp.path().to_path_buf());
+        let cfg = config(&paths, &ConfigChanges::default()).expect("defaults");
+        assert_eq!(cfg.max_peers, None);
+        assert!(cfg.lines().iter().any(|l| l.ends_with("(default)")));
+        for bad in ["0", "-3", "many", ""] {
+            let ch = ConfigChanges {
+                max_peers: Some(bad.into()),
+                ..ConfigChanges::default()
+            };
+            let e = config(&paths, &ch).expect_err(bad).to_string();
+            assert!(e.contains("max_peers"), "{e}");
+        }
+        let ch = ConfigChanges {
+            max_peers: Some("12".into()),
+            ..ConfigChanges::default()
+        };
+        let cfg = config(&paths, &ch).expect("set");
+        assert_eq!(cfg.max_peers, Some(12));
+        assert!(cfg
+            .lines()
+            .contains(&"Connections per image: 12".to_string()));
+    }
 }

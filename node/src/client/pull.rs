@@ -62,6 +62,9 @@ pub struct PullOptions {
     /// Where `/metrics` is served during the pull and the seeding after it
     /// (default: nowhere).
     pub metrics_listen: MetricsListen,
+    /// Override the cap on connections for this image (default: the
+    /// client's `max_peers` setting, else the protocol's).
+    pub max_peers: Option<usize>,
 }
 
 /// What a pull did (also written as JSON to `HOME/run/last_pull.json`).
@@ -487,6 +490,7 @@ impl Seeding {
             registry,
             hub: None,
             metrics: Some(metrics),
+            max_peers: opts.max_peers.or(net.cfg.max_peers),
         };
         tracing::info!("listening for peers on port {port}");
         let handle = peer::spawn_swarm(spec).map_err(other)?;

@@ -146,6 +146,7 @@ pub(crate) async fn seed_all(
                 registry: registry.clone(),
                 hub: None,
                 metrics: Some(SwarmMetrics::client(&metrics, &row.name)),
+                max_peers: cfg.max_peers,
             };
             match peer::spawn_swarm(spec) {
                 Ok(h) => {

@@ -506,6 +506,7 @@ impl Seeders {
                 .map_err(|e| e.to_string())
         };
         let spec = SwarmSpec {
+            max_peers: None,
             meta: served.meta.clone(),
             storage: served.storage.clone(),
             have: PieceSet::full(served.meta.num_pieces()),

@@ -53,6 +53,9 @@ pub struct SwarmSpec {
     /// Where the swarm counts its bytes, failures, bans and peers (`None`:
     /// not counted).
     pub metrics: Option<SwarmMetrics>,
+    /// A client's cap on connections for this image (`None`: the protocol's
+    /// `max_peers`; ignored for the hub seeder, which has its own limit).
+    pub max_peers: Option<usize>,
 }
 
 /// The [`NodeConfig`] of a swarm: the hub seeder's from its settings, a
@@ -63,6 +66,7 @@ pub fn swarm_node_config(
     require_auth: bool,
     hub: Option<&swarmhub_core::settings::HubSettings>,
     upload_limit_bps: u64,
+    max_peers: Option<usize>,
 ) -> NodeConfig {
     use swarmhub_core::settings::{self, ClientSettings, ProtocolSettings};
     let protocol = ProtocolSettings::default();
@@ -71,6 +75,7 @@ pub fn swarm_node_config(
         None => {
             let client = ClientSettings {
                 upload_bps: (upload_limit_bps > 0).then_some(upload_limit_bps),
+                max_peers,
             };
             settings::client_node_config(id, &protocol, &client)
         }
@@ -255,6 +260,7 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
         spec.transport.authenticates(),
         spec.hub.as_ref(),
         spec.limits.up.bps(),
+        spec.max_peers,
     );
     let origin = tokio::time::Instant::now();
     let node = Node::new(config, spec.have.clone(), random_u64(), Instant::ZERO);
@@ -960,6 +966,7 @@ mod flood_tests {
             registry: registry.clone(),
             hub: None,
             metrics: None,
+            max_peers: None,
         })
         .expect("swarm");
 

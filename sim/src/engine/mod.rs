@@ -667,6 +667,7 @@ impl Sim {
             return settings::hub_node_config(id, &protocol, &self.scenario.hub_settings());
         }
         let client = ClientSettings {
+            max_peers: None,
             upload_bps: Some(self.net_up_bps(h) as u64),
         };
         let mut config = settings::client_node_config(id, &protocol, &client);
