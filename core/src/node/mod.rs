@@ -11,6 +11,7 @@
 //! [`Output::StoreBlock`]; it asks the driver to send blocks ([`Output::SendBlock`])
 //! and to hash pieces ([`Output::VerifyPiece`]), so the simulator can skip both.
 
+mod invariants;
 mod peers;
 mod superseed;
 mod types;
@@ -103,6 +104,10 @@ pub struct Node {
     started: bool,
     shut_down: bool,
     now: Instant,
+    /// Bytes of verified pieces the node did not download from peers: those
+    /// it started with and those obtained outside the swarm (minus blocks of
+    /// them it had already received). See `check_invariants`.
+    outside_bytes: u64,
 }
 
 impl Node {
@@ -112,6 +117,7 @@ impl Node {
         let mut picker_config = config.picker.clone();
         picker_config.block_len = picker_config.block_len.max(1);
         let picker = Picker::new(picker_config, config.geometry, have);
+        let outside_bytes = picker.have_bytes();
         let choker = Choker::new(config.choker.clone());
         Node {
             rng: crate::rng::from_seed(rng_seed),
@@ -155,6 +161,7 @@ impl Node {
             started: false,
             shut_down: false,
             now,
+            outside_bytes,
             config,
         }
     }

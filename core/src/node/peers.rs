@@ -398,10 +398,13 @@ impl Node {
     }
 
     pub(super) fn handle_obtained(&mut self, piece: u32) {
+        let received = self.picker.received_bytes_of(piece);
         let (cancels, changed) = self.picker.piece_obtained(piece);
         if !changed {
             return;
         }
+        let len = u64::from(self.config.geometry.piece_len(piece));
+        self.outside_bytes += len - received;
         for (conn, block) in cancels {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.requests_out.retain(|(b, _)| *b != block);
@@ -637,7 +640,7 @@ impl Node {
 
     /// Peers we upload to at once: the choker's regular and optimistic slots,
     /// or, while super-seeding, the super-seed slots (see `adapt_super_slots`).
-    fn upload_slots(&self) -> usize {
+    pub(super) fn upload_slots(&self) -> usize {
         if self.super_seeding() {
             self.super_slots
         } else {
