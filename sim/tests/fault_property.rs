@@ -31,7 +31,10 @@ fn draw(seed: u64) -> String {
     };
     let pieces = rng.random_range(16..=64u64);
     let piece_kib = *[32u64, 64].get(rng.random_range(0..2usize)).unwrap();
-    let hub_mbit = rng.random_range(20..=200u32);
+    let hub_mbit = rng.random_range(4..=50u32);
+    // Time for the hub to send one copy, ms: faults are drawn on this scale
+    // so that they land while peers still download.
+    let copy_ms = (pieces * piece_kib * 8 * 1024 / 1000 / u64::from(hub_mbit)).max(200) as u32;
     let mut t = String::new();
     writeln!(t, "name = \"fault-property-{seed}\"").unwrap();
     writeln!(t, "duration = \"900s\"").unwrap();
@@ -43,8 +46,8 @@ fn draw(seed: u64) -> String {
         if count == 0 {
             continue;
         }
-        let up = rng.random_range(5..=100u32);
-        let down = rng.random_range(up.max(20)..=200u32);
+        let up = rng.random_range(2..=40u32);
+        let down = rng.random_range(up.max(10)..=100u32);
         writeln!(
             t,
             "[[group]]\nname = \"{name}\"\ncount = {count}\nupload = \"{up} Mbit/s\"\ndownload = \"{down} Mbit/s\""
@@ -81,9 +84,9 @@ fn draw(seed: u64) -> String {
         format!(
             "fraction = {:.2}\nstart = \"{}ms\"\nwindow = \"{}ms\"\ndowntime = \"{}ms\"",
             rng.random_range(0.1..0.5f64),
-            rng.random_range(0..=5000u32),
-            rng.random_range(100..=10_000u32),
-            rng.random_range(100..=10_000u32)
+            rng.random_range(0..=copy_ms),
+            rng.random_range(copy_ms / 10..=copy_ms * 2),
+            rng.random_range(copy_ms / 20..=copy_ms)
         )
     };
     if rng.random_bool(0.6) {
@@ -91,8 +94,8 @@ fn draw(seed: u64) -> String {
     }
     let mut faults = String::new();
     if rng.random_bool(0.5) {
-        let start = rng.random_range(0..=8000u32);
-        let len = rng.random_range(500..=15_000u32);
+        let start = rng.random_range(0..=copy_ms);
+        let len = rng.random_range(copy_ms / 10..=copy_ms * 2);
         writeln!(
             faults,
             "hub_outage = {{ start = \"{start}ms\", end = \"{}ms\" }}",
@@ -118,8 +121,23 @@ fn draw(seed: u64) -> String {
     t
 }
 
+/// How much of each fault one run saw.
+#[derive(Default, Debug)]
+struct Seen {
+    /// Bans (all of corrupt peers, or the run failed).
+    bans: usize,
+    /// Peer restarts after a crash or a graceful leave.
+    restarts: u32,
+    /// Hub restarts after an outage.
+    hub_restarts: u32,
+    /// Block bytes lost on closed connections.
+    bytes_lost: u64,
+    /// Events processed (all checked).
+    events: u64,
+}
+
 /// Run `seed`; Err says what went wrong.
-fn run(seed: u64) -> Result<(), String> {
+fn run(seed: u64) -> Result<Seen, String> {
     let text = draw(seed);
     let scenario = Scenario::parse(&text, Path::new("fault_property.toml"))
         .map_err(|e| format!("bad drawn scenario: {e}\n{text}"))?;
@@ -160,7 +178,15 @@ fn run(seed: u64) -> Result<(), String> {
     if let Some(h) = (1..sim.hosts.len()).find(|&h| sim.hosts[h].state() == HostState::Crashed) {
         return Err(format!("host {h} never restarted"));
     }
-    Ok(())
+    // A crash or pause adds one incarnation and its restart another.
+    let restarts = |h: &swarmhub_sim::engine::SimHost| h.incarnation().saturating_sub(1) / 2;
+    Ok(Seen {
+        bans: sim.bans.len(),
+        restarts: sim.hosts[1..].iter().map(restarts).sum(),
+        hub_restarts: restarts(&sim.hosts[0]),
+        bytes_lost: sim.bytes_lost,
+        events: sim.events,
+    })
 }
 
 #[test]
@@ -175,18 +201,42 @@ fn swarm_survives_seeded_faults() {
         }
     };
     let mut failed = Vec::new();
+    let mut total = Seen::default();
     for &seed in &seeds {
-        if let Err(reason) = run(seed) {
-            eprintln!(
+        match run(seed) {
+            Ok(seen) => {
+                total.bans += seen.bans;
+                total.restarts += seen.restarts;
+                total.hub_restarts += seen.hub_restarts;
+                total.bytes_lost += seen.bytes_lost;
+                total.events += seen.events;
+            }
+            Err(reason) => {
+                eprintln!(
                 "seed {seed} failed: {reason}; rerun: SWARMHUB_PROP_SEED={seed} cargo test -p swarmhub-sim --test fault_property"
             );
-            failed.push(seed);
+                failed.push(seed);
+            }
         }
     }
+    eprintln!("{} seeds, faults seen: {total:?}", seeds.len());
     assert!(
         failed.is_empty(),
         "{} of {} seeds failed: {failed:?} (see above)",
         failed.len(),
         seeds.len()
     );
+    if seeds.len() >= 16 {
+        // The drawn faults really happen (the default 32 seeds see each kind).
+        assert!(total.bans > 0, "no corrupt peer was banned: {total:?}");
+        assert!(
+            total.restarts > 0,
+            "no peer crashed or left and came back: {total:?}"
+        );
+        assert!(total.hub_restarts > 0, "the hub never went down: {total:?}");
+        assert!(
+            total.bytes_lost > 0,
+            "no block was cut off by a closed connection: {total:?}"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{peer_key, superseed, Node};
+use super::{peer_key, Node};
 use crate::session::Phase;
 
 impl Node {
@@ -18,7 +18,8 @@ impl Node {
     ///   exactly the session's `requests_out`;
     /// - upload slots: no more interested peers unchoked than the node's
     ///   current upload slots (the choker's regular slots, widened or not,
-    ///   plus the optimistic ones; or a super-seed's slots), a choked peer
+    ///   plus the optimistic ones; or a super-seed's slots, plus the peers
+    ///   that keep theirs after the slots were narrowed), a choked peer
     ///   has no queued requests, and no peer has more blocks in flight than
     ///   `max_upload_inflight`;
     /// - the choker's slots stay within `slots ..= max_slots`;
@@ -53,20 +54,22 @@ impl Node {
             .flat_map(|s| s.requests_out.iter().map(|(b, _)| (s.conn, *b)))
             .collect();
         if picker_requests != session_requests {
-            let only_picker: Vec<_> = picker_requests.difference(&session_requests).take(3).collect();
-            let only_sessions: Vec<_> = session_requests.difference(&picker_requests).take(3).collect();
+            let only_picker: Vec<_> = picker_requests
+                .difference(&session_requests)
+                .take(3)
+                .collect();
+            let only_sessions: Vec<_> = session_requests
+                .difference(&picker_requests)
+                .take(3)
+                .collect();
             return Err(format!(
                 "outstanding requests disagree: picker only {only_picker:?}, sessions only {only_sessions:?}"
             ));
         }
 
         let (held, slots) = if self.super_seeding() {
-            let held = self
-                .sessions
-                .values()
-                .filter(|s| s.phase == Phase::Established && superseed::holds_slot(s))
-                .count();
-            (held, self.super_slots)
+            // Narrowed slots let their current holders finish (`super_over`).
+            (self.super_held(), self.super_slots + self.super_over)
         } else {
             let held = self
                 .sessions
@@ -76,7 +79,9 @@ impl Node {
             (held, self.upload_slots())
         };
         if held > slots {
-            return Err(format!("{held} interested peers unchoked, only {slots} upload slots"));
+            return Err(format!(
+                "{held} interested peers unchoked, only {slots} upload slots"
+            ));
         }
         let max_slots = self.config.choker.max_slots.max(self.config.choker.slots);
         if !(self.config.choker.slots..=max_slots).contains(&self.choker.slots()) {
@@ -91,7 +96,11 @@ impl Node {
                 return Err(format!("{:?} unchoked before its handshake", s.conn));
             }
             if s.am_choking && !s.their_queue.is_empty() {
-                return Err(format!("{:?} is choked but has {} queued requests", s.conn, s.their_queue.len()));
+                return Err(format!(
+                    "{:?} is choked but has {} queued requests",
+                    s.conn,
+                    s.their_queue.len()
+                ));
             }
             if s.upload_inflight.len() > self.config.session.max_upload_inflight {
                 return Err(format!(
@@ -101,7 +110,10 @@ impl Node {
                     self.config.session.max_upload_inflight
                 ));
             }
-            if self.banned.contains(&peer_key(s.addr, s.identity.as_deref())) {
+            if self
+                .banned
+                .contains(&peer_key(s.addr, s.identity.as_deref()))
+            {
                 return Err(format!("{:?} ({}) is banned but connected", s.conn, s.addr));
             }
         }

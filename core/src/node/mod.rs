@@ -78,6 +78,10 @@ pub struct Node {
     /// Super-seeding: peers served at once (see `adapt_super_slots`);
     /// unbounded when the upload capacity is unknown.
     super_slots: usize,
+    /// Super-seeding: peers holding a slot above `super_slots` since the
+    /// slots were narrowed (they keep theirs until they finish; nobody new
+    /// gets one meanwhile). An upper bound, lowered as slots free.
+    super_over: usize,
     /// Next check of the per-connection timers, while there are connections.
     next_tick: Option<Instant>,
     /// Every peer address the tracker ever named (for redialing when short).
@@ -153,6 +157,7 @@ impl Node {
             } else {
                 usize::MAX
             },
+            super_over: 0,
             next_rechoke: now + config.choker.rechoke_interval,
             up_mark: (now, 0),
             next_announce: None,

@@ -226,7 +226,10 @@ impl Node {
                 }
             }
             SessionEvent::InterestChanged => {
-                if session.peer_interested {
+                if session.peer_interested && !session.am_choking {
+                    // Unchoked while it was not interested: now it takes a slot.
+                    self.enforce_slots(conn);
+                } else if session.peer_interested {
                     self.try_unchoke_now(conn);
                 } else {
                     self.fill_free_slots();
@@ -606,6 +609,30 @@ impl Node {
         }
     }
 
+    /// `conn` was unchoked while not interested and became interested: it
+    /// wants a slot now. A peer that lost interest gave its slot back (and
+    /// `fill_free_slots` may have handed it on), so when no slot is free it
+    /// is choked and waits like any other peer; the peers holding slots keep
+    /// them (choking one of them would cut off its requests in flight).
+    fn enforce_slots(&mut self, conn: ConnId) {
+        let super_seeding = self.super_seeding();
+        let held = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.phase == Phase::Established
+                    && if super_seeding {
+                        super::superseed::holds_slot(s)
+                    } else {
+                        !s.am_choking && s.peer_interested
+                    }
+            })
+            .count();
+        if held > self.upload_slots() {
+            self.set_choke(conn, true);
+        }
+    }
+
     /// An upload slot came free (a peer lost interest or left): give it to an
     /// interested choked peer now rather than at the next rechoke, so upload
     /// capacity does not sit idle for up to a rechoke interval.
@@ -693,7 +720,10 @@ impl Node {
             self.super_slots = grown.min(self.config.max_peers.max(1));
             self.fill_free_slots();
         } else if used_bps > 0.98 * cap_bps && slots > 1 {
+            // Nobody is cut off: the peers served now keep their slots, and
+            // the next slot that frees is not handed on.
             self.super_slots = slots - 1;
+            self.super_over = self.super_held().saturating_sub(self.super_slots);
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{BlockState, PieceState, Picker};
+use super::{BlockState, Picker, PieceState};
 use crate::wire::BlockRef;
 use crate::ConnId;
 
@@ -26,24 +26,36 @@ impl Picker {
         for p in 0..n {
             let state = self.state[p as usize];
             if self.have.contains(p) != (state == PieceState::Have) {
-                return Err(format!("picker: piece {p} is {state:?} but have={}", self.have.contains(p)));
+                return Err(format!(
+                    "picker: piece {p} is {state:?} but have={}",
+                    self.have.contains(p)
+                ));
             }
             let partial = self.partials.get(&p);
             match (state, partial) {
                 (PieceState::Partial | PieceState::Verifying, Some(partial)) => {
-                    let missing = partial.blocks.iter().filter(|b| **b == BlockState::Missing).count();
+                    let missing = partial
+                        .blocks
+                        .iter()
+                        .filter(|b| **b == BlockState::Missing)
+                        .count();
                     let received = partial
                         .blocks
                         .iter()
                         .filter(|b| matches!(b, BlockState::Received(_)))
                         .count();
-                    if missing != partial.missing as usize || received != partial.received as usize {
+                    if missing != partial.missing as usize || received != partial.received as usize
+                    {
                         return Err(format!(
                             "picker: piece {p} counts missing={} received={} but its blocks say {missing} and {received}",
                             partial.missing, partial.received
                         ));
                     }
-                    if partial.blocks.iter().any(|b| matches!(b, BlockState::Requested(v) if v.is_empty())) {
+                    if partial
+                        .blocks
+                        .iter()
+                        .any(|b| matches!(b, BlockState::Requested(v) if v.is_empty()))
+                    {
                         return Err(format!("picker: piece {p} has a block requested of nobody"));
                     }
                     if (state == PieceState::Verifying) != (received == partial.blocks.len()) {
@@ -114,7 +126,10 @@ impl Picker {
 
     /// Bytes of blocks received into pieces not yet verified.
     pub(crate) fn received_bytes(&self) -> u64 {
-        self.partials.keys().map(|&p| self.received_bytes_of(p)).sum()
+        self.partials
+            .keys()
+            .map(|&p| self.received_bytes_of(p))
+            .sum()
     }
 
     /// Bytes of blocks of `piece` received and not yet verified.
@@ -125,7 +140,12 @@ impl Picker {
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| matches!(b, BlockState::Received(_)))
-                .map(|(i, _)| u64::from(self.geometry.block_len(piece, i as u32, self.config.block_len)))
+                .map(|(i, _)| {
+                    u64::from(
+                        self.geometry
+                            .block_len(piece, i as u32, self.config.block_len),
+                    )
+                })
                 .sum()
         })
     }

@@ -120,4 +120,9 @@ impl super::SimHost {
     pub fn state(&self) -> HostState {
         self.state
     }
+
+    /// Incremented at every start, crash and graceful stop of the host.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
 }
