@@ -678,6 +678,9 @@ impl Sim {
         let config = self.node_config(h);
         let seed = child_seed(&mut self.rng);
         let have = self.hosts[h].have.clone();
+        // Corrupt blocks the last incarnation stored die with it: its
+        // unverified pieces are downloaded afresh.
+        self.tainted.retain(|&(host, _)| host != h);
         let host = &mut self.hosts[h];
         host.counters_at_start = (host.bytes_up, host.bytes_down_hub + host.bytes_down_peers);
         host.incarnation += 1;
