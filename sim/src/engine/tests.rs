@@ -316,7 +316,10 @@ leave_rejoin = { fraction = 0.3, start = "200ms", window = "1s", downtime = "1s"
     assert_eq!(sim.violation(), None);
     assert_eq!(sim.completed, 10);
     sim.conservation().unwrap();
-    let paused_or_crashed = sim.hosts[1..].iter().filter(|h| h.incarnation() > 1).count();
+    let paused_or_crashed = sim.hosts[1..]
+        .iter()
+        .filter(|h| h.incarnation() > 1)
+        .count();
     assert!(paused_or_crashed > 0, "no peer left or crashed");
 
     let mut sim = super::Sim::new(scenario(&text), 4, false);
@@ -324,5 +327,8 @@ leave_rejoin = { fraction = 0.3, start = "200ms", window = "1s", downtime = "1s"
     sim.bytes_lost = 1;
     sim.run(|_, _, _| {});
     let v = sim.violation().expect("the broken count is found");
-    assert!(v.contains("seed 4") && v.contains("bytes not conserved"), "{v}");
+    assert!(
+        v.contains("seed 4") && v.contains("bytes not conserved"),
+        "{v}"
+    );
 }
