@@ -615,19 +615,14 @@ impl Node {
     /// is choked and waits like any other peer; the peers holding slots keep
     /// them (choking one of them would cut off its requests in flight).
     fn enforce_slots(&mut self, conn: ConnId) {
-        let super_seeding = self.super_seeding();
-        let held = self
-            .sessions
-            .values()
-            .filter(|s| {
-                s.phase == Phase::Established
-                    && if super_seeding {
-                        super::superseed::holds_slot(s)
-                    } else {
-                        !s.am_choking && s.peer_interested
-                    }
-            })
-            .count();
+        let held = if self.super_seeding() {
+            self.super_held()
+        } else {
+            self.sessions
+                .values()
+                .filter(|s| !s.am_choking && s.peer_interested)
+                .count()
+        };
         if held > self.upload_slots() {
             self.set_choke(conn, true);
         }

@@ -324,7 +324,7 @@ const MAX_FAILED_ADVERTS: usize = 4;
 
 /// The peer holds one of a super-seed's slots: unchoked, and fetching what
 /// was advertised to it (or interested, once revealed everything).
-pub(super) fn holds_slot(s: &Session) -> bool {
+fn holds_slot(s: &Session) -> bool {
     !s.am_choking
         && (s.peer_interested || s.super_pending.iter().any(|p| !s.remote_has.contains(*p)))
 }
