@@ -201,13 +201,19 @@ impl Swarm {
     }
 
     /// Feed an input to a host and carry out its outputs. Panics on an API
-    /// error, which would be a bug of this harness.
+    /// error, which would be a bug of this harness, and, in debug builds, on
+    /// a broken node invariant (see [`Node::check_invariants`]).
     pub fn input(&mut self, host: usize, input: Input) {
         let now = self.now;
         if let Err(e) = self.hosts[host].node.handle_input(now, input) {
             panic!("host {host}: api error {e}");
         }
         self.drain(host);
+        if cfg!(debug_assertions) {
+            if let Err(e) = self.hosts[host].node.check_invariants() {
+                panic!("host {host} at {now:?}: {e}");
+            }
+        }
     }
 
     /// Transmission of `len` bytes on `host`'s uplink: returns the arrival time.

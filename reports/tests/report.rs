@@ -55,10 +55,10 @@ fn run_report_has_every_chart_and_table() {
     assert_eq!(html.matches("<svg").count(), 4);
     for needle in [
         "analytic bound 10.74 s",
-        "p99 11.41 s",
+        "p99 11.21 s",
         "a0bced3e7d65b76e48d35bf4f68035f35f1cd76e75fe25c6dd8485e7024fade2",
         "swarmhub-sim run small.toml --seed 7 --out run1",
-        "<th>ratio max / bound</th><td class=\"n\">1.063</td>",
+        "<th>ratio max / bound</th><td class=\"n\">1.044</td>",
         "Scenario parameters (summary.json)",
     ] {
         assert!(html.contains(needle), "report.html lacks {needle:?}");

@@ -191,6 +191,10 @@ pub struct Churn {
 pub struct Faults {
     /// The hub is unreachable in this window.
     pub hub_outage: Option<Window>,
+    /// Peers that leave gracefully (shut down, announce `stopped`) and come
+    /// back `downtime` later with their verified pieces; the same keys as
+    /// `[churn]`, whose peers crash instead.
+    pub leave_rejoin: Option<Churn>,
 }
 
 /// A time window.
@@ -518,6 +522,14 @@ impl Scenario {
         if let Some(c) = &self.churn {
             if !(0.0..=1.0).contains(&c.fraction) {
                 return Err(bad("churn.fraction", "must be between 0 and 1".into()));
+            }
+        }
+        if let Some(c) = &self.faults.leave_rejoin {
+            if !(0.0..=1.0).contains(&c.fraction) {
+                return Err(bad(
+                    "faults.leave_rejoin.fraction",
+                    "must be between 0 and 1".into(),
+                ));
             }
         }
         if let Some(w) = &self.faults.hub_outage {

@@ -11,6 +11,7 @@
 //! [`Output::StoreBlock`]; it asks the driver to send blocks ([`Output::SendBlock`])
 //! and to hash pieces ([`Output::VerifyPiece`]), so the simulator can skip both.
 
+mod invariants;
 mod peers;
 mod superseed;
 mod types;
@@ -77,6 +78,10 @@ pub struct Node {
     /// Super-seeding: peers served at once (see `adapt_super_slots`);
     /// unbounded when the upload capacity is unknown.
     super_slots: usize,
+    /// Super-seeding: peers holding a slot above `super_slots` since the
+    /// slots were narrowed (they keep theirs until they finish; nobody new
+    /// gets one meanwhile). An upper bound, lowered as slots free.
+    super_over: usize,
     /// Next check of the per-connection timers, while there are connections.
     next_tick: Option<Instant>,
     /// Every peer address the tracker ever named (for redialing when short).
@@ -103,6 +108,10 @@ pub struct Node {
     started: bool,
     shut_down: bool,
     now: Instant,
+    /// Bytes of verified pieces the node did not download from peers: those
+    /// it started with and those obtained outside the swarm (minus blocks of
+    /// them it had already received). See `check_invariants`.
+    outside_bytes: u64,
 }
 
 impl Node {
@@ -112,6 +121,7 @@ impl Node {
         let mut picker_config = config.picker.clone();
         picker_config.block_len = picker_config.block_len.max(1);
         let picker = Picker::new(picker_config, config.geometry, have);
+        let outside_bytes = picker.have_bytes();
         let choker = Choker::new(config.choker.clone());
         Node {
             rng: crate::rng::from_seed(rng_seed),
@@ -147,6 +157,7 @@ impl Node {
             } else {
                 usize::MAX
             },
+            super_over: 0,
             next_rechoke: now + config.choker.rechoke_interval,
             up_mark: (now, 0),
             next_announce: None,
@@ -155,6 +166,7 @@ impl Node {
             started: false,
             shut_down: false,
             now,
+            outside_bytes,
             config,
         }
     }

@@ -226,7 +226,10 @@ impl Node {
                 }
             }
             SessionEvent::InterestChanged => {
-                if session.peer_interested {
+                if session.peer_interested && !session.am_choking {
+                    // Unchoked while it was not interested: now it takes a slot.
+                    self.enforce_slots(conn);
+                } else if session.peer_interested {
                     self.try_unchoke_now(conn);
                 } else {
                     self.fill_free_slots();
@@ -400,10 +403,13 @@ impl Node {
     }
 
     pub(super) fn handle_obtained(&mut self, piece: u32) {
+        let received = self.picker.received_bytes_of(piece);
         let (cancels, changed) = self.picker.piece_obtained(piece);
         if !changed {
             return;
         }
+        let len = u64::from(self.config.geometry.piece_len(piece));
+        self.outside_bytes += len - received;
         for (conn, block) in cancels {
             if let Some(s) = self.sessions.get_mut(&conn) {
                 s.requests_out.retain(|(b, _)| *b != block);
@@ -605,6 +611,25 @@ impl Node {
         }
     }
 
+    /// `conn` was unchoked while not interested and became interested: it
+    /// wants a slot now. A peer that lost interest gave its slot back (and
+    /// `fill_free_slots` may have handed it on), so when no slot is free it
+    /// is choked and waits like any other peer; the peers holding slots keep
+    /// them (choking one of them would cut off its requests in flight).
+    fn enforce_slots(&mut self, conn: ConnId) {
+        let held = if self.super_seeding() {
+            self.super_held()
+        } else {
+            self.sessions
+                .values()
+                .filter(|s| !s.am_choking && s.peer_interested)
+                .count()
+        };
+        if held > self.upload_slots() {
+            self.set_choke(conn, true);
+        }
+    }
+
     /// An upload slot came free (a peer lost interest or left): give it to an
     /// interested choked peer now rather than at the next rechoke, so upload
     /// capacity does not sit idle for up to a rechoke interval.
@@ -639,7 +664,7 @@ impl Node {
 
     /// Peers we upload to at once: the choker's regular and optimistic slots,
     /// or, while super-seeding, the super-seed slots (see `adapt_super_slots`).
-    fn upload_slots(&self) -> usize {
+    pub(super) fn upload_slots(&self) -> usize {
         if self.super_seeding() {
             self.super_slots
         } else {
@@ -692,7 +717,10 @@ impl Node {
             self.super_slots = grown.min(self.config.max_peers.max(1));
             self.fill_free_slots();
         } else if used_bps > 0.98 * cap_bps && slots > 1 {
+            // Nobody is cut off: the peers served now keep their slots, and
+            // the next slot that frees is not handed on.
             self.super_slots = slots - 1;
+            self.super_over = self.super_held().saturating_sub(self.super_slots);
         }
     }
 

@@ -78,6 +78,31 @@ impl Node {
         }
     }
 
+    /// `conn` is unchoked and may have nothing left to fetch: advertise it
+    /// more when it still holds its slot or a slot is free; otherwise it
+    /// gave its slot back (and others took it), so it is choked and waits
+    /// its turn like everyone else.
+    fn super_keep_busy(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        let holding = holds_slot(s);
+        let busy = self.super_held();
+        if holding || busy < self.super_slots {
+            self.super_advertise(conn);
+        } else {
+            self.set_choke(conn, true);
+        }
+    }
+
+    /// Peers holding a super-seed slot now.
+    pub(super) fn super_held(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| s.phase == Phase::Established && holds_slot(s))
+            .count()
+    }
+
     /// Give free super-seed slots to waiting peers. A peer holds a slot
     /// while it is unchoked and fetching what was advertised to it (or, once
     /// revealed everything, while interested). Free slots go to the peers
@@ -88,11 +113,8 @@ impl Node {
     pub(super) fn super_fill_slots(&mut self) {
         use rand::RngExt;
         let slots = self.super_slots;
-        let mut busy = self
-            .sessions
-            .values()
-            .filter(|s| s.phase == Phase::Established && holds_slot(s))
-            .count();
+        let mut busy = self.super_held();
+        self.super_over = self.super_over.min(busy.saturating_sub(slots));
         if busy >= slots {
             return;
         }
@@ -163,7 +185,7 @@ impl Node {
         let unchoked = !s.am_choking;
         self.super_forget(conn, &had);
         if unchoked {
-            self.super_advertise(conn);
+            self.super_keep_busy(conn);
         }
         self.super_fill_slots();
     }
@@ -205,8 +227,7 @@ impl Node {
                 // Its piece spread: it is not waiting on us any more.
                 s.super_stalled_since = None;
                 if !s.am_choking {
-                    // Still holding a slot: keep it busy.
-                    self.super_advertise(conn);
+                    self.super_keep_busy(conn);
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! (strict endgame), outstanding blocks are requested again from other peers, and
 //! the picker reports whom to cancel when a block arrives.
 
+mod invariants;
 mod rarity;
 
 use std::collections::BTreeMap;

@@ -22,6 +22,9 @@ impl Sim {
         let Some(node) = self.hosts[h].node.as_mut() else {
             return;
         };
+        if self.check {
+            self.touched.push(h);
+        }
         if let Err(e) = node.handle_input(now, input) {
             // A driver bug, not a peer's fault: record it loudly in the trace.
             self.record(h, format!("api-error {e}"));
@@ -85,6 +88,17 @@ impl Sim {
     fn node_event(&mut self, h: usize, e: NodeEvent) {
         match &e {
             NodeEvent::Complete => self.on_complete(h),
+            NodeEvent::PeerBanned {
+                identity, reason, ..
+            } => {
+                let whom = identity.as_deref().and_then(host_of_identity);
+                self.bans.push(super::Ban {
+                    at: self.now,
+                    by: h,
+                    whom,
+                    reason: format!("{reason:?}"),
+                });
+            }
             NodeEvent::BlockReceived { .. } | NodeEvent::BlockUploaded { .. } => {
                 // Counted by the engine itself; too many to trace one by one.
                 return;
@@ -227,6 +241,7 @@ impl Sim {
         if let Item::Block(block) = &item {
             let block = *block;
             self.hosts[src].bytes_up += u64::from(block.length);
+            self.bytes_in_transit += u64::from(block.length);
             let lat = self.latency(src, dst);
             self.schedule_in(lat, Ev::Arrive { conn: peer, item });
             self.input(src, Input::BlockSent { conn, block });
@@ -284,6 +299,12 @@ impl Sim {
     }
 
     pub(super) fn arrive(&mut self, conn: ConnId, item: Item) {
+        if let Item::Block(block) = &item {
+            self.bytes_in_transit -= u64::from(block.length);
+            if !self.conns.contains_key(&conn) {
+                self.bytes_lost += u64::from(block.length);
+            }
+        }
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -401,4 +422,12 @@ impl Sim {
             },
         );
     }
+}
+
+/// The host an identity names (see [`identity`]).
+fn host_of_identity(identity: &str) -> Option<usize> {
+    if identity == "hub" {
+        return Some(HUB);
+    }
+    identity.strip_prefix("peer-")?.parse().ok()
 }

@@ -13,6 +13,7 @@
 //! same connection, then for the latency: at 16 KiB blocks control traffic is
 //! well under 1% of the bytes.
 
+mod check;
 mod flowq;
 mod io;
 mod lanes;
@@ -81,6 +82,22 @@ pub struct SimHost {
     /// Block bytes received and thrown away (duplicates, unrequested blocks,
     /// failed pieces) by the host's earlier incarnations; see [`Sim::wasted`].
     pub bytes_wasted_before: u64,
+    /// `bytes_up` and bytes received when the current node started (the
+    /// node's own counters restart with every incarnation).
+    pub(crate) counters_at_start: (u64, u64),
+}
+
+/// A ban one node pronounced against another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ban {
+    /// When.
+    pub at: Instant,
+    /// Host that banned.
+    pub by: usize,
+    /// Host banned, when the banned identity names one.
+    pub whom: Option<usize>,
+    /// The ban reason as the node gave it.
+    pub reason: String,
 }
 
 /// Something queued on a connection.
@@ -137,6 +154,8 @@ pub(crate) enum Ev {
     },
     Leave(usize),
     Crash(usize),
+    /// A graceful stop (shutdown, `stopped` announce) and a restart later.
+    Pause(usize),
     Restart(usize),
     HubDown,
     HubUp,
@@ -222,6 +241,19 @@ pub struct Sim {
     pub trace: Option<Vec<(Instant, usize, String)>>,
     /// Hash of every event in order, to compare runs.
     pub trace_hash: u64,
+    /// Every ban any node pronounced, in order.
+    pub bans: Vec<Ban>,
+    /// Block bytes a sender finished sending that found their connection
+    /// closed on arrival (see `check::conservation`).
+    pub bytes_lost: u64,
+    /// Block bytes sent and not yet arrived.
+    pub bytes_in_transit: u64,
+    /// Check invariants after every event (see [`Sim::set_check_invariants`]).
+    pub(crate) check: bool,
+    /// Hosts whose node took an input during the current event.
+    pub(crate) touched: Vec<usize>,
+    /// The first invariant violation of a checked run; the run stops there.
+    pub(crate) violation: Option<String>,
 }
 
 impl Sim {
@@ -343,6 +375,12 @@ impl Sim {
             incomplete_alive: 0,
             trace: trace.then(Vec::new),
             trace_hash: 0xcbf2_9ce4_8422_2325,
+            bans: Vec::new(),
+            bytes_lost: 0,
+            bytes_in_transit: 0,
+            check: std::env::var_os("SWARMHUB_SIM_CHECK").is_some_and(|v| v == "1"),
+            touched: Vec::new(),
+            violation: None,
         };
         sim.schedule_setup();
         sim
@@ -384,6 +422,20 @@ impl Sim {
         if let Some(w) = self.scenario.faults.hub_outage.clone() {
             self.schedule(Instant::ZERO + w.start.0, Ev::HubDown);
             self.schedule(Instant::ZERO + w.end.0, Ev::HubUp);
+        }
+        if let Some(pause) = self.scenario.faults.leave_rejoin.clone() {
+            // Drawn after everything else, so scenarios without this key
+            // draw exactly the numbers they always did.
+            let leaving = ((n as f64) * pause.fraction).round() as usize;
+            let mut ids: Vec<usize> = (1..=n).collect();
+            for i in (1..ids.len()).rev() {
+                ids.swap(i, self.rng.random_range(0..=i));
+            }
+            for &h in ids.iter().take(leaving) {
+                let offset = self.rng.random_range(0.0..=pause.window.secs().max(0.0));
+                let at = Instant::ZERO + pause.start.0 + Duration::from_secs_f64(offset);
+                self.schedule(at, Ev::Pause(h));
+            }
         }
         self.schedule(Instant::ZERO, Ev::Sample);
     }
@@ -500,6 +552,7 @@ impl Sim {
                 }
             };
             if let Some(ev) = ev {
+                let checked = self.check.then(|| format!("{ev:?}"));
                 self.events += 1;
                 if profile {
                     let name = match &ev {
@@ -517,6 +570,14 @@ impl Sim {
                     *counts.entry(name).or_insert(0u64) += 1;
                 }
                 self.handle(ev);
+                if let Some(what) = checked {
+                    self.check_event(&what);
+                }
+            } else if self.check {
+                self.check_event("FlowDone");
+            }
+            if self.violation.is_some() {
+                break;
             }
             if self.now.saturating_since(last_report) >= Duration::from_secs(5) {
                 last_report = self.now;
@@ -592,6 +653,7 @@ impl Sim {
             Ev::Closed { conn } => self.remote_closed(conn),
             Ev::Leave(h) => self.leave(h),
             Ev::Crash(h) => self.crash(h),
+            Ev::Pause(h) => self.pause(h),
             Ev::Restart(h) => {
                 self.pending_starts -= 1;
                 if self.hosts[h].state == HostState::Crashed {
@@ -627,7 +689,11 @@ impl Sim {
         let config = self.node_config(h);
         let seed = child_seed(&mut self.rng);
         let have = self.hosts[h].have.clone();
+        // Corrupt blocks the last incarnation stored die with it: its
+        // unverified pieces are downloaded afresh.
+        self.tainted.retain(|&(host, _)| host != h);
         let host = &mut self.hosts[h];
+        host.counters_at_start = (host.bytes_up, host.bytes_down_hub + host.bytes_down_peers);
         host.incarnation += 1;
         host.state = HostState::Active;
         host.timer_at = None;
@@ -717,6 +783,32 @@ impl Sim {
                 self.schedule(at, Ev::Restart(h));
                 self.pending_starts += 1;
             }
+        }
+    }
+
+    /// A graceful stop: the node shuts down (closing its connections and
+    /// announcing `stopped`), then restarts after the scenario's
+    /// `faults.leave_rejoin.downtime` with the pieces it had verified.
+    fn pause(&mut self, h: usize) {
+        if self.hosts[h].state != HostState::Active {
+            return;
+        }
+        self.input(h, Input::Shutdown);
+        let conns: Vec<ConnId> = self.conns.of_host(h);
+        for conn in conns {
+            self.close(conn, true);
+        }
+        let host = &mut self.hosts[h];
+        if let Some(node) = host.node.take() {
+            host.have = node.have().clone();
+            host.bytes_wasted_before += node.stats().bytes_wasted;
+        }
+        host.state = HostState::Crashed;
+        host.incarnation += 1;
+        if let Some(pause) = &self.scenario.faults.leave_rejoin {
+            let at = self.now + pause.downtime.0;
+            self.schedule(at, Ev::Restart(h));
+            self.pending_starts += 1;
         }
     }
 
@@ -844,6 +936,7 @@ fn new_host(
         bytes_down_peers: 0,
         bytes_up: 0,
         bytes_wasted_before: 0,
+        counters_at_start: (0, 0),
     }
 }
 
