@@ -17,11 +17,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use swarmhub_core::metainfo::Metainfo;
 
+use crate::budget::DIGEST_HELD;
 use crate::store::{Storage, StoreError};
-
-/// Bytes of verified but not yet hashable pieces kept in memory; beyond it
-/// they are read again from disk when the hasher reaches them.
-const HELD_BUDGET: usize = 64 << 20;
 
 /// What the hasher concluded.
 #[derive(Debug)]
@@ -129,21 +126,17 @@ fn run(
         return Verdict::Mismatch(path);
     }
     let mut next = 0u32;
-    let mut held: BTreeMap<u32, Option<Bytes>> = BTreeMap::new();
-    let mut held_bytes = 0usize;
+    // Verified pieces not yet hashable, in memory while the process-wide
+    // budget allows ([`DIGEST_HELD`]), else re-read from disk in their turn.
+    let mut held = Held::default();
     for (piece, data) in rx {
         if piece < next || piece >= pieces || held.get(&piece).is_some_and(|d| d.is_some()) {
             continue;
         }
-        let data = data.filter(|d| held_bytes + d.len() <= HELD_BUDGET);
-        held_bytes += data.as_ref().map_or(0, |d| d.len());
         held.insert(piece, data);
-        while let Some(data) = held.remove(&next) {
+        while let Some(data) = held.remove(next) {
             let data = match data {
-                Some(d) => {
-                    held_bytes -= d.len();
-                    d
-                }
+                Some(d) => d,
                 None => {
                     let read = storage
                         .upgrade()
@@ -167,6 +160,43 @@ fn run(
         Verdict::AllMatch
     } else {
         Verdict::Incomplete(format!("{next} of {pieces} pieces hashed in order"))
+    }
+}
+
+/// Pieces waiting for the hasher, with their share of [`DIGEST_HELD`].
+#[derive(Default)]
+struct Held {
+    pieces: BTreeMap<u32, Option<Bytes>>,
+    bytes: usize,
+}
+
+impl Held {
+    fn get(&self, piece: &u32) -> Option<&Option<Bytes>> {
+        self.pieces.get(piece)
+    }
+
+    fn insert(&mut self, piece: u32, data: Option<Bytes>) {
+        let data = data.filter(|d| DIGEST_HELD.try_take(d.len()));
+        self.bytes += data.as_ref().map_or(0, |d| d.len());
+        if let Some(Some(old)) = self.pieces.insert(piece, data) {
+            self.bytes -= old.len();
+            DIGEST_HELD.give(old.len());
+        }
+    }
+
+    fn remove(&mut self, piece: u32) -> Option<Option<Bytes>> {
+        let data = self.pieces.remove(&piece)?;
+        if let Some(d) = &data {
+            self.bytes -= d.len();
+            DIGEST_HELD.give(d.len());
+        }
+        Some(data)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        DIGEST_HELD.give(self.bytes);
     }
 }
 

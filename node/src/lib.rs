@@ -7,6 +7,7 @@
 //! - [`store`], [`db`], [`image`], [`rate`], [`paths`], [`logging`]: the pieces they share.
 #![forbid(unsafe_code)]
 
+mod budget;
 pub mod client;
 pub mod db;
 mod digests;

@@ -14,6 +14,7 @@ use swarmhub_core::ConnId;
 use tokio::sync::mpsc;
 
 use super::driver::Event;
+use crate::budget::READ_CACHE;
 use crate::store::Storage;
 
 /// Disk operations queued at most (4096 blocks of 16 KiB: 64 MiB of writes).
@@ -23,13 +24,6 @@ pub(super) const DISK_QUEUE: usize = 4096;
 
 /// Bytes read from disk at once for uploads (whole pieces up to this size).
 const SPAN: u32 = 1 << 20;
-
-/// Bytes of read spans a swarm keeps for uploads.
-const READ_CACHE_BYTES: usize = 32 << 20;
-
-/// Bytes of pieces a swarm assembles in memory at once; pieces beyond it are
-/// written block by block and read back to verify.
-pub(super) const ASSEMBLY_BYTES: usize = 64 << 20;
 
 pub(super) enum DiskOp {
     Write(BlockRef, Bytes),
@@ -90,26 +84,39 @@ impl ReadCache {
         }
         let len = SPAN.min(piece_len - start);
         let span = Bytes::from(storage.read(block.piece, start, len)?);
+        let key = (block.piece, start);
         if let Ok(mut inner) = self.inner.lock() {
-            while inner.bytes + span.len() > READ_CACHE_BYTES {
-                let Some(old) = inner.order.pop_front() else {
-                    break;
-                };
-                if let Some(b) = inner.spans.remove(&old) {
-                    inner.bytes -= b.len();
+            if !inner.spans.contains_key(&key) {
+                // Room from the process-wide budget, evicting our own oldest
+                // spans while it is spent; not cached when that is not enough.
+                let mut paid = READ_CACHE.try_take(span.len());
+                while !paid {
+                    let Some(old) = inner.order.pop_front() else {
+                        break;
+                    };
+                    if let Some(b) = inner.spans.remove(&old) {
+                        inner.bytes -= b.len();
+                        READ_CACHE.give(b.len());
+                    }
+                    paid = READ_CACHE.try_take(span.len());
                 }
-            }
-            if inner
-                .spans
-                .insert((block.piece, start), span.clone())
-                .is_none()
-            {
-                inner.bytes += span.len();
-                inner.order.push_back((block.piece, start));
+                if paid {
+                    inner.bytes += span.len();
+                    inner.spans.insert(key, span.clone());
+                    inner.order.push_back(key);
+                }
             }
         }
         let lo = (block.begin - start) as usize;
         Ok(span.slice(lo..lo + block.length as usize))
+    }
+}
+
+impl Drop for ReadCache {
+    fn drop(&mut self) {
+        if let Ok(inner) = self.inner.lock() {
+            READ_CACHE.give(inner.bytes);
+        }
     }
 }
 
@@ -208,13 +215,18 @@ pub(super) fn spawn(
                             .write_verified(piece, data)
                             .map_err(|e| e.to_string()),
                     },
-                    DiskOp::StoreChecked(piece, data) => match storage.write_checked(piece, data) {
-                        Ok(()) => Event::Verified {
-                            piece,
-                            result: Ok(true),
-                        },
-                        Err(e) => Event::DiskFailed(format!("writing piece {piece}: {e}")),
-                    },
+                    DiskOp::StoreChecked(piece, data) => {
+                        let len = data.len();
+                        let written = storage.write_checked(piece, data);
+                        crate::budget::ASSEMBLY.give(len);
+                        match written {
+                            Ok(()) => Event::Verified {
+                                piece,
+                                result: Ok(true),
+                            },
+                            Err(e) => Event::DiskFailed(format!("writing piece {piece}: {e}")),
+                        }
+                    }
                     DiskOp::Verify(piece) => Event::Verified {
                         piece,
                         result: storage.verify(piece).map_err(|e| e.to_string()),

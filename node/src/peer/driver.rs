@@ -19,9 +19,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::conn::{self, ConnEvent, WriteItem};
-use super::disk::{self, Assembly, DiskOp, ReadCache, ASSEMBLY_BYTES};
+use super::disk::{self, Assembly, DiskOp, ReadCache};
 use super::listener::{Inbound, Registry};
 use super::{Announcer, PeerLink, Transport, HUB_PEER_ID_PREFIX};
+use crate::budget::ASSEMBLY;
 use crate::metrics::SwarmMetrics;
 use crate::rate::Limits;
 use crate::store::Storage;
@@ -421,6 +422,15 @@ impl Driver {
             }
         }
         while self.hash_jobs.join_next().await.is_some() {}
+        // Hashed pieces nobody will write now: give their memory back.
+        while let Ok(ev) = ev_rx.try_recv() {
+            if let Event::Hashed { data, .. } = ev {
+                ASSEMBLY.give(data.len());
+            }
+        }
+        ASSEMBLY.give(self.assembling_bytes);
+        self.assembling.clear();
+        self.assembling_bytes = 0;
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.disk, closed));
         if let Some(t) = self.disk_thread.take() {
@@ -564,7 +574,7 @@ impl Driver {
         if !self.on_disk.contains(&piece) {
             if !self.assembling.contains_key(&piece) {
                 let len = self.spec.meta.piece_len(piece) as usize;
-                if self.assembling_bytes + len <= ASSEMBLY_BYTES {
+                if ASSEMBLY.try_take(len) {
                     self.assembling_bytes += len;
                     self.assembling.insert(piece, Assembly::new(len as u32));
                 }
@@ -586,6 +596,14 @@ impl Driver {
     fn give_up_assembly(&mut self, piece: u32) {
         if let Some(a) = self.assembling.remove(&piece) {
             self.assembling_bytes -= a.len();
+            ASSEMBLY.give(a.len());
+            self.write_received(piece, &a);
+            self.on_disk.insert(piece);
+        }
+    }
+
+    fn write_received(&mut self, piece: u32, a: &Assembly) {
+        {
             let ops: Vec<DiskOp> = a
                 .received()
                 .map(|(begin, d)| {
@@ -600,13 +618,13 @@ impl Driver {
             for op in ops {
                 self.disk(op);
             }
-            self.on_disk.insert(piece);
         }
     }
 
     fn drop_assembly(&mut self, piece: u32) {
         if let Some(a) = self.assembling.remove(&piece) {
             self.assembling_bytes -= a.len();
+            ASSEMBLY.give(a.len());
         }
         self.on_disk.remove(&piece);
     }
@@ -624,6 +642,9 @@ impl Driver {
             self.on_disk.remove(&piece);
             return self.disk(DiskOp::Verify(piece));
         };
+        // The piece's share of the budget goes back once it is written (the
+        // disk thread) or refused (its hash failed), so bytes waiting in the
+        // disk queue stay counted.
         self.assembling_bytes -= a.len();
         match a.finish() {
             Ok(data) => {
@@ -636,10 +657,10 @@ impl Driver {
                 });
             }
             Err(a) => {
-                self.assembling_bytes += a.len();
-                self.assembling.insert(piece, a);
-                self.give_up_assembly(piece);
-                self.on_disk.remove(&piece);
+                ASSEMBLY.give(a.len());
+                // Not every block came through here (the node said the
+                // piece is complete): store what we have, hash from disk.
+                self.write_received(piece, &a);
                 self.disk(DiskOp::Verify(piece));
             }
         }
@@ -767,6 +788,7 @@ impl Driver {
                 if ok {
                     self.disk(DiskOp::StoreChecked(piece, data));
                 } else {
+                    ASSEMBLY.give(data.len());
                     self.input(Input::PieceVerified { piece, ok: false });
                 }
             }
