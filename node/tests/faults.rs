@@ -96,6 +96,39 @@ fn hub_only_pull_survives_a_hub_restart() {
     );
 }
 
+/// A pull that starts while the hub is away (restarting, or a flash crowd
+/// at its door) waits for it with backoff instead of failing on its first
+/// API call, and completes once the hub is back.
+#[test]
+fn pull_started_while_the_hub_is_down_waits_for_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = Hub::prepare(tmp.path(), "app:1", 2 * MIB);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut hub = Hub::start_at(&dir, &listen, &[]);
+    let c = hub.client(tmp.path(), "c");
+    hub.stop();
+    let mut pull = c.spawn_pull("app:1", &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        pull.try_wait().expect("try_wait").is_none(),
+        "the pull gave up while the hub was down"
+    );
+    let _hub = Hub::start_at(&dir, &listen, &[]);
+    let status = wait_child(
+        &mut pull,
+        Duration::from_secs(120),
+        "pull after the hub came up",
+    );
+    let out = pull.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "pull failed: {err}");
+    assert!(err.contains("retrying with backoff"), "{err}");
+    assert_eq!(
+        sha256_file(&c.image_file("app", "1", "src.bin")),
+        sha256_file(&tmp.path().join("src.bin"))
+    );
+}
+
 /// `pull --out` places copies: editing one leaves the seeding copy intact.
 #[test]
 fn export_is_a_copy_not_a_link_to_the_seeding_file() {

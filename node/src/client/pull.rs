@@ -182,8 +182,14 @@ async fn pull_counted(
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
     let hub = cfg.hub(paths).await?;
-    let info = hub.info().await?;
-    let torrent = hub.metainfo(&image).await?;
+    let outage = Arc::new(HubOutage::new(
+        hub.base(),
+        opts.give_up_after.unwrap_or(DEFAULT_GIVE_UP_AFTER),
+    ));
+    // A hub that is busy (a flash crowd at its door) or restarting is
+    // retried with backoff, as the web seed is, up to --give-up-after.
+    let info = retry_hub(&outage, || hub.info()).await?;
+    let torrent = retry_hub(&outage, || hub.metainfo(&image)).await?;
     let meta = Metainfo::from_bytes(&torrent)
         .map_err(|e| other(format!("the hub sent invalid metainfo for {image}: {e}")))?;
     if meta.name != image.to_string() {
@@ -205,10 +211,6 @@ async fn pull_counted(
         metrics,
     };
     let final_dir = paths.image_dir(&image);
-    let outage = Arc::new(HubOutage::new(
-        hub.base(),
-        opts.give_up_after.unwrap_or(DEFAULT_GIVE_UP_AFTER),
-    ));
     let started = Instant::now();
     let mut summary = PullSummary {
         image: image.to_string(),
@@ -656,6 +658,46 @@ impl WebTarget {
                 })
             }
             WebTarget::Swarm(sink) => sink.deliver(piece, data).await.map_err(other),
+        }
+    }
+}
+
+/// `call` until it succeeds, retrying failures that may pass (no
+/// connection, a 5xx) with the outage's backoff; the first one is said on
+/// stderr. Gives up as [`HubOutage::failed`] says.
+async fn retry_hub<T, F, Fut>(outage: &HubOutage, mut call: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, HubError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Ok(v) => {
+                if let Some(gone) = outage.recovered() {
+                    tracing::info!(
+                        "hub {} answers again after {} s",
+                        outage.url(),
+                        gone.as_secs()
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) => {
+                let detail = e.to_string();
+                let retry = outage.failed(e, attempt)?;
+                if retry.first {
+                    tracing::warn!("{detail}: retrying");
+                    if !embedded() {
+                        eprintln!(
+                            "{detail}: retrying with backoff (giving up after {} s)",
+                            outage.give_up_after().as_secs()
+                        );
+                    }
+                }
+                tokio::time::sleep(retry.wait).await;
+            }
         }
     }
 }

@@ -246,12 +246,10 @@ pub async fn serve_until(
         }
     }
 
-    let api = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|error| ServeError::Bind {
-            what: format!("{} (HTTP API)", opts.listen),
-            error,
-        })?;
+    let api = crate::peer::listener::listen(opts.listen).map_err(|error| ServeError::Bind {
+        what: format!("{} (HTTP API)", opts.listen),
+        error,
+    })?;
     let api_addr = api
         .local_addr()
         .map_err(|e| ServeError::Io(e.to_string()))?;

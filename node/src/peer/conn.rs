@@ -82,8 +82,9 @@ pub(super) async fn reader(
 /// control messages; the connection is then closed.
 pub(super) const WRITER_QUEUE: usize = 16 * 1024;
 
-/// Bytes the writer gathers before a write to the socket (or TLS layer).
-const WRITE_BUF: usize = 256 * 1024;
+/// Bytes the writer gathers before a write to the socket (or TLS layer);
+/// per connection, so kept small enough for thousands of them.
+const WRITE_BUF: usize = 64 * 1024;
 
 /// The 13 bytes before a block's data in a piece message (BEP 3: length,
 /// id 7, index, begin).

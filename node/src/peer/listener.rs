@@ -52,11 +52,28 @@ impl Registry {
     }
 }
 
+/// Connections the kernel queues for `accept` on our listeners (the kernel
+/// caps it at `net.core.somaxconn`): a flash crowd of thousands of clients
+/// connects to the hub within a second, more than the default 1,024.
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// A listening socket on `addr` with [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Bind the first free port of `ports` on `ip`.
 pub async fn bind_first_free(ip: IpAddr, ports: PortRange) -> io::Result<TcpListener> {
     let mut last = None;
     for port in ports.first..=ports.last {
-        match TcpListener::bind(SocketAddr::new(ip, port)).await {
+        match listen(SocketAddr::new(ip, port)) {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }

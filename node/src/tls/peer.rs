@@ -378,8 +378,9 @@ fn peer_identity(certs: Option<&[CertificateDer<'static>]>) -> io::Result<String
 
 /// Bytes read from the socket at once under the TLS layer: rustls asks for
 /// one record (at most about 16 KiB, often 4 KiB) per read, so without this
-/// buffer a 1 GiB pull costs a hundred thousand receive syscalls.
-const TLS_READ_BUF: usize = 256 * 1024;
+/// buffer a 1 GiB pull costs a hundred thousand receive syscalls. 64 KiB
+/// (four full records) per connection: a hub or a fleet holds thousands.
+const TLS_READ_BUF: usize = 64 * 1024;
 
 fn buffered(tcp: TcpStream) -> tokio::io::BufReader<TcpStream> {
     tokio::io::BufReader::with_capacity(TLS_READ_BUF, tcp)
