@@ -762,10 +762,9 @@ impl Sim {
         }
     }
 
-    fn crash(&mut self, h: usize) {
-        if self.hosts[h].state != HostState::Active {
-            return;
-        }
+    /// Close `h`'s connections and drop its node, keeping what outlives an
+    /// incarnation (verified pieces, wasted bytes); the host is then down.
+    fn take_down(&mut self, h: usize) {
         let conns: Vec<ConnId> = self.conns.of_host(h);
         for conn in conns {
             self.close(conn, true);
@@ -777,6 +776,13 @@ impl Sim {
         }
         host.state = HostState::Crashed;
         host.incarnation += 1;
+    }
+
+    fn crash(&mut self, h: usize) {
+        if self.hosts[h].state != HostState::Active {
+            return;
+        }
+        self.take_down(h);
         if h != HUB {
             if let Some(churn) = &self.scenario.churn {
                 let at = self.now + churn.downtime.0;
@@ -794,17 +800,7 @@ impl Sim {
             return;
         }
         self.input(h, Input::Shutdown);
-        let conns: Vec<ConnId> = self.conns.of_host(h);
-        for conn in conns {
-            self.close(conn, true);
-        }
-        let host = &mut self.hosts[h];
-        if let Some(node) = host.node.take() {
-            host.have = node.have().clone();
-            host.bytes_wasted_before += node.stats().bytes_wasted;
-        }
-        host.state = HostState::Crashed;
-        host.incarnation += 1;
+        self.take_down(h);
         if let Some(pause) = &self.scenario.faults.leave_rejoin {
             let at = self.now + pause.downtime.0;
             self.schedule(at, Ev::Restart(h));
