@@ -70,19 +70,22 @@ impl ReadCache {
         if let Some(b) = self.get(block) {
             return Ok(b);
         }
-        let piece_len = storage.meta().piece_len(block.piece);
         let start = block.begin / SPAN * SPAN;
-        let end = block
-            .begin
-            .checked_add(block.length)
-            .filter(|&e| e <= piece_len && block.piece < storage.meta().num_pieces());
-        if end.is_none() {
-            // Let the storage name the bad range.
+        let fits = block.piece < storage.meta().num_pieces() && {
+            let piece_len = storage.meta().piece_len(block.piece);
+            block
+                .begin
+                .checked_add(block.length)
+                .is_some_and(|e| e <= piece_len && e <= start.saturating_add(SPAN))
+        };
+        if !fits {
+            // Outside the piece (the storage names the bad range), or a block
+            // of a peer's own alignment that crosses two spans: read it alone.
             return storage
                 .read(block.piece, block.begin, block.length)
                 .map(Bytes::from);
         }
-        let len = SPAN.min(piece_len - start);
+        let len = SPAN.min(storage.meta().piece_len(block.piece) - start);
         let span = Bytes::from(storage.read(block.piece, start, len)?);
         let key = (block.piece, start);
         if let Ok(mut inner) = self.inner.lock() {
@@ -242,6 +245,54 @@ pub(super) fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_cache_serves_spans_and_blocks_that_cross_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: Vec<u8> = (0..3 * SPAN).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("a.bin"), &data).expect("write");
+        // Pieces of two spans, so a block can straddle a span boundary.
+        let files = vec![(vec!["a.bin".to_string()], data.len() as u64)];
+        let mut hasher =
+            swarmhub_core::metainfo::ImageHasher::new("t:1", files, Some(2 * SPAN)).expect("new");
+        hasher.update(&data);
+        let meta = Arc::new(hasher.finish(None).expect("meta"));
+        let st = Storage::open(dir.path(), meta.clone(), false).expect("open");
+        let cache = ReadCache::new();
+        let piece_len = meta.piece_len(0);
+        assert_eq!(piece_len, 2 * SPAN);
+        for (begin, length) in [
+            (0, 16384),
+            (16384, 16384),
+            (SPAN - 8192, 16384),
+            (piece_len - 100, 100),
+        ] {
+            let block = BlockRef {
+                piece: 0,
+                begin,
+                length,
+            };
+            let got = cache.load(&st, block).expect("load");
+            let off = begin as usize;
+            assert_eq!(
+                &got[..],
+                &data[off..off + length as usize],
+                "block at {begin}"
+            );
+        }
+        let past = BlockRef {
+            piece: 0,
+            begin: piece_len - 10,
+            length: 100,
+        };
+        assert!(cache.load(&st, past).is_err(), "past the piece end");
+        let gone = BlockRef {
+            piece: meta.num_pieces(),
+            begin: 0,
+            length: 16,
+        };
+        assert!(cache.load(&st, gone).is_err(), "no such piece");
+    }
 
     #[test]
     fn assembly_counts_each_block_once_and_refuses_overflow() {
