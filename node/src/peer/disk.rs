@@ -59,10 +59,7 @@ impl ReadCache {
     pub(super) fn get(&self, block: BlockRef) -> Option<Bytes> {
         let start = block.begin / SPAN * SPAN;
         let inner = self.inner.lock().ok()?;
-        let span = inner.spans.get(&(block.piece, start))?;
-        let lo = (block.begin - start) as usize;
-        let hi = lo.checked_add(block.length as usize)?;
-        (hi <= span.len()).then(|| span.slice(lo..hi))
+        block_of(inner.spans.get(&(block.piece, start))?, start, block)
     }
 
     /// `block`, reading (and caching) its whole span when it is not cached.
@@ -110,9 +107,16 @@ impl ReadCache {
                 }
             }
         }
-        let lo = (block.begin - start) as usize;
-        Ok(span.slice(lo..lo + block.length as usize))
+        block_of(&span, start, block).ok_or_else(|| std::io::Error::other("block outside its span"))
     }
+}
+
+/// `block`'s bytes from `span`, the cached span that starts at `start` in
+/// its piece; `None` when the block does not lie inside it.
+fn block_of(span: &Bytes, start: u32, block: BlockRef) -> Option<Bytes> {
+    let lo = (block.begin.checked_sub(start)?) as usize;
+    let hi = lo.checked_add(block.length as usize)?;
+    (hi <= span.len()).then(|| span.slice(lo..hi))
 }
 
 impl Drop for ReadCache {

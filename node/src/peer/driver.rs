@@ -294,7 +294,6 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
         disk_backlog: VecDeque::new(),
         cache,
         assembling: HashMap::new(),
-        assembling_bytes: 0,
         on_disk: HashSet::new(),
         hash_jobs: JoinSet::new(),
         to_close: Vec::new(),
@@ -333,7 +332,6 @@ struct Driver {
     cache: Arc<ReadCache>,
     /// Pieces being received into memory, hashed before they are written.
     assembling: HashMap<u32, Assembly>,
-    assembling_bytes: usize,
     /// Pieces being received straight to disk (the assembly budget was spent).
     on_disk: HashSet<u32>,
     /// Hash-and-write jobs of assembled pieces on the blocking pool.
@@ -428,9 +426,7 @@ impl Driver {
                 ASSEMBLY.give(data.len());
             }
         }
-        ASSEMBLY.give(self.assembling_bytes);
-        self.assembling.clear();
-        self.assembling_bytes = 0;
+        ASSEMBLY.give(self.assembling.drain().map(|(_, a)| a.len()).sum());
         let (closed, _) = mpsc::channel(1);
         drop(std::mem::replace(&mut self.disk, closed));
         if let Some(t) = self.disk_thread.take() {
@@ -575,7 +571,6 @@ impl Driver {
             if !self.assembling.contains_key(&piece) {
                 let len = self.spec.meta.piece_len(piece) as usize;
                 if ASSEMBLY.try_take(len) {
-                    self.assembling_bytes += len;
                     self.assembling.insert(piece, Assembly::new(len as u32));
                 }
             }
@@ -595,7 +590,6 @@ impl Driver {
     /// Write what an assembly holds and receive the rest of the piece to disk.
     fn give_up_assembly(&mut self, piece: u32) {
         if let Some(a) = self.assembling.remove(&piece) {
-            self.assembling_bytes -= a.len();
             ASSEMBLY.give(a.len());
             self.write_received(piece, &a);
             self.on_disk.insert(piece);
@@ -603,27 +597,18 @@ impl Driver {
     }
 
     fn write_received(&mut self, piece: u32, a: &Assembly) {
-        {
-            let ops: Vec<DiskOp> = a
-                .received()
-                .map(|(begin, d)| {
-                    let block = BlockRef {
-                        piece,
-                        begin,
-                        length: d.len() as u32,
-                    };
-                    DiskOp::Write(block, bytes::Bytes::copy_from_slice(d))
-                })
-                .collect();
-            for op in ops {
-                self.disk(op);
-            }
+        for (begin, d) in a.received() {
+            let block = BlockRef {
+                piece,
+                begin,
+                length: d.len() as u32,
+            };
+            self.disk(DiskOp::Write(block, bytes::Bytes::copy_from_slice(d)));
         }
     }
 
     fn drop_assembly(&mut self, piece: u32) {
         if let Some(a) = self.assembling.remove(&piece) {
-            self.assembling_bytes -= a.len();
             ASSEMBLY.give(a.len());
         }
         self.on_disk.remove(&piece);
@@ -645,7 +630,6 @@ impl Driver {
         // The piece's share of the budget goes back once it is written (the
         // disk thread) or refused (its hash failed), so bytes waiting in the
         // disk queue stay counted.
-        self.assembling_bytes -= a.len();
         match a.finish() {
             Ok(data) => {
                 let storage = self.spec.storage.clone();
