@@ -384,6 +384,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 peer_ports: net.peer_ports,
                 give_up_after: Some(give_up_after),
                 max_peers,
+                link: None,
             };
             client::pull(&paths, &opts).await?;
             Ok(ExitCode::SUCCESS)

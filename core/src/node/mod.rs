@@ -213,6 +213,16 @@ impl Node {
         self.banned.contains(&peer_key(addr, identity))
     }
 
+    // ---- mutators ----
+
+    /// Download these pieces before any other, in this order (a reader such
+    /// as a streaming mirror waits for them); replaces the previous list, and
+    /// an empty list goes back to the configured strategy alone. Takes effect
+    /// at the next pick: blocks already requested are not cancelled.
+    pub fn set_priority(&mut self, pieces: Vec<u32>) {
+        self.picker.set_priority(pieces);
+    }
+
     // ---- inputs ----
 
     /// Feed one input at `now`. Then drain [`Node::poll_output`].

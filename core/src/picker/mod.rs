@@ -5,7 +5,9 @@
 //! chosen at random among those the peer has (rare pieces are slow to finish, and a
 //! new peer needs something to trade quickly); after that the rarest piece the peer
 //! has, ties broken at random. Partially downloaded pieces are always continued
-//! before a new piece is started. When every missing block is already requested
+//! before a new piece is started. A driver may name priority pieces (a reader
+//! waiting for them, such as the container mirror streaming a blob): those
+//! are started first, in the order given, whatever the strategy. When every missing block is already requested
 //! (strict endgame), outstanding blocks are requested again from other peers, and
 //! the picker reports whom to cancel when a block arrives.
 
@@ -125,6 +127,8 @@ pub struct Picker {
     partials: BTreeMap<u32, Partial>,
     missing_in_partials: u64,
     seq_cursor: u32,
+    /// Pieces to start before any other, in this order (empty: none).
+    priority: Vec<u32>,
 }
 
 impl Picker {
@@ -147,6 +151,7 @@ impl Picker {
             partials: BTreeMap::new(),
             missing_in_partials: 0,
             seq_cursor: 0,
+            priority: Vec::new(),
         }
     }
 
@@ -291,9 +296,21 @@ impl Picker {
         }
     }
 
+    /// Start these pieces before any other, in this order, when a peer has
+    /// them (replaces the previous list; empty clears it). Pieces outside the
+    /// image, verified or already started are passed over.
+    pub fn set_priority(&mut self, pieces: Vec<u32>) {
+        self.priority = pieces;
+    }
+
     fn choose_new_piece(&self, has: &PieceSet, rng: &mut Rng) -> Option<u32> {
         if self.rarity.wanted_len() == 0 {
             return None;
+        }
+        let wanted =
+            |p: u32| self.state.get(p as usize) == Some(&PieceState::Wanted) && has.contains(p);
+        if let Some(&p) = self.priority.iter().find(|&&p| wanted(p)) {
+            return Some(p);
         }
         let random = self.config.strategy == PickStrategy::Random
             || (self.config.strategy == PickStrategy::RarestFirst

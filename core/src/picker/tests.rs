@@ -346,3 +346,27 @@ fn a_late_block_after_a_cancel_is_taken_and_the_new_request_cancelled() {
         }
     );
 }
+
+#[test]
+fn priority_pieces_start_first_in_their_order() {
+    let mut p = picker(8, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = set(8, &[0, 1, 2, 3, 4, 5, 6, 7]);
+    p.add_peer(&all);
+    // Piece 9 is outside the image; piece 2 the peer has and nobody started.
+    p.set_priority(vec![9, 6, 2]);
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &all, 4, &mut rng, &mut out);
+    assert!(out.iter().all(|b| b.piece == 6), "{out:?}");
+    out.clear();
+    p.pick(ConnId(1), &all, 8, &mut rng, &mut out);
+    // Piece 6's blocks are all requested: piece 2 comes next.
+    assert_eq!(out.first().map(|b| b.piece), Some(2), "{out:?}");
+    // A peer without the priority pieces gets the strategy's choice.
+    let mut q = picker(8, PickStrategy::Sequential);
+    q.add_peer(&all);
+    q.set_priority(vec![5]);
+    out.clear();
+    q.pick(ConnId(2), &set(8, &[1, 3]), 1, &mut rng, &mut out);
+    assert_eq!(out[0].piece, 1);
+}

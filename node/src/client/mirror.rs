@@ -3,9 +3,14 @@
 //! swarm.
 //!
 //! A manifest or blob the hub has is pulled as its swarmhub image (hub
-//! seeder and peers, mutual TLS) into the local store, checked against its
-//! digest before a byte is served, and seeded afterwards by the service
-//! this command runs. Blobs already held locally under the same digest, from
+//! seeder and peers, mutual TLS) into the local store, and seeded afterwards
+//! by the service this command runs. The pull runs in the background: a
+//! manifest is answered as soon as its own pieces are verified and its
+//! SHA-256 matches, and a blob asked for meanwhile is streamed as the pieces
+//! holding it are verified, its digest checked before its last bytes go out
+//! ([`super::mirror_live`]); the swarm fetches the pieces a reader waits for
+//! first. A complete local blob is checked against its digest before a byte
+//! is served. Blobs already held locally under the same digest, from
 //! any image, are copied into the download first, so they are not fetched
 //! again. What the hub lacks is answered 404, so containerd falls back to
 //! the registry itself; the mirror never sees registry credentials.
@@ -22,13 +27,17 @@ use oci_spec::distribution::ErrorCode;
 use swarmhub_core::metainfo::Metainfo;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::live::{LivePull, PullLink};
+use super::mirror_live::{self, LiveFile};
 use super::{open_db, pull_embedded, ClientConfig, ClientError, HubError, PullOptions};
 use crate::image::ImageName;
 use crate::oci::digest::Sha256Digest;
 use crate::oci::dist::{parse_path, parse_range, DistError, ManifestRef, RangeError, Request};
 use crate::oci::reference::hub_name;
 use crate::oci::walk::manifest_media_type;
-use crate::oci::{blob_of_components, blob_rel_path, stored_root, MAX_MANIFEST_BYTES};
+use crate::oci::{
+    blob_components, blob_of_components, blob_rel_path, parse_stored_root, MAX_MANIFEST_BYTES,
+};
 use crate::paths::{write_atomic, ClientPaths};
 use crate::peer::PortRange;
 
@@ -52,9 +61,13 @@ pub struct MirrorStats {
     requests: AtomicU64,
     manifests_served: AtomicU64,
     blobs_served: AtomicU64,
-    bytes_served: AtomicU64,
+    /// Blobs served while their image was still being pulled.
+    blobs_streamed: AtomicU64,
+    /// Streams ended with an error (the pull failed, or the blob its digest).
+    pub(super) streams_aborted: AtomicU64,
+    pub(super) bytes_served: AtomicU64,
     not_found: AtomicU64,
-    refused_unverified: AtomicU64,
+    pub(super) refused_unverified: AtomicU64,
     pulls: AtomicU64,
     bytes_from_hub: AtomicU64,
     bytes_from_peers: AtomicU64,
@@ -69,6 +82,8 @@ impl MirrorStats {
             "requests": g(&self.requests),
             "manifests_served": g(&self.manifests_served),
             "blobs_served": g(&self.blobs_served),
+            "blobs_streamed": g(&self.blobs_streamed),
+            "streams_aborted": g(&self.streams_aborted),
             "bytes_served": g(&self.bytes_served),
             "not_found": g(&self.not_found),
             "refused_unverified": g(&self.refused_unverified),
@@ -88,9 +103,11 @@ fn add(a: &AtomicU64, n: u64) {
 struct Mirror {
     paths: ClientPaths,
     peer_ports: Option<PortRange>,
-    stats: MirrorStats,
-    /// One pull per image at a time.
+    stats: Arc<MirrorStats>,
+    /// One decision to pull an image at a time.
     locks: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Pulls running in the background, by image.
+    pulls: std::sync::Mutex<HashMap<String, LivePull>>,
     /// Blob files checked against their digest: path -> (length, mtime).
     verified: std::sync::Mutex<HashMap<PathBuf, (u64, std::time::SystemTime)>>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -157,8 +174,9 @@ pub async fn serve(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), Clie
     let state = Arc::new(Mirror {
         paths: paths.clone(),
         peer_ports: opts.peer_ports,
-        stats: MirrorStats::default(),
+        stats: Arc::default(),
         locks: tokio::sync::Mutex::default(),
+        pulls: std::sync::Mutex::default(),
         verified: std::sync::Mutex::default(),
         stop: stop_rx,
     });
@@ -196,7 +214,12 @@ fn error_response(e: &DistError, head: bool) -> Response<Body> {
     r
 }
 
-async fn handle(state: &Mirror, method: Method, uri: Uri, headers: HeaderMap) -> Response<Body> {
+async fn handle(
+    state: &Arc<Mirror>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
     add(&state.stats.requests, 1);
     let head = method == Method::HEAD;
     if method != Method::GET && !head {
@@ -267,16 +290,24 @@ fn unknown_blob(what: impl std::fmt::Display) -> DistError {
 }
 
 async fn serve_manifest(
-    state: &Mirror,
+    state: &Arc<Mirror>,
     name: &str,
     reference: &ManifestRef,
     head: bool,
 ) -> Result<Response<Body>, DistError> {
-    let (path, digest, media_type) = match reference {
+    let (bytes, digest, media_type) = match reference {
         ManifestRef::Tag(tag) => {
             let image = hub_name(name, tag).map_err(unknown_manifest)?;
-            let dir = state.ensure_image(&image).await.map_err(unknown_manifest)?;
-            let root = stored_root(&dir)
+            let source = state.image_source(&image).await.map_err(unknown_manifest)?;
+            let index = match &source {
+                Source::Local(dir) => read_small(&dir.join("index.json"))
+                    .await
+                    .map_err(|e| unknown_manifest(format!("{image}: index.json: {e}")))?,
+                Source::Live(live) => live_small(live, &["index.json".to_owned()])
+                    .await
+                    .map_err(|e| unknown_manifest(format!("{image}: index.json: {e}")))?,
+            };
+            let root = parse_stored_root(&index)
                 .ok_or_else(|| unknown_manifest(format!("{image} is not an OCI image")))?;
             if root.repository.as_deref() != Some(name) {
                 return Err(unknown_manifest(format!(
@@ -284,17 +315,25 @@ async fn serve_manifest(
                     root.repository
                 )));
             }
+            let bytes = match &source {
+                Source::Local(dir) => read_small(&dir.join(blob_rel_path(&root.digest)))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Source::Live(live) => live_small(live, &blob_components(&root.digest)).await,
+            }
+            .map_err(|e| unknown_manifest(format!("manifest {}: {e}", root.digest)))?;
             let t = root.descriptor.media_type().to_string();
-            (dir.join(blob_rel_path(&root.digest)), root.digest, Some(t))
+            (bytes, root.digest, Some(t))
         }
         ManifestRef::Digest(d) => {
-            let path = state.find_blob(name, d).await.map_err(unknown_manifest)?;
-            (path, *d, None)
+            let bytes = match state.find_blob(name, d).await.map_err(unknown_manifest)? {
+                BlobAt::Local(path) => read_small(&path).await.map_err(|e| e.to_string()),
+                BlobAt::Live(f) => f.read_all(MAX_MANIFEST_BYTES).await,
+            }
+            .map_err(|e| unknown_manifest(format!("manifest {d}: {e}")))?;
+            (bytes, *d, None)
         }
     };
-    let bytes = read_small(&path)
-        .await
-        .map_err(|e| unknown_manifest(format!("manifest {digest}: {e}")))?;
     if Sha256Digest::of(&bytes) != digest {
         add(&state.stats.refused_unverified, 1);
         return Err(DistError::new(
@@ -324,6 +363,15 @@ async fn serve_manifest(
     Ok(r)
 }
 
+/// A small file (`components`) of an image being pulled, once verified.
+async fn live_small(live: &LivePull, components: &[String]) -> Result<Vec<u8>, String> {
+    LiveFile::find(live, components)
+        .await?
+        .ok_or_else(|| format!("the image has no {}", components.join("/")))?
+        .read_all(MAX_MANIFEST_BYTES)
+        .await
+}
+
 async fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = tokio::fs::File::open(path).await?;
     let mut out = Vec::new();
@@ -335,17 +383,25 @@ async fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 async fn serve_blob(
-    state: &Mirror,
+    state: &Arc<Mirror>,
     name: &str,
     digest: &Sha256Digest,
     range: Option<&str>,
     head: bool,
 ) -> Result<Response<Body>, DistError> {
-    let path = state.find_blob(name, digest).await.map_err(unknown_blob)?;
-    let len = state.verify(&path, digest).await.map_err(|e| {
-        add(&state.stats.refused_unverified, 1);
-        DistError::new(404, ErrorCode::DigestInvalid, e)
-    })?;
+    let (path, len) = match state.find_blob(name, digest).await.map_err(unknown_blob)? {
+        BlobAt::Local(path) => {
+            let len = state.verify(&path, digest).await.map_err(|e| {
+                add(&state.stats.refused_unverified, 1);
+                DistError::new(404, ErrorCode::DigestInvalid, e)
+            })?;
+            (Ok(path), len)
+        }
+        BlobAt::Live(f) => {
+            let len = f.len;
+            (Err(f), len)
+        }
+    };
     let (status, first, count) = match range.map(|r| parse_range(r, len)) {
         None | Some(Err(RangeError::Ignore)) => (StatusCode::OK, 0, len),
         Some(Ok(r)) => (StatusCode::PARTIAL_CONTENT, r.first, r.last - r.first + 1),
@@ -367,18 +423,24 @@ async fn serve_blob(
             return Ok(r);
         }
     };
-    let body = if head {
-        Body::empty()
-    } else {
-        let mut f = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
-        f.seek(std::io::SeekFrom::Start(first))
-            .await
-            .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
-        add(&state.stats.blobs_served, 1);
-        add(&state.stats.bytes_served, count);
-        Body::from_stream(tokio_util::io::ReaderStream::new(f.take(count)))
+    let body = match path {
+        _ if head => Body::empty(),
+        Err(live) => {
+            add(&state.stats.blobs_served, 1);
+            add(&state.stats.blobs_streamed, 1);
+            mirror_live::stream(live, *digest, first, count, state.stats.clone())
+        }
+        Ok(path) => {
+            let mut f = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
+            f.seek(std::io::SeekFrom::Start(first))
+                .await
+                .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
+            add(&state.stats.blobs_served, 1);
+            add(&state.stats.bytes_served, count);
+            Body::from_stream(tokio_util::io::ReaderStream::new(f.take(count)))
+        }
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -403,6 +465,45 @@ async fn serve_blob(
     }
     Ok(r)
 }
+
+/// Where an image's files are.
+enum Source {
+    /// Complete in this folder.
+    Local(PathBuf),
+    /// Being pulled.
+    Live(LivePull),
+}
+
+/// Where a blob is.
+enum BlobAt {
+    /// A file of a complete image.
+    Local(PathBuf),
+    /// A file of an image being pulled.
+    Live(LiveFile),
+}
+
+/// Log a background pull's progress every few seconds until it ends.
+async fn log_progress(image: ImageName, live: LivePull) {
+    let rx = live.progress();
+    drop(live);
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let p = rx.borrow().clone();
+        if p.ended() || !rx.has_changed().is_ok() {
+            return;
+        }
+        let total = p.meta.as_ref().map_or(0, |m| m.total_length());
+        tracing::info!(
+            "mirror: pulling {image}: {}% ({} of {})",
+            p.percent(),
+            crate::util::human_bytes(p.have_bytes),
+            crate::util::human_bytes(total)
+        );
+    }
+}
+
+/// How often a background pull's progress is logged.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Local blobs by digest: (file, length).
 type LocalBlobs = HashMap<Sha256Digest, (PathBuf, u64)>;
@@ -440,14 +541,18 @@ fn local_blobs_now(paths: &ClientPaths) -> Result<LocalBlobs, ClientError> {
 }
 
 impl Mirror {
-    /// The local folder of `image`, pulled (or refreshed) through the swarm
-    /// first when the hub has it. With the hub unreachable, a local copy is used.
-    async fn ensure_image(&self, image: &ImageName) -> Result<PathBuf, String> {
+    /// Where the files of `image` are: the local folder when it is complete
+    /// and current (or the hub is unreachable and a local copy exists), else
+    /// the pull of it running in the background, started here if none runs.
+    async fn image_source(self: &Arc<Self>, image: &ImageName) -> Result<Source, String> {
         let lock = {
             let mut locks = self.locks.lock().await;
             locks.entry(image.to_string()).or_default().clone()
         };
         let _held = lock.lock().await;
+        if let Some(live) = self.running(image) {
+            return Ok(Source::Live(live));
+        }
         let dir = self.paths.image_dir(image);
         let db = open_db(&self.paths).map_err(|e| e.to_string())?;
         let have_local = db.image(&image.to_string()).ok().flatten().is_some() && dir.is_dir();
@@ -456,7 +561,7 @@ impl Mirror {
             Ok(h) => h,
             Err(e) if have_local => {
                 tracing::warn!("{image}: hub unreachable ({e}); serving the local copy");
-                return Ok(dir);
+                return Ok(Source::Local(dir));
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -467,7 +572,7 @@ impl Mirror {
             }
             Err(e) if have_local => {
                 tracing::warn!("{image}: {e}; serving the local copy");
-                return Ok(dir);
+                return Ok(Source::Local(dir));
             }
             Err(e) => return Err(e.to_string()),
         };
@@ -478,13 +583,62 @@ impl Mirror {
             .is_some_and(|r| r.info_hash == crate::util::hex(&meta.info_hash.0));
         if up_to_date && dir.is_dir() {
             // The service seeds it; a pull would only say "up to date".
-            return Ok(dir);
+            return Ok(Source::Local(dir));
         }
-        let reused = self.seed_partial(&meta).await.map_err(|e| e.to_string())?;
+        Ok(Source::Live(self.start_pull(image, meta)))
+    }
+
+    /// The pull of `image` running now, if any.
+    fn running(&self, image: &ImageName) -> Option<LivePull> {
+        let pulls = self.pulls.lock().ok()?;
+        let live = pulls.get(&image.to_string())?;
+        (!live.progress().borrow().ended()).then(|| live.clone())
+    }
+
+    /// Pull `image` in the background; its progress is logged every few seconds.
+    fn start_pull(self: &Arc<Self>, image: &ImageName, meta: Metainfo) -> LivePull {
+        let (link, live) = PullLink::new();
+        if let Ok(mut pulls) = self.pulls.lock() {
+            pulls.insert(image.to_string(), live.clone());
+        }
+        tracing::info!(
+            "mirror: pulling {image} ({}) through the swarm",
+            crate::util::human_bytes(meta.total_length())
+        );
+        tokio::spawn(log_progress(image.clone(), live.clone()));
+        let (this, image, mine) = (self.clone(), image.clone(), live.clone());
+        tokio::spawn(async move {
+            if let Err(e) = this.run_pull(&image, &meta, link.clone()).await {
+                tracing::warn!("mirror: {e}");
+                link.update(|p| {
+                    let first = p.failed.is_none();
+                    if first {
+                        p.failed = Some(e.clone());
+                    }
+                    first
+                });
+            }
+            if let Ok(mut pulls) = this.pulls.lock() {
+                if pulls.get(&image.to_string()).is_some_and(|l| l.same(&mine)) {
+                    pulls.remove(&image.to_string());
+                }
+            }
+        });
+        live
+    }
+
+    async fn run_pull(
+        &self,
+        image: &ImageName,
+        meta: &Metainfo,
+        link: PullLink,
+    ) -> Result<(), String> {
+        let reused = self.seed_partial(meta).await.map_err(|e| e.to_string())?;
         add(&self.stats.bytes_reused_local, reused);
         let opts = PullOptions {
             image: image.to_string(),
             peer_ports: self.peer_ports,
+            link: Some(link),
             ..PullOptions::default()
         };
         let summary = pull_embedded(&self.paths, &opts, self.stop.clone())
@@ -495,7 +649,7 @@ impl Mirror {
         add(&self.stats.bytes_from_peers, summary.from_peers);
         add(&self.stats.bytes_from_http, summary.from_http);
         tracing::info!("mirror: {summary}");
-        Ok(dir)
+        Ok(())
     }
 
     /// Copy blobs held locally under the digest the new image names into
@@ -532,21 +686,29 @@ impl Mirror {
         .map_err(other)?
     }
 
-    /// The local file of blob `digest`: from any local image, else pulled
-    /// with the hub image of repository `name` that holds it.
-    async fn find_blob(&self, name: &str, digest: &Sha256Digest) -> Result<PathBuf, String> {
+    /// Where blob `digest` is: a file of any complete local image, else a
+    /// file of a pull running now, else of a pull started of the hub image of
+    /// repository `name` that holds it.
+    async fn find_blob(
+        self: &Arc<Self>,
+        name: &str,
+        digest: &Sha256Digest,
+    ) -> Result<BlobAt, String> {
         if let Some((p, _)) = local_blobs(&self.paths)
             .await
             .map_err(|e| e.to_string())?
             .remove(digest)
         {
-            return Ok(p);
+            return Ok(BlobAt::Local(p));
+        }
+        let want = blob_components(digest);
+        if let Some(f) = self.running_file(&want) {
+            return Ok(BlobAt::Live(f));
         }
         let db = open_db(&self.paths).map_err(|e| e.to_string())?;
         let cfg = ClientConfig::load(&db).map_err(|e| e.to_string())?;
         let hub = cfg.hub(&self.paths).await.map_err(|e| e.to_string())?;
         let prefix = format!("{}:", name.replace('/', "."));
-        let want = crate::oci::blob_components(digest);
         for info in hub.images().await.map_err(|e| e.to_string())? {
             if !info.name.starts_with(&prefix) {
                 continue;
@@ -561,11 +723,29 @@ impl Mirror {
                 continue;
             };
             if meta.files.iter().any(|f| f.path == want) {
-                let dir = self.ensure_image(&image).await?;
-                return Ok(dir.join(blob_rel_path(digest)));
+                return match self.image_source(&image).await? {
+                    Source::Local(dir) => Ok(BlobAt::Local(dir.join(blob_rel_path(digest)))),
+                    Source::Live(live) => LiveFile::find(&live, &want)
+                        .await?
+                        .map(BlobAt::Live)
+                        .ok_or_else(|| format!("{image} has no {digest}")),
+                };
             }
         }
         Err(format!("no image of {name} on the hub holds {digest}"))
+    }
+
+    /// File `components` of a pull running now that knows its metainfo.
+    fn running_file(&self, components: &[String]) -> Option<LiveFile> {
+        let pulls = self.pulls.lock().ok()?;
+        pulls.values().find_map(|live| {
+            let p = live.progress();
+            let p = p.borrow();
+            if p.ended() {
+                return None;
+            }
+            LiveFile::in_image(live, p.meta.as_ref()?, components)
+        })
     }
 
     /// Check `path` against `digest` (once per file version); its length.

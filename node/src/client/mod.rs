@@ -3,7 +3,9 @@
 pub mod certs;
 mod doctor;
 mod hubapi;
+pub mod live;
 pub mod mirror;
+mod mirror_live;
 pub mod mirror_setup;
 mod outage;
 mod pull;

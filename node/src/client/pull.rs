@@ -13,6 +13,7 @@ use swarmhub_core::pieceset::PieceSet;
 use tokio::time::Instant;
 
 use super::certs::PeerTransport;
+use super::live::PullLink;
 use super::outage::{HubOutage, DEFAULT_GIVE_UP_AFTER};
 use super::{open_db, ClientConfig, ClientError, HubClient, HubError};
 use crate::db::ImageRow;
@@ -65,6 +66,9 @@ pub struct PullOptions {
     /// Override the cap on connections for this image (default: the
     /// client's `max_peers` setting, else the protocol's).
     pub max_peers: Option<usize>,
+    /// Report progress here as the pull runs, and take the pieces its
+    /// readers wait for as priorities (see [`super::live`]).
+    pub link: Option<PullLink>,
 }
 
 /// What a pull did (also written as JSON to `HOME/run/last_pull.json`).
@@ -167,6 +171,12 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     if result.is_err() && !finished {
         metrics.pull_done(0, "failed", started.elapsed());
     }
+    if let (Err(e), Some(link)) = (&result, &opts.link) {
+        link.update(|p| {
+            p.failed = Some(e.to_string());
+            true
+        });
+    }
     if server.is_some() {
         let _ = std::fs::remove_file(&run_file);
     }
@@ -223,6 +233,7 @@ async fn pull_counted(
     if existing.is_some_and(|r| r.info_hash == hex(&meta.info_hash.0)) && final_dir.is_dir() {
         summary.up_to_date = true;
         metrics.pull_done(summary.size, "up_to_date", started.elapsed());
+        report_published(opts.link.as_ref(), &meta, &final_dir);
         export(&final_dir, &meta, opts.out.as_deref()).await?;
         record(paths, &summary);
         if !embedded() {
@@ -258,6 +269,14 @@ async fn pull_counted(
         .map_err(|e| other(format!("starting the SHA-256 thread: {e}")))?;
     let bar = progress_bar(meta.total_length());
     let mut have = PieceSet::new(meta.num_pieces());
+    if let Some(link) = &opts.link {
+        link.update(|p| {
+            p.meta = Some(meta.clone());
+            p.dir = Some(partial.clone());
+            p.have = have.clone();
+            true
+        });
+    }
     if resuming {
         bar.set_message("re-verifying what is on disk");
         have = verify_all(storage.clone(), &bar).await?;
@@ -269,6 +288,9 @@ async fn pull_counted(
         );
     }
     bar.set_position(have_bytes(&meta, &have));
+    if let Some(link) = &opts.link {
+        link.set_have(&have);
+    }
 
     let mut seeding = None;
     if !have.is_full() && p2p {
@@ -283,7 +305,8 @@ async fn pull_counted(
         .await?;
         let fallback =
             Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
-        let outcome = watch_swarm(&s.handle, &bar, &meta, Some(fallback), &outage).await;
+        let link = opts.link.as_ref();
+        let outcome = watch_swarm(&s.handle, &bar, &meta, Some(fallback), &outage, link).await;
         let outcome = if let Watch::Ended(o) = outcome {
             o
         } else {
@@ -296,8 +319,10 @@ async fn pull_counted(
             });
             tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
             metrics.webseed_fallbacks.inc();
-            let (o, http) =
-                http_beside_swarm(&hub, &s.handle, &bar, &meta, &limits, &outage, metrics).await;
+            let (o, http) = http_beside_swarm(
+                &hub, &s.handle, &bar, &meta, &limits, &outage, metrics, link,
+            )
+            .await;
             summary.from_http = http;
             o
         };
@@ -331,7 +356,7 @@ async fn pull_counted(
         bar.suspend(|| eprintln!("{why}: downloading over HTTP from the hub"));
     }
     if !have.is_full() {
-        let target = WebTarget::Storage(storage.clone());
+        let target = WebTarget::Storage(storage.clone(), opts.link.clone());
         let fetched = Arc::new(AtomicU64::new(0));
         tokio::select! {
             r = http_fetch(&hub, &meta, target, &have, &bar, &limits, &fetched, &outage, metrics) => {
@@ -360,6 +385,7 @@ async fn pull_counted(
         .await??;
     }
     publish(paths, &image, &meta, &partial, &final_dir)?;
+    report_published(opts.link.as_ref(), &meta, &final_dir);
     bar.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
     metrics.pull_done(summary.size, "complete", started.elapsed());
@@ -534,8 +560,13 @@ async fn watch_swarm(
     meta: &Metainfo,
     fallback: Option<Duration>,
     outage: &HubOutage,
+    link: Option<&PullLink>,
 ) -> Watch {
     let mut rx = handle.status.clone();
+    let mut priority = link.map(PullLink::priority);
+    if let Some(p) = &mut priority {
+        handle.set_priority(p.borrow_and_update().clone());
+    }
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
     let sig = signal();
@@ -543,6 +574,9 @@ async fn watch_swarm(
     loop {
         let s: SwarmStatus = rx.borrow_and_update().clone();
         bar.set_position(meta.total_length() - s.bytes_left);
+        if let Some(link) = link {
+            link.set_have(&s.have);
+        }
         let http = if fallback.is_none() { " | + HTTP" } else { "" };
         let down = outage.note().map(|n| format!(" | {n}")).unwrap_or_default();
         bar.set_message(format!(
@@ -564,9 +598,20 @@ async fn watch_swarm(
         } else if fallback.is_some_and(|f| last_progress.elapsed() >= f) {
             return Watch::Stalled;
         }
+        let wanted = async {
+            match priority.as_mut() {
+                Some(p) => p.changed().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut sig => return Watch::Ended(SwarmOutcome::Interrupted),
             _ = rx.changed() => {}
+            Some(()) = wanted => {
+                if let Some(p) = &mut priority {
+                    handle.set_priority(p.borrow_and_update().clone());
+                }
+            }
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
@@ -575,6 +620,7 @@ async fn watch_swarm(
 /// Fetch the missing pieces over HTTP while the swarm keeps running and
 /// feeding the node: whichever source delivers a piece first wins. Returns how
 /// the swarm ended and the bytes the web seed supplied.
+#[allow(clippy::too_many_arguments)]
 async fn http_beside_swarm(
     hub: &HubClient,
     swarm: &SwarmHandle,
@@ -583,6 +629,7 @@ async fn http_beside_swarm(
     limits: &Arc<Limits>,
     outage: &Arc<HubOutage>,
     metrics: &Arc<ClientMetrics>,
+    link: Option<&PullLink>,
 ) -> (SwarmOutcome, u64) {
     let sink = swarm.web_seed();
     let have = swarm.status.borrow().have.clone();
@@ -598,7 +645,7 @@ async fn http_beside_swarm(
         outage,
         metrics,
     );
-    let watch = watch_swarm(swarm, bar, meta, None, outage);
+    let watch = watch_swarm(swarm, bar, meta, None, outage, link);
     tokio::pin!(fetch, watch);
     let mut fetching = true;
     let outcome = loop {
@@ -628,8 +675,8 @@ async fn http_beside_swarm(
 
 /// Where web-seed pieces go.
 enum WebTarget {
-    /// Straight into the files (no swarm runs).
-    Storage(Arc<Storage>),
+    /// Straight into the files (no swarm runs), told to the link if any.
+    Storage(Arc<Storage>, Option<PullLink>),
     /// Into a running swarm, which stores, verifies and announces them.
     Swarm(WebSeedSink),
 }
@@ -637,7 +684,7 @@ enum WebTarget {
 impl WebTarget {
     fn has(&self, piece: u32) -> bool {
         match self {
-            WebTarget::Storage(_) => false,
+            WebTarget::Storage(..) => false,
             WebTarget::Swarm(sink) => sink.has(piece),
         }
     }
@@ -645,12 +692,15 @@ impl WebTarget {
     /// Store and verify `data` as `piece`: true when it was used.
     async fn put(&self, piece: u32, data: bytes::Bytes) -> Result<WebOutcome, ClientError> {
         match self {
-            WebTarget::Storage(storage) => {
+            WebTarget::Storage(storage, link) => {
                 let st = storage.clone();
                 let ok = tokio::task::spawn_blocking(move || st.write_verified(piece, data))
                     .await
                     .map_err(other)?
                     .map_err(|e| other(format!("writing piece {piece}: {e}")))?;
+                if let (true, Some(link)) = (ok, link) {
+                    link.add_piece(piece);
+                }
                 Ok(if ok {
                     WebOutcome::Taken
                 } else {
@@ -723,7 +773,7 @@ async fn http_fetch(
     let missing: Vec<u32> = (0..meta.num_pieces())
         .filter(|p| !have.contains(*p))
         .collect();
-    let direct = matches!(target, WebTarget::Storage(_));
+    let direct = matches!(target, WebTarget::Storage(..));
     if direct {
         bar.set_message(HTTP_ONLY);
     }
@@ -840,6 +890,20 @@ async fn wait_for_hub(
     }
     tokio::time::sleep(retry.wait).await;
     Ok(())
+}
+
+/// Tell the link (if any) that the image is complete at `dir`.
+fn report_published(link: Option<&PullLink>, meta: &Arc<Metainfo>, dir: &Path) {
+    if let Some(link) = link {
+        link.update(|p| {
+            p.meta = Some(meta.clone());
+            p.dir = Some(dir.to_owned());
+            p.have = PieceSet::full(meta.num_pieces());
+            p.have_bytes = meta.total_length();
+            p.published = true;
+            true
+        });
+    }
 }
 
 /// Move the verified download into the store and record it.

@@ -82,11 +82,15 @@ pub struct StoredRoot {
 
 /// Read the `index.json` of an image folder made by [`import`].
 pub fn stored_root(dir: &Path) -> Option<StoredRoot> {
-    let text = std::fs::read(dir.join("index.json")).ok()?;
+    parse_stored_root(&std::fs::read(dir.join("index.json")).ok()?)
+}
+
+/// [`stored_root`] from the bytes of an `index.json`.
+pub fn parse_stored_root(text: &[u8]) -> Option<StoredRoot> {
     if text.len() as u64 > MAX_MANIFEST_BYTES {
         return None;
     }
-    let index: oci_spec::image::ImageIndex = serde_json::from_slice(&text).ok()?;
+    let index: oci_spec::image::ImageIndex = serde_json::from_slice(text).ok()?;
     let descriptor = index.manifests().first()?.clone();
     let digest = descriptor.digest().to_string().parse().ok()?;
     let repository = descriptor

@@ -120,6 +120,7 @@ pub struct SwarmHandle {
     /// Live status.
     pub status: watch::Receiver<SwarmStatus>,
     web: mpsc::Sender<WebPiece>,
+    priority: watch::Sender<Vec<u32>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -176,6 +177,7 @@ impl SwarmHandle {
         SwarmHandle {
             status,
             web: mpsc::channel(1).0,
+            priority: watch::channel(Vec::new()).0,
             stop: None,
             task: tokio::spawn(async {}),
         }
@@ -187,6 +189,16 @@ impl SwarmHandle {
             tx: self.web.clone(),
             status: self.status.clone(),
         }
+    }
+
+    /// Download these pieces before any other, in this order (a reader
+    /// waits for them); an empty list goes back to rarest-first alone.
+    pub fn set_priority(&self, pieces: Vec<u32>) {
+        self.priority.send_if_modified(|p| {
+            let changed = *p != pieces;
+            *p = pieces;
+            changed
+        });
     }
 
     /// Leave the swarm (announce `stopped`, close connections) and wait for the task.
@@ -269,6 +281,7 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
     let (msg_tx, msg_rx) = mpsc::channel(1024);
     let (in_tx, in_rx) = mpsc::channel(64);
     let (web_tx, web_rx) = mpsc::channel(8);
+    let (prio_tx, prio_rx) = watch::channel(Vec::new());
     let cache = Arc::new(ReadCache::new());
     let (disk, disk_thread) = disk::spawn(spec.storage.clone(), cache.clone(), ev_tx.clone())?;
     spec.registry.insert(spec.meta.info_hash, in_tx);
@@ -306,10 +319,11 @@ pub fn spawn_swarm(spec: SwarmSpec) -> std::io::Result<SwarmHandle> {
         web_pending: HashMap::new(),
         spec,
     };
-    let task = tokio::spawn(driver.run(ev_rx, msg_rx, in_rx, web_rx, stop_rx));
+    let task = tokio::spawn(driver.run(ev_rx, msg_rx, in_rx, web_rx, prio_rx, stop_rx));
     Ok(SwarmHandle {
         status: status_rx,
         web: web_tx,
+        priority: prio_tx,
         stop: Some(stop_tx),
         task,
     })
@@ -362,6 +376,7 @@ impl Driver {
         mut msg_rx: mpsc::Receiver<(ConnId, ConnEvent)>,
         mut in_rx: mpsc::Receiver<Inbound>,
         mut web_rx: mpsc::Receiver<WebPiece>,
+        mut prio_rx: watch::Receiver<Vec<u32>>,
         mut stop_rx: oneshot::Receiver<()>,
     ) {
         let name = self.spec.meta.name.clone();
@@ -396,6 +411,10 @@ impl Driver {
                     Err(_) => self.disk_gone(),
                 },
                 Some(ev) = ev_rx.recv() => self.on_event(ev),
+                Ok(()) = prio_rx.changed() => {
+                    let pieces = prio_rx.borrow_and_update().clone();
+                    self.node.set_priority(pieces);
+                }
                 Some(inb) = in_rx.recv() => self.on_inbound(inb),
                 Some(web) = web_rx.recv(), if !backlog => self.on_web_piece(web),
                 Some((conn, ev)) = msg_rx.recv(), if !backlog => self.on_conn_event(conn, ev),
