@@ -215,7 +215,7 @@ impl Node {
 
     // ---- mutators ----
 
-    /// Download these pieces before any other, in this order (a reader such
+    /// Download these pieces before any other, the rarest first (a reader such
     /// as a streaming mirror waits for them); replaces the previous list, and
     /// an empty list goes back to the configured strategy alone. Takes effect
     /// at the next pick: blocks already requested are not cancelled.

@@ -7,7 +7,8 @@
 //! has, ties broken at random. Partially downloaded pieces are always continued
 //! before a new piece is started. A driver may name priority pieces (a reader
 //! waiting for them, such as the container mirror streaming a blob): those
-//! are started first, in the order given, whatever the strategy. When every missing block is already requested
+//! are started first, the rarest of them first (ties at random), whatever
+//! the strategy. When every missing block is already requested
 //! (strict endgame), outstanding blocks are requested again from other peers, and
 //! the picker reports whom to cancel when a block arrives.
 
@@ -127,7 +128,7 @@ pub struct Picker {
     partials: BTreeMap<u32, Partial>,
     missing_in_partials: u64,
     seq_cursor: u32,
-    /// Pieces to start before any other, in this order (empty: none).
+    /// Pieces to start before any other, the rarest first (empty: none).
     priority: Vec<u32>,
 }
 
@@ -296,8 +297,8 @@ impl Picker {
         }
     }
 
-    /// Start these pieces before any other, in this order, when a peer has
-    /// them (replaces the previous list; empty clears it). Pieces outside the
+    /// Start these pieces before any other when a peer has them, the rarest
+    /// first, ties at random (replaces the previous list; empty clears it). Pieces outside the
     /// image, verified or already started are passed over.
     pub fn set_priority(&mut self, pieces: Vec<u32>) {
         self.priority = pieces;
@@ -309,8 +310,23 @@ impl Picker {
         }
         let wanted =
             |p: u32| self.state.get(p as usize) == Some(&PieceState::Wanted) && has.contains(p);
-        if let Some(&p) = self.priority.iter().find(|&&p| wanted(p)) {
-            return Some(p);
+        // The rarest of them, ties broken at random: readers on several
+        // machines that want the same pieces then fetch different ones from
+        // the hub and trade the rest, as rarest-first does for the image.
+        if let Some(rarest) = self
+            .priority
+            .iter()
+            .filter(|&&p| wanted(p))
+            .map(|&p| self.rarity.key(p))
+            .min()
+        {
+            let ties: Vec<u32> = self
+                .priority
+                .iter()
+                .copied()
+                .filter(|&p| wanted(p) && self.rarity.key(p) == rarest)
+                .collect();
+            return Some(ties[rng.random_range(0..ties.len())]);
         }
         let random = self.config.strategy == PickStrategy::Random
             || (self.config.strategy == PickStrategy::RarestFirst

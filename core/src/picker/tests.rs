@@ -348,20 +348,33 @@ fn a_late_block_after_a_cancel_is_taken_and_the_new_request_cancelled() {
 }
 
 #[test]
-fn priority_pieces_start_first_in_their_order() {
+fn priority_pieces_start_first_rarest_first() {
     let mut p = picker(8, PickStrategy::RarestFirst);
     let mut rng = from_seed(3);
     let all = set(8, &[0, 1, 2, 3, 4, 5, 6, 7]);
     p.add_peer(&all);
-    // Piece 9 is outside the image; piece 2 the peer has and nobody started.
+    // Piece 9 is outside the image; pieces 6 and 2 the peer has and nobody
+    // started: one of them first, then the other, before any other piece.
     p.set_priority(vec![9, 6, 2]);
     let mut out = Vec::new();
     p.pick(ConnId(1), &all, 4, &mut rng, &mut out);
-    assert!(out.iter().all(|b| b.piece == 6), "{out:?}");
+    let first = out[0].piece;
+    assert!(first == 6 || first == 2, "{out:?}");
+    assert!(out.iter().all(|b| b.piece == first), "{out:?}");
     out.clear();
     p.pick(ConnId(1), &all, 8, &mut rng, &mut out);
-    // Piece 6's blocks are all requested: piece 2 comes next.
-    assert_eq!(out.first().map(|b| b.piece), Some(2), "{out:?}");
+    // The first piece's blocks are all requested: the other comes next.
+    let second = 8 - first;
+    assert_eq!(out.first().map(|b| b.piece), Some(second), "{out:?}");
+    // Among priority pieces, the rarest goes first: a second peer holds
+    // piece 4, so piece 3 (only the first peer has it) is started before it.
+    let mut r = picker(8, PickStrategy::RarestFirst);
+    r.add_peer(&all);
+    r.add_peer(&set(8, &[4]));
+    r.set_priority(vec![4, 3]);
+    out.clear();
+    r.pick(ConnId(1), &all, 1, &mut rng, &mut out);
+    assert_eq!(out[0].piece, 3, "{out:?}");
     // A peer without the priority pieces gets the strategy's choice.
     let mut q = picker(8, PickStrategy::Sequential);
     q.add_peer(&all);

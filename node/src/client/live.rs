@@ -194,7 +194,7 @@ pub struct Want {
 }
 
 impl Want {
-    /// Fetch these pieces first, in this order (replaces the previous list).
+    /// Fetch these pieces first (replaces the previous list).
     pub fn set(&self, pieces: Vec<u32>) {
         self.wants.set(self.id, Some(pieces));
     }

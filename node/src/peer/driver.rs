@@ -191,7 +191,7 @@ impl SwarmHandle {
         }
     }
 
-    /// Download these pieces before any other, in this order (a reader
+    /// Download these pieces before any other, the rarest first (a reader
     /// waits for them); an empty list goes back to rarest-first alone.
     pub fn set_priority(&self, pieces: Vec<u32>) {
         self.priority.send_if_modified(|p| {
