@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use swarmhub_node::client;
+use swarmhub_node::metrics::MetricsListen;
 use swarmhub_node::oci::import as oci_import;
 use swarmhub_node::paths::HubPaths;
 use swarmhub_node::peer::PortRange;
@@ -20,6 +21,10 @@ pub(crate) struct MirrorArgs {
     /// Peer ports (first free one is used; 0 = any).
     #[arg(long)]
     peer_ports: Option<PortRange>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (default `off`: the
+    /// service serves them when it runs the mirror).
+    #[arg(long, value_name = "ADDR", default_value = "off")]
+    metrics_listen: MetricsListen,
     #[command(subcommand)]
     cmd: Option<MirrorCmd>,
 }
@@ -99,6 +104,7 @@ pub(crate) async fn run_mirror(home: Option<PathBuf>, m: MirrorArgs) -> Result<E
             let opts = client::mirror::MirrorOptions {
                 listen: m.listen,
                 peer_ports: m.peer_ports,
+                metrics_listen: m.metrics_listen,
             };
             client::mirror::mirror(&paths, &opts).await?;
         }

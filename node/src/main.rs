@@ -385,6 +385,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 give_up_after: Some(give_up_after),
                 max_peers,
                 link: None,
+                metrics: None,
             };
             client::pull(&paths, &opts).await?;
             Ok(ExitCode::SUCCESS)
@@ -439,8 +440,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Images => {
             let paths = client_paths(cli.home)?;
             let list = client::images(&paths)?;
-            if list.is_empty() {
+            let pulling = client::mirror_setup::running_pulls(&paths)
+                .await
+                .unwrap_or_default();
+            if list.is_empty() && pulling.is_empty() {
                 println!("no local images");
+            }
+            for p in &pulling {
+                println!("{p}\t(through the mirror)");
             }
             for i in list {
                 // Container images (from the mirror) also show their digest.

@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -31,6 +30,8 @@ use super::live::{LivePull, PullLink};
 use super::mirror_live::{self, LiveFile};
 use super::{open_db, pull_embedded, ClientConfig, ClientError, HubError, PullOptions};
 use crate::image::ImageName;
+use crate::metrics::client::MirrorMetrics;
+use crate::metrics::{counter_sum, ClientMetrics, MetricsListen};
 use crate::oci::digest::Sha256Digest;
 use crate::oci::dist::{parse_path, parse_range, DistError, ManifestRef, RangeError, Request};
 use crate::oci::reference::hub_name;
@@ -53,57 +54,39 @@ pub struct MirrorOptions {
     pub listen: SocketAddr,
     /// Peer ports for pulls and seeding.
     pub peer_ports: Option<PortRange>,
+    /// Where `swarmhub mirror` serves its Prometheus metrics (none by default).
+    pub metrics_listen: MetricsListen,
 }
 
-/// What the mirror did, since it started.
-#[derive(Debug, Default)]
-pub struct MirrorStats {
-    requests: AtomicU64,
-    manifests_served: AtomicU64,
-    blobs_served: AtomicU64,
-    /// Blobs served while their image was still being pulled.
-    blobs_streamed: AtomicU64,
-    /// Streams ended with an error (the pull failed, or the blob its digest).
-    pub(super) streams_aborted: AtomicU64,
-    pub(super) bytes_served: AtomicU64,
-    not_found: AtomicU64,
-    pub(super) refused_unverified: AtomicU64,
-    pulls: AtomicU64,
-    bytes_from_hub: AtomicU64,
-    bytes_from_peers: AtomicU64,
-    bytes_from_http: AtomicU64,
-    bytes_reused_local: AtomicU64,
-}
-
-impl MirrorStats {
-    fn json(&self) -> serde_json::Value {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        serde_json::json!({
-            "requests": g(&self.requests),
-            "manifests_served": g(&self.manifests_served),
-            "blobs_served": g(&self.blobs_served),
-            "blobs_streamed": g(&self.blobs_streamed),
-            "streams_aborted": g(&self.streams_aborted),
-            "bytes_served": g(&self.bytes_served),
-            "not_found": g(&self.not_found),
-            "refused_unverified": g(&self.refused_unverified),
-            "pulls": g(&self.pulls),
-            "bytes_from_hub": g(&self.bytes_from_hub),
-            "bytes_from_peers": g(&self.bytes_from_peers),
-            "bytes_from_http": g(&self.bytes_from_http),
-            "bytes_reused_local": g(&self.bytes_reused_local),
-        })
-    }
-}
-
-fn add(a: &AtomicU64, n: u64) {
-    a.fetch_add(n, Ordering::Relaxed);
+/// The `/swarmhub/stats` JSON: the mirror's metric families (see
+/// [`MirrorMetrics`]) summed, and the pulls running now.
+fn stats_json(m: &MirrorMetrics, pulling: Vec<serde_json::Value>) -> serde_json::Value {
+    let req = |labels: &[(&str, &str)]| counter_sum(&m.requests, labels);
+    let from = |source: &str| counter_sum(&m.fetched_bytes, &[("source", source)]);
+    serde_json::json!({
+        "requests": req(&[]),
+        "manifests_served": req(&[("kind", "manifest"), ("status", "200")]),
+        "blobs_served": req(&[("kind", "blob"), ("status", "200")])
+            + req(&[("kind", "blob"), ("status", "206")]),
+        "blobs_streamed": m.streamed_blobs.get(),
+        "streams_aborted": m.aborted_streams.get(),
+        "bytes_served": m.served_bytes.get(),
+        "not_found": req(&[("status", "404")]),
+        "refused_unverified": m.refused_unverified.get(),
+        "pulls": counter_sum(&m.pulls, &[("result", "complete")]),
+        "pulls_failed": counter_sum(&m.pulls, &[("result", "failed")]),
+        "bytes_from_hub": from("hub"),
+        "bytes_from_peers": from("peer"),
+        "bytes_from_http": from("http"),
+        "bytes_reused_local": from("local"),
+        "pulling": pulling,
+    })
 }
 
 struct Mirror {
     paths: ClientPaths,
     peer_ports: Option<PortRange>,
-    stats: Arc<MirrorStats>,
+    metrics: Arc<ClientMetrics>,
     /// One decision to pull an image at a time.
     locks: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Pulls running in the background, by image.
@@ -120,14 +103,16 @@ fn other(e: impl std::fmt::Display) -> ClientError {
 /// Run the mirror and seed every local image until SIGINT/SIGTERM.
 pub async fn mirror(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), ClientError> {
     check_listen(opts.listen)?;
+    let metrics = Arc::new(ClientMetrics::new());
     with_seeding(
-        serve(paths, opts),
+        serve(paths, opts, metrics.clone()),
         super::service::seed_all(
             paths,
             opts.peer_ports,
             None,
             None,
-            crate::metrics::MetricsListen(None),
+            metrics,
+            opts.metrics_listen,
         ),
     )
     .await
@@ -158,8 +143,13 @@ fn check_listen(listen: SocketAddr) -> Result<(), ClientError> {
     )))
 }
 
-/// The mirror's server alone (the caller seeds), until SIGINT/SIGTERM.
-pub async fn serve(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), ClientError> {
+/// The mirror's server alone (the caller seeds and serves `metrics`), until
+/// SIGINT/SIGTERM.
+pub async fn serve(
+    paths: &ClientPaths,
+    opts: &MirrorOptions,
+    metrics: Arc<ClientMetrics>,
+) -> Result<(), ClientError> {
     check_listen(opts.listen)?;
     let db = open_db(paths)?;
     let cfg = ClientConfig::load(&db)?;
@@ -174,7 +164,7 @@ pub async fn serve(paths: &ClientPaths, opts: &MirrorOptions) -> Result<(), Clie
     let state = Arc::new(Mirror {
         paths: paths.clone(),
         peer_ports: opts.peer_ports,
-        stats: Arc::default(),
+        metrics,
         locks: tokio::sync::Mutex::default(),
         pulls: std::sync::Mutex::default(),
         verified: std::sync::Mutex::default(),
@@ -220,21 +210,45 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response<Body> {
-    add(&state.stats.requests, 1);
+    let (kind, r) = route(state, &method, &uri, &headers).await;
+    state
+        .metrics
+        .mirror
+        .requests
+        .with_label_values(&[kind, r.status().as_str()])
+        .inc();
+    r
+}
+
+/// The answer to one request, and its kind for the request counter.
+async fn route(
+    state: &Arc<Mirror>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> (&'static str, Response<Body>) {
     let head = method == Method::HEAD;
-    if method != Method::GET && !head {
-        let e = DistError::new(405, ErrorCode::Unsupported, "this mirror is read-only");
-        return error_response(&e, false);
-    }
     if uri.path() == STATS_PATH {
-        let mut r = Response::new(Body::from(state.stats.json().to_string()));
+        let json = stats_json(&state.metrics.mirror, state.pulling());
+        let mut r = Response::new(Body::from(json.to_string()));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        return r;
+        return ("stats", r);
     }
-    let result = match parse_path(uri.path()) {
+    let parsed = parse_path(uri.path());
+    let kind = match &parsed {
+        Ok(Request::Base) => "base",
+        Ok(Request::Manifest { .. }) => "manifest",
+        Ok(Request::Blob { .. }) => "blob",
+        Err(_) => "invalid",
+    };
+    if method != Method::GET && !head {
+        let e = DistError::new(405, ErrorCode::Unsupported, "this mirror is read-only");
+        return (kind, error_response(&e, false));
+    }
+    let result = match parsed {
         Err(e) => Err(e),
         Ok(Request::Base) => {
             let mut r = Response::new(if head {
@@ -265,10 +279,7 @@ async fn handle(
             serve_blob(state, &name, &digest, range.as_deref(), head).await
         }
     };
-    result.unwrap_or_else(|e| {
-        if e.status == 404 {
-            add(&state.stats.not_found, 1);
-        }
+    let r = result.unwrap_or_else(|e| {
         // The path only: a query string may carry a registry token.
         tracing::info!(
             "mirror {} {}: {} {}",
@@ -278,7 +289,8 @@ async fn handle(
             e.message
         );
         error_response(&e, head)
-    })
+    });
+    (kind, r)
 }
 
 fn unknown_manifest(what: impl std::fmt::Display) -> DistError {
@@ -335,7 +347,7 @@ async fn serve_manifest(
         }
     };
     if Sha256Digest::of(&bytes) != digest {
-        add(&state.stats.refused_unverified, 1);
+        state.metrics.mirror.refused_unverified.inc();
         return Err(DistError::new(
             404,
             ErrorCode::DigestInvalid,
@@ -343,7 +355,6 @@ async fn serve_manifest(
         ));
     }
     let media_type = media_type.unwrap_or_else(|| manifest_media_type(&bytes));
-    add(&state.stats.manifests_served, 1);
     let len = bytes.len();
     let mut r = Response::new(if head {
         Body::empty()
@@ -392,7 +403,7 @@ async fn serve_blob(
     let (path, len) = match state.find_blob(name, digest).await.map_err(unknown_blob)? {
         BlobAt::Local(path) => {
             let len = state.verify(&path, digest).await.map_err(|e| {
-                add(&state.stats.refused_unverified, 1);
+                state.metrics.mirror.refused_unverified.inc();
                 DistError::new(404, ErrorCode::DigestInvalid, e)
             })?;
             (Ok(path), len)
@@ -426,9 +437,8 @@ async fn serve_blob(
     let body = match path {
         _ if head => Body::empty(),
         Err(live) => {
-            add(&state.stats.blobs_served, 1);
-            add(&state.stats.blobs_streamed, 1);
-            mirror_live::stream(live, *digest, first, count, state.stats.clone())
+            state.metrics.mirror.streamed_blobs.inc();
+            mirror_live::stream(live, *digest, first, count, state.metrics.clone())
         }
         Ok(path) => {
             let mut f = tokio::fs::File::open(&path)
@@ -437,8 +447,7 @@ async fn serve_blob(
             f.seek(std::io::SeekFrom::Start(first))
                 .await
                 .map_err(|e| unknown_blob(format!("{}: {e}", path.display())))?;
-            add(&state.stats.blobs_served, 1);
-            add(&state.stats.bytes_served, count);
+            state.metrics.mirror.served_bytes.inc_by(count);
             Body::from_stream(tokio_util::io::ReaderStream::new(f.take(count)))
         }
     };
@@ -588,6 +597,30 @@ impl Mirror {
         Ok(Source::Live(self.start_pull(image, meta)))
     }
 
+    /// The pulls running now: image, percent verified, bytes (for the
+    /// stats, `images` and `doctor`).
+    fn pulling(&self) -> Vec<serde_json::Value> {
+        let Ok(pulls) = self.pulls.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<_> = pulls
+            .iter()
+            .filter_map(|(image, live)| {
+                let p = live.progress().borrow().clone();
+                (!p.ended()).then(|| {
+                    serde_json::json!({
+                        "image": image,
+                        "percent": p.percent(),
+                        "bytes": p.have_bytes,
+                        "total": p.meta.as_ref().map_or(0, |m| m.total_length()),
+                    })
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a["image"].as_str().cmp(&b["image"].as_str()));
+        out
+    }
+
     /// The pull of `image` running now, if any.
     fn running(&self, image: &ImageName) -> Option<LivePull> {
         let pulls = self.pulls.lock().ok()?;
@@ -607,8 +640,15 @@ impl Mirror {
         );
         tokio::spawn(log_progress(image.clone(), live.clone()));
         let (this, image, mine) = (self.clone(), image.clone(), live.clone());
+        let m = &self.metrics.mirror;
+        m.pulls_running.inc();
         tokio::spawn(async move {
-            if let Err(e) = this.run_pull(&image, &meta, link.clone()).await {
+            let result = this.run_pull(&image, &meta, link.clone()).await;
+            let m = &this.metrics.mirror;
+            m.pulls_running.dec();
+            let outcome = if result.is_ok() { "complete" } else { "failed" };
+            m.pulls.with_label_values(&[outcome]).inc();
+            if let Err(e) = result {
                 tracing::warn!("mirror: {e}");
                 link.update(|p| {
                     let first = p.failed.is_none();
@@ -634,20 +674,25 @@ impl Mirror {
         link: PullLink,
     ) -> Result<(), String> {
         let reused = self.seed_partial(meta).await.map_err(|e| e.to_string())?;
-        add(&self.stats.bytes_reused_local, reused);
+        let fetched = &self.metrics.mirror.fetched_bytes;
+        fetched.with_label_values(&["local"]).inc_by(reused);
         let opts = PullOptions {
             image: image.to_string(),
             peer_ports: self.peer_ports,
             link: Some(link),
+            metrics: Some(self.metrics.clone()),
             ..PullOptions::default()
         };
         let summary = pull_embedded(&self.paths, &opts, self.stop.clone())
             .await
             .map_err(|e| format!("pulling {image}: {e}"))?;
-        add(&self.stats.pulls, 1);
-        add(&self.stats.bytes_from_hub, summary.from_hub);
-        add(&self.stats.bytes_from_peers, summary.from_peers);
-        add(&self.stats.bytes_from_http, summary.from_http);
+        for (source, n) in [
+            ("hub", summary.from_hub),
+            ("peer", summary.from_peers),
+            ("http", summary.from_http),
+        ] {
+            fetched.with_label_values(&[source]).inc_by(n);
+        }
         tracing::info!("mirror: {summary}");
         Ok(())
     }

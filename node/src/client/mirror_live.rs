@@ -7,7 +7,6 @@
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,8 @@ use swarmhub_core::pieceset::PieceSet;
 use tokio::sync::{mpsc, watch};
 
 use super::live::{LivePull, PullProgress};
-use super::mirror::MirrorStats;
+use crate::metrics::client::MirrorMetrics;
+use crate::metrics::ClientMetrics;
 use crate::oci::digest::{Hasher, Sha256Digest};
 
 /// Bytes read and sent at a time.
@@ -199,12 +199,13 @@ pub(super) fn stream(
     digest: Sha256Digest,
     first: u64,
     count: u64,
-    counters: Arc<MirrorStats>,
+    metrics: Arc<ClientMetrics>,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     tokio::spawn(async move {
-        if let Err(e) = produce(&file, &digest, first, count, &tx, &counters).await {
-            counters.streams_aborted.fetch_add(1, Ordering::Relaxed);
+        let m = &metrics.mirror;
+        if let Err(e) = produce(&file, &digest, first, count, &tx, m).await {
+            m.aborted_streams.inc();
             tracing::warn!("mirror: blob {digest}: {e}; transfer aborted");
             let _ = tx.send(Err(io::Error::other(e))).await;
         }
@@ -224,7 +225,7 @@ async fn produce(
     first: u64,
     count: u64,
     tx: &mpsc::Sender<io::Result<Bytes>>,
-    counters: &MirrorStats,
+    counters: &MirrorMetrics,
 ) -> Result<(), String> {
     let end = first + count;
     let whole = first == 0 && count == file.len;
@@ -254,7 +255,7 @@ async fn produce(
                 last = chunk;
                 break;
             }
-            counters.bytes_served.fetch_add(n, Ordering::Relaxed);
+            counters.served_bytes.inc_by(n);
             if tx.send(Ok(chunk)).await.is_err() {
                 return Ok(()); // the client went away
             }
@@ -285,12 +286,10 @@ async fn produce(
         }
     };
     if actual != *digest {
-        counters.refused_unverified.fetch_add(1, Ordering::Relaxed);
+        counters.refused_unverified.inc();
         return Err(format!("the downloaded blob hashes to {actual}; refused"));
     }
-    counters
-        .bytes_served
-        .fetch_add(last.len() as u64, Ordering::Relaxed);
+    counters.served_bytes.inc_by(last.len() as u64);
     let _ = tx.send(Ok(last)).await;
     Ok(())
 }
@@ -342,6 +341,126 @@ mod tests {
             offset,
             len,
         }
+    }
+
+    /// A blob of three pieces (one chunk each) at `dir/f`, being pulled, and
+    /// the link to mark its pieces verified.
+    fn pulling(dir: &Path, bytes: &[u8]) -> (PullLink, LiveFile) {
+        std::fs::write(dir.join("f"), bytes).expect("write");
+        let (link, live) = PullLink::new();
+        link.update(|p| {
+            p.dir = Some(dir.to_owned());
+            p.have = PieceSet::new(3);
+            true
+        });
+        let f = LiveFile {
+            live,
+            piece_length: CHUNK,
+            rel: PathBuf::from("f"),
+            offset: 0,
+            len: bytes.len() as u64,
+        };
+        (link, f)
+    }
+
+    async fn next(
+        body: &mut (impl futures_util::Stream<Item = Result<Bytes, axum::Error>> + Unpin),
+        wait: Duration,
+    ) -> Option<Option<Result<Bytes, axum::Error>>> {
+        use futures_util::StreamExt;
+        tokio::time::timeout(wait, body.next()).await.ok()
+    }
+
+    #[tokio::test]
+    async fn a_blob_streams_as_its_pieces_verify_and_ends_once_its_digest_matches() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bytes: Vec<u8> = (0..3 * CHUNK).map(|i| (i % 253) as u8).collect();
+        let (link, f) = pulling(tmp.path(), &bytes);
+        let metrics = Arc::new(ClientMetrics::new());
+        let digest = Sha256Digest::of(&bytes);
+        let mut body = stream(f, digest, 0, bytes.len() as u64, metrics.clone()).into_data_stream();
+        let long = Duration::from_secs(10);
+        // Nothing is verified yet: nothing is sent.
+        assert!(next(&mut body, Duration::from_millis(200)).await.is_none());
+        link.add_piece(0);
+        let first = next(&mut body, long).await.expect("a chunk").expect("open");
+        assert_eq!(&first.expect("data")[..], &bytes[..CHUNK as usize]);
+        // Piece 1 missing: the stream waits, even with piece 2 verified.
+        link.add_piece(2);
+        assert!(next(&mut body, Duration::from_millis(200)).await.is_none());
+        link.add_piece(1);
+        let mut got = bytes[..CHUNK as usize].to_vec();
+        while let Some(chunk) = next(&mut body, long).await.expect("in time") {
+            got.extend_from_slice(&chunk.expect("no error"));
+        }
+        assert!(got == bytes, "{} bytes", got.len());
+        assert_eq!(metrics.mirror.served_bytes.get(), 3 * CHUNK);
+        assert_eq!(metrics.mirror.aborted_streams.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_blob_that_fails_its_digest_ends_in_an_error_before_its_last_bytes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bytes = vec![7u8; 3 * CHUNK as usize];
+        let (link, f) = pulling(tmp.path(), &bytes);
+        let metrics = Arc::new(ClientMetrics::new());
+        // The digest names other bytes: pieces verify, the blob does not.
+        let digest = Sha256Digest::of(b"another blob");
+        let mut body = stream(f, digest, 0, bytes.len() as u64, metrics.clone()).into_data_stream();
+        for p in 0..3 {
+            link.add_piece(p);
+        }
+        let mut sent = 0;
+        let error = loop {
+            match next(&mut body, Duration::from_secs(10))
+                .await
+                .expect("in time")
+            {
+                Some(Ok(chunk)) => sent += chunk.len() as u64,
+                Some(Err(e)) => break e.to_string(),
+                None => panic!("the stream ended cleanly after {sent} bytes of a bad blob"),
+            }
+        };
+        assert!(error.contains("hashes to"), "{error}");
+        assert!(sent < bytes.len() as u64, "{sent}");
+        assert_eq!(metrics.mirror.aborted_streams.get(), 1);
+        assert_eq!(metrics.mirror.refused_unverified.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_range_is_sent_once_the_whole_blob_is_verified_and_a_failed_pull_aborts_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bytes: Vec<u8> = (0..3 * CHUNK).map(|i| (i % 251) as u8).collect();
+        let (link, f) = pulling(tmp.path(), &bytes);
+        let metrics = Arc::new(ClientMetrics::new());
+        let digest = Sha256Digest::of(&bytes);
+        let mut body = stream(f, digest, 10, 20, metrics.clone()).into_data_stream();
+        // The range lies in piece 0, but its digest needs the whole blob.
+        link.add_piece(0);
+        assert!(next(&mut body, Duration::from_millis(300)).await.is_none());
+        link.add_piece(1);
+        link.add_piece(2);
+        let chunk = next(&mut body, Duration::from_secs(10))
+            .await
+            .expect("in time");
+        assert_eq!(&chunk.expect("a chunk").expect("data")[..], &bytes[10..30]);
+        assert!(next(&mut body, Duration::from_secs(10))
+            .await
+            .expect("in time")
+            .is_none());
+
+        // A pull that fails breaks off a stream waiting for its pieces.
+        let (link, f) = pulling(tmp.path(), &bytes);
+        let mut body = stream(f, digest, 0, bytes.len() as u64, metrics.clone()).into_data_stream();
+        link.update(|p| {
+            p.failed = Some("the hub went away".into());
+            true
+        });
+        let end = next(&mut body, Duration::from_secs(10))
+            .await
+            .expect("in time");
+        let e = end.expect("an item").expect_err("an error").to_string();
+        assert!(e.contains("the hub went away"), "{e}");
     }
 
     #[test]

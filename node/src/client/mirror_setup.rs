@@ -96,11 +96,24 @@ pub async fn doctor_checks(paths: &ClientPaths) -> Vec<Check> {
         .send()
         .await;
     let api = match answer {
-        Ok(r) if r.status().is_success() => Check {
-            ok: true,
-            name: "mirror",
-            detail: format!("{url} answers"),
-        },
+        Ok(r) if r.status().is_success() => {
+            let pulling: Vec<String> = running_pulls(paths)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let pulling = if pulling.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", pulling.join(", "))
+            };
+            Check {
+                ok: true,
+                name: "mirror",
+                detail: format!("{url} answers{pulling}"),
+            }
+        }
         Ok(r) => Check {
             ok: false,
             name: "mirror",
@@ -113,6 +126,63 @@ pub async fn doctor_checks(paths: &ClientPaths) -> Vec<Check> {
         },
     };
     vec![api, containerd_check(Path::new(CONTAINERD_CONFIG), &addr)]
+}
+
+/// An image the running mirror is pulling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningPull {
+    /// `NAME:TAG`.
+    pub image: String,
+    /// Percent verified.
+    pub percent: u64,
+    /// Bytes verified.
+    pub bytes: u64,
+    /// The image's size.
+    pub total: u64,
+}
+
+impl std::fmt::Display for RunningPull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: downloading {}% ({} of {})",
+            self.image,
+            self.percent,
+            crate::util::human_bytes(self.bytes),
+            crate::util::human_bytes(self.total)
+        )
+    }
+}
+
+/// The pulls the mirror running on this machine (its `run/mirror.addr`)
+/// has in progress; None when no mirror runs or it does not answer.
+pub async fn running_pulls(paths: &ClientPaths) -> Option<Vec<RunningPull>> {
+    let addr = std::fs::read_to_string(paths.run_file("mirror.addr")).ok()?;
+    let url = format!("http://{}{}", addr.trim(), super::mirror::STATS_PATH);
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    Some(
+        stats["pulling"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| {
+                Some(RunningPull {
+                    image: p["image"].as_str()?.to_owned(),
+                    percent: n(p, "percent"),
+                    bytes: n(p, "bytes"),
+                    total: n(p, "total"),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Does containerd's configuration point some registry at `addr`?

@@ -69,6 +69,9 @@ pub struct PullOptions {
     /// Report progress here as the pull runs, and take the pieces its
     /// readers wait for as priorities (see [`super::live`]).
     pub link: Option<PullLink>,
+    /// Count into these metrics (a long-running program's, such as the
+    /// mirror's) instead of the pull's own.
+    pub metrics: Option<Arc<ClientMetrics>>,
 }
 
 /// What a pull did (also written as JSON to `HOME/run/last_pull.json`).
@@ -153,7 +156,14 @@ fn other(e: impl std::fmt::Display) -> ClientError {
 /// Pull an image. Returns after completion (or, with `wait_after_exit`, after
 /// seeding ends with SIGINT/SIGTERM).
 pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary, ClientError> {
-    let metrics = Arc::new(ClientMetrics::new());
+    let metrics = opts.metrics.clone().unwrap_or_default();
+    let ended = |m: &ClientMetrics| {
+        ["complete", "up_to_date"]
+            .iter()
+            .map(|r| m.pulls.with_label_values(&[r]).get())
+            .sum::<u64>()
+    };
+    let ended_before = ended(&metrics);
     let run_file = paths.run_file("metrics.addr");
     let server = MetricsServer::start_optional(opts.metrics_listen, metrics.registry(), &run_file)
         .await
@@ -165,9 +175,7 @@ pub async fn pull(paths: &ClientPaths, opts: &PullOptions) -> Result<PullSummary
     }
     let started = Instant::now();
     let result = pull_counted(paths, opts, &metrics).await;
-    let finished = ["complete", "up_to_date"]
-        .iter()
-        .any(|r| metrics.pulls.with_label_values(&[r]).get() > 0);
+    let finished = ended(&metrics) > ended_before;
     if result.is_err() && !finished {
         metrics.pull_done(0, "failed", started.elapsed());
     }

@@ -26,30 +26,41 @@ pub async fn service(
     metrics_listen: MetricsListen,
 ) -> Result<(), ClientError> {
     let cfg = ClientConfig::load(&open_db(paths)?)?;
+    let metrics = Arc::new(ClientMetrics::new());
+    let seeding = seed_all(
+        paths,
+        peer_ports,
+        up_bps,
+        down_bps,
+        metrics.clone(),
+        metrics_listen,
+    );
     if !cfg.mirror {
-        return seed_all(paths, peer_ports, up_bps, down_bps, metrics_listen).await;
+        return seeding.await;
     }
     let listen = super::mirror::DEFAULT_LISTEN
         .parse()
         .map_err(|e| ClientError::Other(format!("{e}")))?;
-    let opts = super::mirror::MirrorOptions { listen, peer_ports };
-    super::mirror::with_seeding(
-        super::mirror::serve(paths, &opts),
-        seed_all(paths, peer_ports, up_bps, down_bps, metrics_listen),
-    )
-    .await
+    let opts = super::mirror::MirrorOptions {
+        listen,
+        peer_ports,
+        // The service's own endpoint serves the mirror's families too.
+        metrics_listen: MetricsListen(None),
+    };
+    super::mirror::with_seeding(super::mirror::serve(paths, &opts, metrics), seeding).await
 }
 
-/// Seed every local image until a signal.
+/// Seed every local image until a signal, counting into `metrics` (served
+/// at `metrics_listen`).
 pub(crate) async fn seed_all(
     paths: &ClientPaths,
     peer_ports: Option<peer::PortRange>,
     up_bps: Option<u64>,
     down_bps: Option<u64>,
+    metrics: Arc<ClientMetrics>,
     metrics_listen: MetricsListen,
 ) -> Result<(), ClientError> {
     let db = open_db(paths)?;
-    let metrics = Arc::new(ClientMetrics::new());
     let metrics_server = MetricsServer::start_optional(
         metrics_listen,
         metrics.registry(),

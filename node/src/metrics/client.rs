@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
-use super::{counter, counter_vec, gauge_vec, histogram_vec, LinkFamilies, LinkMetrics};
+use super::{counter, counter_vec, gauge, gauge_vec, histogram_vec, LinkFamilies, LinkMetrics};
 
 /// Buckets of pull durations, seconds (1 s to 4 h).
 const PULL_BUCKETS: [f64; 15] = [
@@ -47,6 +47,92 @@ pub struct ClientMetrics {
     pub bans: IntCounterVec,
     /// `swarmhub_client_peers{image}`: open peer connections.
     pub peers: IntGaugeVec,
+    /// The container registry mirror's families (`swarmhub_client_mirror_*`).
+    pub mirror: MirrorMetrics,
+}
+
+/// What the registry mirror did (`swarmhub mirror`, or `service` with the
+/// mirror on); its `/swarmhub/stats` JSON is read from these same counters.
+pub struct MirrorMetrics {
+    /// `swarmhub_client_mirror_requests_total{kind,status}`: requests by kind
+    /// (`base`, `manifest`, `blob`, `stats`, `invalid`) and HTTP status.
+    pub requests: IntCounterVec,
+    /// `swarmhub_client_mirror_served_bytes_total`: blob bytes sent to clients.
+    pub served_bytes: IntCounter,
+    /// `swarmhub_client_mirror_streamed_blobs_total`: blobs sent while their
+    /// image was still being pulled.
+    pub streamed_blobs: IntCounter,
+    /// `swarmhub_client_mirror_aborted_streams_total`: streamed blobs whose
+    /// transfer was broken off (the pull failed, or the blob its digest).
+    pub aborted_streams: IntCounter,
+    /// `swarmhub_client_mirror_refused_unverified_total`: manifests and
+    /// blobs refused because they did not match their digest.
+    pub refused_unverified: IntCounter,
+    /// `swarmhub_client_mirror_pulls_total{result}`: image pulls the mirror
+    /// started, by result (`complete`, `failed`).
+    pub pulls: IntCounterVec,
+    /// `swarmhub_client_mirror_pulls_running`: image pulls in progress.
+    pub pulls_running: IntGauge,
+    /// `swarmhub_client_mirror_fetched_bytes_total{source}`: bytes of the
+    /// images it pulled, by source: `hub` (seeder), `peer`, `http` (the hub's
+    /// web seed), `local` (blobs this machine already held).
+    pub fetched_bytes: IntCounterVec,
+}
+
+impl MirrorMetrics {
+    fn register(r: &Registry) -> Self {
+        MirrorMetrics {
+            requests: counter_vec(
+                r,
+                "swarmhub_client_mirror_requests_total",
+                "Registry mirror requests, by kind (base, manifest, blob, stats, invalid) and HTTP status.",
+                &["kind", "status"],
+            ),
+            served_bytes: counter(
+                r,
+                "swarmhub_client_mirror_served_bytes_total",
+                "Blob bytes the registry mirror sent.",
+            ),
+            streamed_blobs: counter(
+                r,
+                "swarmhub_client_mirror_streamed_blobs_total",
+                "Blobs the registry mirror sent while their image was still being pulled.",
+            ),
+            aborted_streams: counter(
+                r,
+                "swarmhub_client_mirror_aborted_streams_total",
+                "Streamed blobs broken off because the pull failed or the blob failed its digest.",
+            ),
+            refused_unverified: counter(
+                r,
+                "swarmhub_client_mirror_refused_unverified_total",
+                "Manifests and blobs the registry mirror refused: they did not match their digest.",
+            ),
+            pulls: counter_vec(
+                r,
+                "swarmhub_client_mirror_pulls_total",
+                "Image pulls the registry mirror started, by result (complete, failed).",
+                &["result"],
+            ),
+            pulls_running: gauge(
+                r,
+                "swarmhub_client_mirror_pulls_running",
+                "Image pulls the registry mirror has in progress.",
+            ),
+            fetched_bytes: counter_vec(
+                r,
+                "swarmhub_client_mirror_fetched_bytes_total",
+                "Bytes of the images the registry mirror pulled, by source (hub, peer, http, local).",
+                &["source"],
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientMetrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientMetrics {
@@ -110,6 +196,7 @@ impl ClientMetrics {
                 "Open peer connections, by image.",
                 &["image"],
             ),
+            mirror: MirrorMetrics::register(&r),
             registry: r,
         }
     }
