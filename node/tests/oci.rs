@@ -97,6 +97,200 @@ fn layout_import_checks_every_blob_and_reuses_cached_ones() {
     );
 }
 
+/// Reads a response as it arrives: the head, then the body in pieces.
+struct Streaming {
+    s: std::net::TcpStream,
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Streaming {
+    /// Send `GET path` and read until the head and at least one body byte are in.
+    fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Streaming {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("send");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).expect("read");
+            assert!(
+                n > 0,
+                "closed before the body: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+            if let Some(split) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                if got.len() > split + 4 {
+                    let head = String::from_utf8_lossy(&got[..split]).to_lowercase();
+                    let status = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|c| c.parse().ok())
+                        .expect("status");
+                    let body = got[split + 4..].to_vec();
+                    return Streaming {
+                        s,
+                        status,
+                        head,
+                        body,
+                    };
+                }
+            }
+        }
+    }
+
+    /// The rest of the body, to the end of the connection.
+    fn finish(mut self) -> Vec<u8> {
+        use std::io::Read;
+        self.s
+            .read_to_end(&mut self.body)
+            .expect("the rest of the body");
+        self.body
+    }
+}
+
+#[test]
+fn the_mirror_streams_a_blob_while_its_image_downloads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = tmp.path();
+    // A 4 MiB layer of noise, from a hub seeding at 256 KiB/s: about 16 s.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..4 * MIB)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let (m, blobs) = make_layout(&work.join("l"), "1", &[raw_layer(noise.clone())]);
+    let hub_dir = work.join("hub");
+    let layout = format!("{}:1", work.join("l").display());
+    let o = import_layout(&hub_dir, &layout, "team/app:1");
+    assert!(o.status.success(), "import: {}", text(&o));
+    let hub = Hub::start(&hub_dir, &["--max-upload-rate", "256K"]);
+    let c = hub.client(work, "c");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let _mirror = Proc(
+        c.command(&[
+            "mirror",
+            "--listen",
+            &addr,
+            "--peer-ports",
+            "0",
+            "--metrics-listen",
+            &metrics,
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("mirror.log")).expect("log"))
+        .spawn()
+        .expect("mirror"),
+    );
+    wait_until("the mirror", Duration::from_secs(30), || answers(&addr));
+
+    // The manifest, asked for by tag, comes as soon as its own pieces verify.
+    let (s, head, manifest) = raw_get(&addr, "/v2/team/app/manifests/1", &[]);
+    assert_eq!(s, 200, "{head}");
+    assert_eq!(sha256_bytes(&manifest), m);
+    let layer = &blobs[0];
+    let blob = Streaming::get(&addr, &format!("/v2/team/app/blobs/{layer}"), &[]);
+    assert_eq!(blob.status, 200, "{}", blob.head);
+    assert!(
+        blob.head
+            .contains(&format!("content-length: {}", noise.len())),
+        "{}",
+        blob.head
+    );
+    // Its first bytes are here, and the image is still downloading.
+    let during = stats(&addr);
+    eprintln!("first {} bytes in; mirror: {during}", blob.body.len());
+    assert_eq!(n(&during, "pulls"), 0, "{during}");
+    let pulling = during["pulling"].as_array().expect("pulling").clone();
+    assert!(
+        pulling.len() == 1 && pulling[0]["image"] == "team.app:1",
+        "{during}"
+    );
+    assert!(n(&pulling[0], "percent") < 100, "{during}");
+    assert!(noise.starts_with(&blob.body), "the first bytes differ");
+    // `images` and `doctor` tell it is downloading.
+    let images = String::from_utf8_lossy(&c.run(&["images"]).stdout).to_string();
+    assert!(images.contains("team.app:1: downloading"), "{images}");
+    let doctor = text(&c.run(&["doctor"]));
+    assert!(doctor.contains("team.app:1: downloading"), "{doctor}");
+
+    // A range of the same blob, mid-download: right bytes, once it is verified.
+    let tail = format!("bytes={}-{}", noise.len() - 100, noise.len() - 1);
+    let (s, head, body) = raw_get(
+        &addr,
+        &format!("/v2/team/app/blobs/{layer}"),
+        &[("Range", &tail)],
+    );
+    assert_eq!(s, 206, "{head}");
+    assert_eq!(body, noise[noise.len() - 100..]);
+    let whole = blob.finish();
+    assert!(whole == noise, "streamed {} bytes that differ", whole.len());
+
+    // Once done: counted once, and the same numbers in Prometheus.
+    wait_until("the pull to end", Duration::from_secs(60), || {
+        n(&stats(&addr), "pulls") == 1
+    });
+    let after = stats(&addr);
+    eprintln!("mirror: {after}");
+    assert!(n(&after, "blobs_streamed") >= 2, "{after}");
+    assert_eq!(n(&after, "streams_aborted"), 0, "{after}");
+    assert!(
+        after["pulling"].as_array().is_some_and(|p| p.is_empty()),
+        "{after}"
+    );
+    let fetched = n(&after, "bytes_from_hub") + n(&after, "bytes_from_http");
+    assert!(fetched >= noise.len() as u64, "{after}");
+    let (s, _, text_metrics) = raw_get(&metrics, "/metrics", &[]);
+    assert_eq!(s, 200);
+    let text_metrics = String::from_utf8_lossy(&text_metrics).to_string();
+    let metric = |name: &str| -> u64 {
+        text_metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text_metrics}"))
+    };
+    assert_eq!(
+        metric("swarmhub_client_mirror_served_bytes_total"),
+        n(&after, "bytes_served")
+    );
+    assert_eq!(
+        metric("swarmhub_client_mirror_streamed_blobs_total"),
+        n(&after, "blobs_streamed")
+    );
+    assert_eq!(
+        metric("swarmhub_client_mirror_pulls_total{result=\"complete\"}"),
+        1
+    );
+    assert_eq!(metric("swarmhub_client_mirror_pulls_running"), 0);
+    assert_eq!(
+        metric("swarmhub_client_mirror_requests_total{kind=\"manifest\",status=\"200\"}"),
+        n(&after, "manifests_served")
+    );
+    assert_eq!(
+        metric("swarmhub_client_mirror_fetched_bytes_total{source=\"hub\"}"),
+        n(&after, "bytes_from_hub")
+    );
+    // The pull's own families count into the same endpoint.
+    assert!(
+        text_metrics.contains("swarmhub_client_received_bytes_total{image=\"team.app:1\""),
+        "{text_metrics}"
+    );
+}
+
 struct Containerd {
     _proc: Proc,
     sock: PathBuf,
@@ -296,6 +490,13 @@ fn containerd_pulls_through_the_mirror() {
         let o = p.wait_with_output().expect("ctr");
         assert!(o.status.success(), "ctr pull: {}", text(&o));
     }
+    // containerd may have its blobs before the pulls end (they are
+    // streamed): the byte counts are final once the pulls are.
+    for (_, addr, _, _) in &clients {
+        wait_until("the mirror's pull", Duration::from_secs(120), || {
+            n(&stats(addr), "pulls") == 1
+        });
+    }
     let (mut peers, mut hub_bytes) = (0, 0);
     for (_, addr, _, ctd) in &clients {
         let content = ctd.content();
@@ -318,6 +519,9 @@ fn containerd_pulls_through_the_mirror() {
     let (c0, addr0, _, ctd0) = &clients[0];
     let before = stats(addr0);
     ctd0.pull(&format!("{reg}/test/app:2"));
+    wait_until("the second pull", Duration::from_secs(120), || {
+        n(&stats(addr0), "pulls") == n(&before, "pulls") + 1
+    });
     let after = stats(addr0);
     let got = |s: &serde_json::Value| {
         n(s, "bytes_from_hub") + n(s, "bytes_from_peers") + n(s, "bytes_from_http")

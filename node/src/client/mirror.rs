@@ -498,7 +498,7 @@ async fn log_progress(image: ImageName, live: LivePull) {
     loop {
         tokio::time::sleep(PROGRESS_EVERY).await;
         let p = rx.borrow().clone();
-        if p.ended() || !rx.has_changed().is_ok() {
+        if p.ended() || rx.has_changed().is_err() {
             return;
         }
         let total = p.meta.as_ref().map_or(0, |m| m.total_length());
