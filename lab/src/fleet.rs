@@ -53,6 +53,10 @@ pub struct FleetOptions {
     pub timeout_s: f64,
     /// Each client's connection cap (`None`: the protocol's `max_peers`).
     pub client_max_peers: Option<usize>,
+    /// Processes the clients run in, beside the hub's (`None`: the hub's own
+    /// process when the fleet fits its open-file limit, else as many as it
+    /// takes; see [`client_processes`]).
+    pub client_processes: Option<usize>,
     /// Command line, for `summary.json`.
     pub command: String,
 }
@@ -70,10 +74,19 @@ pub struct FleetFields {
     pub announce_samples: usize,
     /// Probe announces that failed.
     pub announce_failures: usize,
-    /// Peak resident memory of the whole process (hub and every client), bytes.
+    /// Peak resident memory of the fleet: the sum of each process's peak
+    /// (hub and every client), bytes.
     pub process_rss_peak_bytes: u64,
-    /// Most file descriptors open at once in the process (sampled each second).
+    /// Most file descriptors open at once, summed over the processes (sampled
+    /// each second).
     pub process_open_files_peak: usize,
+    /// Processes the clients ran in (0: in the hub's).
+    pub client_processes: usize,
+    /// Peak resident memory of the hub's process (the hub and the announce
+    /// probe alone) when the clients ran in processes of their own, bytes.
+    pub hub_rss_peak_bytes: Option<u64>,
+    /// Most file descriptors the hub's process held at once, in that case.
+    pub hub_open_files_peak: Option<usize>,
     /// Payload bytes received beyond one image per client.
     pub wasted_bytes: u64,
     /// Connections the hub seeder refused: not counted by the node yet.
@@ -121,12 +134,36 @@ pub fn scenario_text(o: &FleetOptions) -> String {
     )
 }
 
-/// Open files a fleet of `clients` may hold at once: every client's peer
-/// links at its connection cap (a link has both ends in this process), its
-/// listener, API connection and database, and one hub link per client.
+/// Open files a client may hold in a process of its own: its peer links at
+/// its connection cap (both ends, when the peer runs in the same process),
+/// its listener, API, seeder and web-seed connections, database and image files.
+fn open_files_per_client(o: &FleetOptions) -> u64 {
+    2 * client_max_peers(o) as u64 + 10
+}
+
+/// Open files the hub holds per client: its ends of the API, seeder and
+/// web-seed connections.
+const HUB_FILES_PER_CLIENT: u64 = 4;
+
+/// Open files a fleet of `clients` may hold at once in one process: every
+/// client's (see [`open_files_per_client`]) and the hub's ends of theirs.
 pub fn open_files_needed(o: &FleetOptions) -> u64 {
-    let per_client = client_max_peers(o) as u64 + 6;
-    64 + o.clients as u64 * (per_client + 1)
+    64 + o.clients as u64 * (open_files_per_client(o) + HUB_FILES_PER_CLIENT)
+}
+
+/// How many processes the clients run in under the open-file `limit`: 0 (in
+/// the hub's process) when the whole fleet fits in 80% of it, else enough
+/// processes that each holds at most 60% of it. `--client-processes` overrides.
+pub fn client_processes(o: &FleetOptions, limit: u64) -> usize {
+    if let Some(k) = o.client_processes {
+        return k.min(o.clients);
+    }
+    if open_files_needed(o) * 5 <= limit * 4 {
+        return 0;
+    }
+    let per_process = (limit * 3 / 5).max(1);
+    let total = o.clients as u64 * open_files_per_client(o);
+    (total.div_ceil(per_process) as usize).clamp(1, o.clients)
 }
 
 /// The connection cap of a client's swarm: `--client-max-peers`, else the
@@ -176,14 +213,22 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
     if o.clients == 0 {
         bail!("--clients must be at least 1");
     }
-    let limit = swarmhub_node::util::raise_open_file_limit();
-    let wanted = open_files_needed(o);
-    if let Some(limit) = limit.filter(|&l| l < wanted) {
+    let limit = swarmhub_node::util::raise_open_file_limit().unwrap_or(1 << 20);
+    let processes = client_processes(o, limit);
+    let (wanted, why) = if processes == 0 {
+        (open_files_needed(o), "in the hub's process")
+    } else {
+        let per = o.clients.div_ceil(processes) as u64 * open_files_per_client(o);
+        (per, "in each client process")
+    };
+    let hub_wanted = 64 + o.clients as u64 * HUB_FILES_PER_CLIENT;
+    if wanted > limit || hub_wanted > limit {
         bail!(
-            "{} clients in one process need about {wanted} open files (up to {} peer links \
-             each, both ends in this process, plus the hub's), but the open-file limit is \
-             {limit}: run fewer clients or raise the hard limit (`ulimit -Hn`, needs \
-             CAP_SYS_RESOURCE) or cap each client's connections with --client-max-peers",
+            "{} clients need about {wanted} open files {why} (up to {} peer links each, \
+             both ends when in one process) and the hub about {hub_wanted}, but the \
+             open-file limit is {limit}: give more --client-processes, cap each client's \
+             connections with --client-max-peers, or raise the hard limit (`ulimit -Hn`, \
+             needs CAP_SYS_RESOURCE)",
             o.clients,
             client_max_peers(o)
         );
@@ -221,6 +266,7 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         .context("tokio runtime")?;
     let outcome = rt.block_on(fleet(
         o,
+        processes,
         &hub_paths,
         &keys,
         &fingerprint,
@@ -284,8 +330,11 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         announce_p99_ms: percentile(&lat, 0.99),
         announce_samples: lat.len(),
         announce_failures: outcome.announce_failures,
-        process_rss_peak_bytes: rss_peak_bytes(),
+        process_rss_peak_bytes: rss_peak_bytes(None) + outcome.workers_rss_peak,
         process_open_files_peak: outcome.open_files_peak,
+        client_processes: processes,
+        hub_rss_peak_bytes: (processes > 0).then(|| rss_peak_bytes(None)),
+        hub_open_files_peak: (processes > 0).then_some(outcome.hub_open_files_peak),
         wasted_bytes: received.saturating_sub(o.image_bytes * outcome.completed as u64),
         refused_connections: None,
         client_errors: outcome.errors.clone(),
@@ -311,6 +360,8 @@ struct Outcome {
     announce_ms: Vec<f64>,
     announce_failures: usize,
     open_files_peak: usize,
+    hub_open_files_peak: usize,
+    workers_rss_peak: u64,
     http_bytes: u64,
     completed: usize,
     errors: Vec<String>,
@@ -322,6 +373,7 @@ struct Outcome {
 
 async fn fleet(
     o: &FleetOptions,
+    processes: usize,
     hub_paths: &HubPaths,
     keys: &[String],
     fingerprint: &str,
@@ -396,23 +448,39 @@ async fn fleet(
     // Launch every pull at once (a flash crowd).
     let t0 = Instant::now();
     let cpu0 = crate::cpu::CpuTimes::read();
-    let mut pulls = Vec::with_capacity(o.clients);
-    for home in homes.iter().skip(1) {
-        let opts = PullOptions {
-            image: IMAGE.to_string(),
-            wait_after_exit: true,
-            max_upload_bps: Some((o.client_upload_bps / 8.0) as u64),
-            max_download_bps: Some((o.client_download_bps / 8.0) as u64),
-            fallback_after_s: Some(o.fallback_after_s),
-            max_peers: o.client_max_peers,
-            peer_ports: Some("0".parse().map_err(|e: String| anyhow::anyhow!(e))?),
-            ..PullOptions::default()
-        };
-        let (home, rx) = (home.clone(), stop_rx.clone());
-        pulls.push(tokio::spawn(async move {
-            client::pull_embedded(&home, &opts, rx).await
-        }));
-    }
+    let spec = WorkerSpec {
+        work: work.to_owned(),
+        first: 1,
+        last: o.clients,
+        upload_bps: (o.client_upload_bps / 8.0) as u64,
+        download_bps: (o.client_download_bps / 8.0) as u64,
+        fallback_after_s: o.fallback_after_s,
+        max_peers: o.client_max_peers,
+    };
+    let mut clients = if processes == 0 {
+        Clients::InProcess(spawn_pulls(&spec, &stop_rx)?)
+    } else {
+        let per = o.clients.div_ceil(processes);
+        let mut workers = Vec::with_capacity(processes);
+        for k in 0..processes {
+            let first = 1 + k * per;
+            let last = ((k + 1) * per).min(o.clients);
+            if first > last {
+                break;
+            }
+            let spec = WorkerSpec {
+                first,
+                last,
+                ..spec.clone()
+            };
+            workers.push(Worker::spawn(&spec)?);
+        }
+        eprintln!(
+            "fleet: clients in {} processes of up to {per}",
+            workers.len()
+        );
+        Clients::Workers(workers)
+    };
     let probe = tokio::spawn(probe_announces(homes[0].clone(), stop_rx.clone()));
 
     // Watch completions (the pull writes last_pull.json once its files are verified).
@@ -423,7 +491,7 @@ async fn fleet(
         .collect();
     let complete: Arc<Mutex<Vec<Option<f64>>>> = Arc::new(Mutex::new(vec![None; o.clients]));
     let mut timeline = Vec::new();
-    let mut open_files_peak = 0;
+    let (mut open_files_peak, mut hub_open_files_peak) = (0, 0);
     let mut busy = Vec::new();
     let mut lo_prev = loopback_tx_bytes();
     let mut cpu_prev = cpu0;
@@ -446,7 +514,9 @@ async fn fleet(
         if last_tick.elapsed() >= Duration::from_secs(1) {
             let dt = last_tick.elapsed().as_secs_f64();
             last_tick = Instant::now();
-            open_files_peak = open_files_peak.max(open_files());
+            let hub_files = open_files(None);
+            hub_open_files_peak = hub_open_files_peak.max(hub_files);
+            open_files_peak = open_files_peak.max(hub_files + clients.open_files());
             let lo = loopback_tx_bytes();
             let now = crate::cpu::CpuTimes::read();
             if let (Some(a), Some(b)) = (&now, &cpu_prev) {
@@ -465,7 +535,7 @@ async fn fleet(
             });
             lo_prev = lo;
         }
-        let failed = pulls.iter().filter(|p| p.is_finished()).count();
+        let failed = clients.failed(&homes[1..]);
         if completed == o.clients || completed + failed >= o.clients {
             break t;
         }
@@ -480,22 +550,12 @@ async fn fleet(
     let mut errors = Vec::new();
     let mut http_bytes = 0;
     let complete = complete.lock().expect("completions").clone();
-    for (i, p) in pulls.into_iter().enumerate() {
-        let s: PullSummary = match tokio::time::timeout(Duration::from_secs(60), p).await {
-            Ok(Ok(Ok(s))) => s,
-            Ok(Ok(Err(e))) => {
-                errors.push(format!("c{}: {e}", i + 1));
-                PullSummary::default()
-            }
-            Ok(Err(e)) => {
-                errors.push(format!("c{}: task: {e}", i + 1));
-                PullSummary::default()
-            }
-            Err(_) => {
-                errors.push(format!("c{}: did not stop within 60 s", i + 1));
-                PullSummary::default()
-            }
-        };
+    let (results, workers_rss_peak) = clients.finish(o.clients).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let s = r.unwrap_or_else(|e| {
+            errors.push(format!("c{}: {e}", i + 1));
+            PullSummary::default()
+        });
         http_bytes += s.from_http;
         peers.push(PeerRecord {
             id: i + 1,
@@ -522,6 +582,8 @@ async fn fleet(
         announce_ms,
         announce_failures,
         open_files_peak,
+        hub_open_files_peak,
+        workers_rss_peak,
         http_bytes,
         errors,
         end_s,
@@ -529,6 +591,277 @@ async fn fleet(
         cpu_busy: cpu.mean,
         cpu_busy_peak: cpu.peak,
     })
+}
+
+/// The clients `first..=last` of a fleet and how they pull: what the hub's
+/// process hands a client process (`swarmhub-lab fleet-worker`).
+#[derive(Clone, Debug)]
+pub struct WorkerSpec {
+    /// The fleet's scratch folder (client homes are `WORK/cN`, enrolled).
+    pub work: PathBuf,
+    /// First client.
+    pub first: usize,
+    /// Last client.
+    pub last: usize,
+    /// Each client's upload limit, bytes/s.
+    pub upload_bps: u64,
+    /// Each client's download limit, bytes/s (0: none).
+    pub download_bps: u64,
+    /// Seconds without progress before a client adds HTTP from the hub.
+    pub fallback_after_s: u64,
+    /// Each client's connection cap.
+    pub max_peers: Option<usize>,
+}
+
+impl WorkerSpec {
+    fn home(&self, i: usize) -> ClientPaths {
+        ClientPaths::new(self.work.join(format!("c{i}")))
+    }
+
+    /// The command line of a client process running these clients.
+    fn args(&self) -> Vec<String> {
+        let mut a = vec![
+            "fleet-worker".to_owned(),
+            "--work".to_owned(),
+            self.work.display().to_string(),
+            "--first".to_owned(),
+            self.first.to_string(),
+            "--last".to_owned(),
+            self.last.to_string(),
+            "--upload-bps".to_owned(),
+            self.upload_bps.to_string(),
+            "--download-bps".to_owned(),
+            self.download_bps.to_string(),
+            "--fallback-after".to_owned(),
+            self.fallback_after_s.to_string(),
+        ];
+        if let Some(m) = self.max_peers {
+            a.extend(["--max-peers".to_owned(), m.to_string()]);
+        }
+        a
+    }
+}
+
+/// Where a client whose pull ended in an error before the fleet stopped
+/// writes the error, for the hub's process to count it.
+fn failed_marker(home: &ClientPaths) -> PathBuf {
+    home.run_file("fleet_failed")
+}
+
+type PullTask = tokio::task::JoinHandle<std::result::Result<PullSummary, String>>;
+
+/// Start the pulls of `spec`'s clients (`pull --wait-after-exit`, until `stop`).
+fn spawn_pulls(spec: &WorkerSpec, stop: &watch::Receiver<bool>) -> Result<Vec<PullTask>> {
+    let mut pulls = Vec::with_capacity(spec.last + 1 - spec.first);
+    for i in spec.first..=spec.last {
+        let opts = PullOptions {
+            image: IMAGE.to_string(),
+            wait_after_exit: true,
+            max_upload_bps: Some(spec.upload_bps),
+            max_download_bps: Some(spec.download_bps),
+            fallback_after_s: Some(spec.fallback_after_s),
+            max_peers: spec.max_peers,
+            peer_ports: Some("0".parse().map_err(|e: String| anyhow::anyhow!(e))?),
+            ..PullOptions::default()
+        };
+        let (home, rx) = (spec.home(i), stop.clone());
+        pulls.push(tokio::spawn(async move {
+            let r = client::pull_embedded(&home, &opts, rx.clone()).await;
+            let r = r.map_err(|e| e.to_string());
+            if let Err(e) = &r {
+                if !*rx.borrow() {
+                    let _ = std::fs::write(failed_marker(&home), e);
+                }
+            }
+            r
+        }));
+    }
+    Ok(pulls)
+}
+
+/// Wait (at most 60 s each) for pulls told to stop.
+async fn collect(pulls: Vec<PullTask>) -> Vec<std::result::Result<PullSummary, String>> {
+    let mut out = Vec::with_capacity(pulls.len());
+    for p in pulls {
+        out.push(
+            match tokio::time::timeout(Duration::from_secs(60), p).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(format!("task: {e}")),
+                Err(_) => Err("did not stop within 60 s".into()),
+            },
+        );
+    }
+    out
+}
+
+/// One client's result, as a client process reports it (one JSON line each).
+#[derive(Serialize, serde::Deserialize)]
+struct WorkerLine {
+    id: usize,
+    summary: Option<PullSummary>,
+    error: Option<String>,
+    /// On the last line only: the process's peak RSS.
+    rss_peak_bytes: Option<u64>,
+}
+
+/// `swarmhub-lab fleet-worker`: pull as `spec`'s clients until a line `stop`
+/// (or the end) on stdin, then print one [`WorkerLine`] per client.
+pub fn run_worker(spec: &WorkerSpec) -> Result<()> {
+    swarmhub_node::util::raise_open_file_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let pulls = spawn_pulls(spec, &stop_rx)?;
+        // Told to stop on stdin, or the hub's process went away.
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line.trim() == "stop" {
+                    break;
+                }
+                line.clear();
+            }
+        })
+        .await
+        .context("stdin")?;
+        let _ = stop_tx.send(true);
+        let mut out = std::io::stdout().lock();
+        for (k, r) in collect(pulls).await.into_iter().enumerate() {
+            let (summary, error) = match r {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            };
+            let line = WorkerLine {
+                id: spec.first + k,
+                summary,
+                error,
+                rss_peak_bytes: None,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        }
+        let last = WorkerLine {
+            id: 0,
+            summary: None,
+            error: None,
+            rss_peak_bytes: Some(rss_peak_bytes(None)),
+        };
+        writeln!(out, "{}", serde_json::to_string(&last)?)?;
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// A client process, seen from the hub's.
+struct Worker {
+    child: tokio::process::Child,
+    first: usize,
+    last: usize,
+}
+
+impl Worker {
+    fn spawn(spec: &WorkerSpec) -> Result<Worker> {
+        use std::process::Stdio;
+        let exe = std::env::current_exe().context("the lab's own executable")?;
+        let child = tokio::process::Command::new(exe)
+            .args(spec.args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // Its own process group: ^C reaches the hub's process, which stops it.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a fleet client process")?;
+        Ok(Worker {
+            child,
+            first: spec.first,
+            last: spec.last,
+        })
+    }
+}
+
+/// Where the clients run.
+enum Clients {
+    /// Tasks in the hub's process.
+    InProcess(Vec<PullTask>),
+    /// Processes of their own.
+    Workers(Vec<Worker>),
+}
+
+impl Clients {
+    /// Open files of the client processes (0 in the hub's).
+    fn open_files(&self) -> usize {
+        match self {
+            Clients::InProcess(_) => 0,
+            Clients::Workers(w) => w
+                .iter()
+                .filter_map(|w| w.child.id())
+                .map(|pid| open_files(Some(pid)))
+                .sum(),
+        }
+    }
+
+    /// Clients whose pull ended in an error (with a process of theirs gone,
+    /// all of its clients).
+    fn failed(&mut self, homes: &[ClientPaths]) -> usize {
+        let marked = homes.iter().filter(|h| failed_marker(h).exists()).count();
+        let gone = match self {
+            Clients::InProcess(_) => 0,
+            Clients::Workers(w) => w
+                .iter_mut()
+                .filter_map(|w| {
+                    let span = w.last + 1 - w.first;
+                    w.child.try_wait().ok().flatten().map(|_| span)
+                })
+                .sum(),
+        };
+        marked.max(gone)
+    }
+
+    /// Stop every client; each one's result (clients 1..=n) and the client
+    /// processes' summed peak RSS.
+    async fn finish(self, n: usize) -> (Vec<std::result::Result<PullSummary, String>>, u64) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut workers = match self {
+            Clients::InProcess(pulls) => return (collect(pulls).await, 0),
+            Clients::Workers(w) => w,
+        };
+        // Tell every process first, so they stop side by side.
+        for w in &mut workers {
+            if let Some(mut stdin) = w.child.stdin.take() {
+                let _ = stdin.write_all(b"stop\n").await;
+            }
+        }
+        let mut results: Vec<std::result::Result<PullSummary, String>> = (0..n)
+            .map(|_| Err("no report from its client process".into()))
+            .collect();
+        let mut rss = 0;
+        for mut w in workers {
+            let mut text = String::new();
+            if let Some(mut out) = w.child.stdout.take() {
+                let read = out.read_to_string(&mut text);
+                let _ = tokio::time::timeout(Duration::from_secs(120), read).await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), w.child.wait()).await;
+            for line in text.lines() {
+                let Ok(l) = serde_json::from_str::<WorkerLine>(line) else {
+                    continue;
+                };
+                if let Some(r) = l.rss_peak_bytes {
+                    rss += r;
+                } else if (w.first..=w.last).contains(&l.id) && l.id <= n {
+                    results[l.id - 1] = match (l.summary, l.error) {
+                        (Some(s), _) => Ok(s),
+                        (None, e) => Err(e.unwrap_or_else(|| "no result".into())),
+                    };
+                }
+            }
+        }
+        (results, rss)
+    }
 }
 
 /// Announce every 250 ms as the probe identity with `event=stopped` (so it
@@ -602,15 +935,61 @@ fn loopback_tx_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-fn open_files() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+/// Open file descriptors of process `pid` (None: this one).
+fn open_files(pid: Option<u32>) -> usize {
+    let dir = pid.map_or("/proc/self/fd".to_owned(), |p| format!("/proc/{p}/fd"));
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
-/// `VmHWM` of this process, bytes.
-fn rss_peak_bytes() -> u64 {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// `VmHWM` of process `pid` (None: this one), bytes.
+fn rss_peak_bytes(pid: Option<u32>) -> u64 {
+    let path = pid.map_or("/proc/self/status".to_owned(), |p| {
+        format!("/proc/{p}/status")
+    });
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(clients: usize, max_peers: usize) -> FleetOptions {
+        FleetOptions {
+            clients,
+            image_bytes: 1 << 20,
+            out: PathBuf::from("out"),
+            hub_upload_bps: 1e9,
+            client_upload_bps: 1e8,
+            client_download_bps: 0.0,
+            announce_interval_s: 10,
+            fallback_after_s: 60,
+            timeout_s: 60.0,
+            client_max_peers: Some(max_peers),
+            client_processes: None,
+            command: String::new(),
+        }
+    }
+
+    #[test]
+    fn clients_leave_the_hub_process_only_when_they_do_not_fit_its_open_files() {
+        // 300 clients of 16 peers fit 65,536 open files: one process.
+        assert_eq!(client_processes(&opts(300, 16), 65_536), 0);
+        // 2,000 clients of 2 peers do not fit 20,000: each process then
+        // holds at most 60% of the limit.
+        let o = opts(2000, 2);
+        let k = client_processes(&o, 20_000);
+        assert!(k >= 2, "{k}");
+        let per = o.clients.div_ceil(k) as u64 * open_files_per_client(&o);
+        assert!(per <= 12_000, "{per} files in each of {k}");
+        // Asked for, it is what was asked (never more than the clients).
+        let asked = FleetOptions {
+            client_processes: Some(50),
+            ..opts(8, 2)
+        };
+        assert_eq!(client_processes(&asked, 20_000), 8);
+    }
 }

@@ -158,6 +158,11 @@ enum Cmd {
         /// this sets the open files a fleet needs.
         #[arg(long)]
         client_max_peers: Option<usize>,
+        /// Processes to run the clients in, beside the hub's (each has its
+        /// own open-file limit). Default: in the hub's process when the fleet
+        /// fits its open-file limit, else as many as it takes.
+        #[arg(long)]
+        client_processes: Option<usize>,
         /// Another run folder (e.g. the simulator's run of OUT/scenario.toml)
         /// to draw on the completion CDF.
         #[arg(long)]
@@ -165,6 +170,24 @@ enum Cmd {
         /// Also write OUT/report.html and OUT/charts/.
         #[arg(long)]
         report: bool,
+    },
+    /// A fleet's client process (started by `fleet`, not by hand).
+    #[command(hide = true)]
+    FleetWorker {
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long)]
+        first: usize,
+        #[arg(long)]
+        last: usize,
+        #[arg(long)]
+        upload_bps: u64,
+        #[arg(long)]
+        download_bps: u64,
+        #[arg(long)]
+        fallback_after: u64,
+        #[arg(long)]
+        max_peers: Option<usize>,
     },
     /// Remove the namespaces (and their processes) of an interrupted lab.
     Clean {
@@ -380,6 +403,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             fallback_after,
             timeout,
             client_max_peers,
+            client_processes,
             compare,
             report,
         } => {
@@ -400,6 +424,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 fallback_after_s: fallback_after,
                 timeout_s: timeout,
                 client_max_peers,
+                client_processes,
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
             let s = swarmhub_lab::fleet::run(&opts, interrupt_flag()?)?;
@@ -423,6 +448,23 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::FleetWorker {
+            work,
+            first,
+            last,
+            upload_bps,
+            download_bps,
+            fallback_after,
+            max_peers,
+        } => swarmhub_lab::fleet::run_worker(&swarmhub_lab::fleet::WorkerSpec {
+            work,
+            first,
+            last,
+            upload_bps,
+            download_bps,
+            fallback_after_s: fallback_after,
+            max_peers,
+        }),
         Cmd::Clean { prefix } => {
             run::preflight()?;
             let gone = net::teardown(&Names::new(&prefix));
@@ -461,11 +503,22 @@ fn print_fleet(s: &swarmhub_lab::fleet::FleetSummary) {
         fl.announce_samples,
         fl.announce_failures
     );
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
     println!(
-        "process         RSS peak {:.0} MiB, open files peak {}",
-        fl.process_rss_peak_bytes as f64 / f64::from(1u32 << 20),
-        fl.process_open_files_peak
+        "processes       RSS peak {:.0} MiB, open files peak {} (clients in {})",
+        mib(fl.process_rss_peak_bytes),
+        fl.process_open_files_peak,
+        match fl.client_processes {
+            0 => "the hub's process".to_owned(),
+            k => format!("{k} processes of their own"),
+        }
     );
+    if let (Some(rss), Some(files)) = (fl.hub_rss_peak_bytes, fl.hub_open_files_peak) {
+        println!(
+            "hub process     RSS peak {:.0} MiB, open files peak {files}",
+            mib(rss)
+        );
+    }
     println!(
         "cpu busy        {:.0}% mean, {:.0}% peak",
         l.cpu_busy * 100.0,

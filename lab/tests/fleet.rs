@@ -65,3 +65,45 @@ fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
         .collect();
     assert!(left.is_empty(), "scratch folder left in {}", out.display());
 }
+
+#[test]
+fn fleet_clients_in_processes_of_their_own_complete_and_the_hub_is_measured_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("fleet");
+    let o = Command::new(LAB)
+        .args(["fleet", "--clients", "24", "--image-size", "2MiB"])
+        .args(["--client-upload", "40Mbit/s", "--announce-interval", "2"])
+        .args(["--client-processes", "3", "--timeout", "240", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run swarmhub-lab fleet");
+    let text = format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).expect("summary.json"),
+    )
+    .expect("json");
+    assert_eq!(json["verified"], 24, "{json}");
+    assert_eq!(json["completed"], 24, "{json}");
+    assert_eq!(json["client_processes"], 3, "{json}");
+    let hub = json["hub_rss_peak_bytes"].as_u64().expect("hub RSS");
+    let all = json["process_rss_peak_bytes"].as_u64().expect("RSS");
+    assert!(hub > 0 && hub < all, "hub {hub} of {all}: {json}");
+    assert!(
+        json["client_errors"].as_array().expect("errors").is_empty(),
+        "{json}"
+    );
+    // Every client's bytes were reported back by its process.
+    let run = swarmhub_reports::load::load_run(&out).expect("reports load the fleet run");
+    let got: u64 = run
+        .peers
+        .iter()
+        .map(|p| p.bytes_down_hub + p.bytes_down_peers)
+        .sum();
+    assert!(got >= 24 * 2 * 1024 * 1024, "{got} bytes: {text}");
+}
