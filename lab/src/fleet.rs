@@ -57,6 +57,9 @@ pub struct FleetOptions {
     /// process when the fleet fits its open-file limit, else as many as it
     /// takes; see [`client_processes`]).
     pub client_processes: Option<usize>,
+    /// Niceness of the client processes (when they run apart): they stand
+    /// for other machines, so the hub's process is scheduled first.
+    pub client_nice: i32,
     /// Command line, for `summary.json`.
     pub command: String,
 }
@@ -82,6 +85,8 @@ pub struct FleetFields {
     pub process_open_files_peak: usize,
     /// Processes the clients ran in (0: in the hub's).
     pub client_processes: usize,
+    /// Their niceness (the hub's process has 0).
+    pub client_nice: i32,
     /// Peak resident memory of the hub's process (the hub and the announce
     /// probe alone) when the clients ran in processes of their own, bytes.
     pub hub_rss_peak_bytes: Option<u64>,
@@ -333,6 +338,7 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         process_rss_peak_bytes: rss_peak_bytes(None) + outcome.workers_rss_peak,
         process_open_files_peak: outcome.open_files_peak,
         client_processes: processes,
+        client_nice: if processes > 0 { o.client_nice } else { 0 },
         hub_rss_peak_bytes: (processes > 0).then(|| rss_peak_bytes(None)),
         hub_open_files_peak: (processes > 0).then_some(outcome.hub_open_files_peak),
         wasted_bytes: received.saturating_sub(o.image_bytes * outcome.completed as u64),
@@ -456,6 +462,7 @@ async fn fleet(
         download_bps: (o.client_download_bps / 8.0) as u64,
         fallback_after_s: o.fallback_after_s,
         max_peers: o.client_max_peers,
+        nice: o.client_nice,
     };
     let mut clients = if processes == 0 {
         Clients::InProcess(spawn_pulls(&spec, &stop_rx)?)
@@ -611,6 +618,8 @@ pub struct WorkerSpec {
     pub fallback_after_s: u64,
     /// Each client's connection cap.
     pub max_peers: Option<usize>,
+    /// Niceness the client process takes (0: as the hub's).
+    pub nice: i32,
 }
 
 impl WorkerSpec {
@@ -638,6 +647,7 @@ impl WorkerSpec {
         if let Some(m) = self.max_peers {
             a.extend(["--max-peers".to_owned(), m.to_string()]);
         }
+        a.extend(["--nice".to_owned(), self.nice.to_string()]);
         a
     }
 }
@@ -708,6 +718,9 @@ struct WorkerLine {
 /// (or the end) on stdin, then print one [`WorkerLine`] per client.
 pub fn run_worker(spec: &WorkerSpec) -> Result<()> {
     swarmhub_node::util::raise_open_file_limit();
+    if spec.nice != 0 {
+        rustix::process::nice(spec.nice).context("nice")?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -970,6 +983,7 @@ mod tests {
             timeout_s: 60.0,
             client_max_peers: Some(max_peers),
             client_processes: None,
+            client_nice: 10,
             command: String::new(),
         }
     }

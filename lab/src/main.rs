@@ -163,6 +163,11 @@ enum Cmd {
         /// fits its open-file limit, else as many as it takes.
         #[arg(long)]
         client_processes: Option<usize>,
+        /// Niceness of the client processes when they run apart (they stand
+        /// for other machines, so the hub's process is scheduled first; 0: as
+        /// the hub's).
+        #[arg(long, default_value_t = 10)]
+        client_nice: i32,
         /// Another run folder (e.g. the simulator's run of OUT/scenario.toml)
         /// to draw on the completion CDF.
         #[arg(long)]
@@ -188,6 +193,8 @@ enum Cmd {
         fallback_after: u64,
         #[arg(long)]
         max_peers: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        nice: i32,
     },
     /// Remove the namespaces (and their processes) of an interrupted lab.
     Clean {
@@ -404,6 +411,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             timeout,
             client_max_peers,
             client_processes,
+            client_nice,
             compare,
             report,
         } => {
@@ -425,6 +433,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 timeout_s: timeout,
                 client_max_peers,
                 client_processes,
+                client_nice,
                 command: std::env::args().collect::<Vec<_>>().join(" "),
             };
             let s = swarmhub_lab::fleet::run(&opts, interrupt_flag()?)?;
@@ -456,6 +465,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             download_bps,
             fallback_after,
             max_peers,
+            nice,
         } => swarmhub_lab::fleet::run_worker(&swarmhub_lab::fleet::WorkerSpec {
             work,
             first,
@@ -464,6 +474,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             download_bps,
             fallback_after_s: fallback_after,
             max_peers,
+            nice,
         }),
         Cmd::Clean { prefix } => {
             run::preflight()?;
