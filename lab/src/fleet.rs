@@ -6,6 +6,7 @@
 //! report` draws a fleet run and `--compare` puts the simulator's run of the
 //! written `scenario.toml` beside it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,8 +95,12 @@ pub struct FleetFields {
     pub hub_open_files_peak: Option<usize>,
     /// Payload bytes received beyond one image per client.
     pub wasted_bytes: u64,
-    /// Connections the hub seeder refused: not counted by the node yet.
+    /// Connections and requests the hub's seeder refused (any reason: too
+    /// many peers, not authenticated, ...), from its metrics at the end of
+    /// the run (None: they could not be read).
     pub refused_connections: Option<u64>,
+    /// The same, by reason.
+    pub refused_by_reason: BTreeMap<String, u64>,
     /// Clients whose pull returned an error, with the error.
     pub client_errors: Vec<String>,
 }
@@ -342,7 +347,8 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         hub_rss_peak_bytes: (processes > 0).then(|| rss_peak_bytes(None)),
         hub_open_files_peak: (processes > 0).then_some(outcome.hub_open_files_peak),
         wasted_bytes: received.saturating_sub(o.image_bytes * outcome.completed as u64),
-        refused_connections: None,
+        refused_connections: outcome.refused.as_ref().map(|r| r.values().sum()),
+        refused_by_reason: outcome.refused.clone().unwrap_or_default(),
         client_errors: outcome.errors.clone(),
     };
     let summary = FleetSummary {
@@ -368,6 +374,7 @@ struct Outcome {
     open_files_peak: usize,
     hub_open_files_peak: usize,
     workers_rss_peak: u64,
+    refused: Option<BTreeMap<String, u64>>,
     http_bytes: u64,
     completed: usize,
     errors: Vec<String>,
@@ -395,8 +402,10 @@ async fn fleet(
         announce_interval_s: o.announce_interval_s,
         advertise_ip: None,
         cert_lifetime: Duration::from_secs(24 * 3600),
-        // Hundreds of in-process clients and one hub: no endpoint to serve.
-        metrics_listen: swarmhub_node::metrics::MetricsListen(None),
+        // Scraped once at the end, for the seeder's refusals.
+        metrics_listen: swarmhub_node::metrics::MetricsListen(Some(
+            "127.0.0.1:0".parse().expect("address"),
+        )),
     };
     let mut hub_stop = stop_rx.clone();
     let hub = tokio::spawn(serve_until(hub_paths.clone(), serve_opts, async move {
@@ -552,6 +561,7 @@ async fn fleet(
         }
     };
     let cpu = crate::cpu::cpu_stats(&busy, 5);
+    let refused = seeder_refusals(hub_paths).await;
     let _ = stop_tx.send(true);
     let mut peers = Vec::with_capacity(o.clients);
     let mut errors = Vec::new();
@@ -591,6 +601,7 @@ async fn fleet(
         open_files_peak,
         hub_open_files_peak,
         workers_rss_peak,
+        refused,
         http_bytes,
         errors,
         end_s,
@@ -939,6 +950,51 @@ async fn probe_announces(home: ClientPaths, mut stop: watch::Receiver<bool>) -> 
     (ms, failures)
 }
 
+/// What the hub's seeder refused so far: the sum of its
+/// `swarmhub_hub_connections_refused_total{listener="seeder"}` counters, read
+/// from its metrics endpoint (`run/metrics.addr`).
+async fn seeder_refusals(hub: &HubPaths) -> Option<BTreeMap<String, u64>> {
+    let addr = tokio::fs::read_to_string(hub.run_file("metrics.addr"))
+        .await
+        .ok()?;
+    let addr = addr.trim().to_owned();
+    let text = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(&addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })
+    .await
+    .ok()?
+    .ok()?;
+    Some(refusals_in(&text))
+}
+
+/// The seeder's refusals in a metrics text, by reason.
+fn refusals_in(text: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for l in text.lines() {
+        let Some(labels) = l.strip_prefix("swarmhub_hub_connections_refused_total{") else {
+            continue;
+        };
+        if !labels.contains("listener=\"seeder\"") {
+            continue;
+        }
+        let reason = labels
+            .split("reason=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("unknown");
+        if let Some(n) = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *out.entry(reason.to_owned()).or_default() += n as u64;
+        }
+    }
+    out
+}
+
 /// Bytes sent on the loopback interface so far (every process on the machine).
 fn loopback_tx_bytes() -> u64 {
     let text = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
@@ -986,6 +1042,19 @@ mod tests {
             client_nice: 10,
             command: String::new(),
         }
+    }
+
+    #[test]
+    fn seeder_refusals_are_summed_over_reasons_and_the_api_is_left_out() {
+        let text = "# HELP x\n\
+            swarmhub_hub_connections_refused_total{listener=\"seeder\",reason=\"too_many_peers\"} 3\n\
+            swarmhub_hub_connections_refused_total{listener=\"api\",reason=\"revoked\"} 5\n\
+            swarmhub_hub_connections_refused_total{listener=\"seeder\",reason=\"unknown_image\"} 2\n\
+            swarmhub_hub_connections_total{listener=\"seeder\"} 40\n";
+        let r = refusals_in(text);
+        assert_eq!(r.values().sum::<u64>(), 5);
+        assert_eq!(r["too_many_peers"], 3);
+        assert!(refusals_in("").is_empty());
     }
 
     #[test]

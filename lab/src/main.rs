@@ -536,6 +536,12 @@ fn print_fleet(s: &swarmhub_lab::fleet::FleetSummary) {
         l.cpu_busy_peak * 100.0
     );
     println!("wasted bytes    {}", fl.wasted_bytes);
+    if let Some(r) = fl.refused_connections {
+        println!(
+            "seeder refused  {r} connections or requests {:?}",
+            fl.refused_by_reason
+        );
+    }
     if !fl.client_errors.is_empty() {
         println!("errors          {}", fl.client_errors.len());
         for e in fl.client_errors.iter().take(10) {

@@ -50,6 +50,15 @@ fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
     );
     assert!(json["announce_p99_ms"].as_f64().is_some(), "{json}");
     assert!(json["process_rss_peak_bytes"].as_u64().expect("rss") > 0);
+    // The hub's seeder, read from its metrics, turned no client away: the
+    // only refusals are second connections of a client it already serves
+    // (both ends dialled at once).
+    assert!(json["refused_connections"].as_u64().is_some(), "{json}");
+    let reasons = json["refused_by_reason"].as_object().expect("reasons");
+    assert!(
+        reasons.keys().all(|r| r == "duplicate_peer"),
+        "refused: {reasons:?}"
+    );
     assert!(
         json["client_errors"].as_array().expect("errors").is_empty(),
         "{json}"
