@@ -1,19 +1,20 @@
 //! The fleet harness smoke: one real hub and 50 real clients in one
-//! `swarmhub-lab fleet` process over loopback (no root), a small image.
+//! `swarmhub-lab fleet` process over loopback (no root), a small image; and
+//! a few clients in processes of their own.
 
 use std::process::Command;
 
 const LAB: &str = env!("CARGO_BIN_EXE_swarmhub-lab");
 
-#[test]
-fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = tmp.path().join("fleet");
+/// `swarmhub-lab fleet ARGS --out OUT` with small-fleet settings; asserts it
+/// succeeded and returns its status and output, for messages.
+fn fleet(args: &[&str], out: &std::path::Path) -> String {
     let o = Command::new(LAB)
-        .args(["fleet", "--clients", "50", "--image-size", "1MiB"])
+        .arg("fleet")
+        .args(args)
         .args(["--client-upload", "40Mbit/s", "--announce-interval", "2"])
         .args(["--timeout", "240", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .expect("run swarmhub-lab fleet");
     let text = format!(
@@ -23,6 +24,14 @@ fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(o.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("fleet");
+    let text = fleet(&["--clients", "50", "--image-size", "1MiB"], &out);
 
     let run = swarmhub_reports::load::load_run(&out).expect("reports load the fleet run");
     assert_eq!(run.peers.len(), 50, "{text}");
@@ -79,20 +88,17 @@ fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
 fn fleet_clients_in_processes_of_their_own_complete_and_the_hub_is_measured_alone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("fleet");
-    let o = Command::new(LAB)
-        .args(["fleet", "--clients", "24", "--image-size", "2MiB"])
-        .args(["--client-upload", "40Mbit/s", "--announce-interval", "2"])
-        .args(["--client-processes", "3", "--timeout", "240", "--out"])
-        .arg(&out)
-        .output()
-        .expect("run swarmhub-lab fleet");
-    let text = format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let text = fleet(
+        &[
+            "--clients",
+            "24",
+            "--image-size",
+            "2MiB",
+            "--client-processes",
+            "3",
+        ],
+        &out,
     );
-    assert!(o.status.success(), "{text}");
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.join("summary.json")).expect("summary.json"),
     )

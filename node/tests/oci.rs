@@ -108,16 +108,8 @@ struct Streaming {
 impl Streaming {
     /// Send `GET path` and read until the head and at least one body byte are in.
     fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Streaming {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(120)))
-            .expect("timeout");
-        let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).expect("send");
+        use std::io::Read;
+        let mut s = send_get(addr, path, headers);
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         loop {

@@ -169,8 +169,8 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A raw HTTP/1.0 GET: (status, head, body).
-pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+/// Connect to `addr` and send a raw HTTP/1.0 `GET path` with `headers`.
+pub fn send_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> TcpStream {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(120)))
         .expect("timeout");
@@ -180,6 +180,12 @@ pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).expect("send");
+    s
+}
+
+/// A raw HTTP/1.0 GET: (status, head, body).
+pub fn raw_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+    let mut s = send_get(addr, path, headers);
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
     let split = resp
