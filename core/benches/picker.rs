@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
                 |p| {
                     i = (i + 1) % PEERS;
                     let mut out = Vec::with_capacity(16);
-                    p.pick(ConnId(i as u64), &peers[i], 16, &mut rng, &mut out);
+                    p.pick(ConnId(i as u64), &peers[i], 16, false, &mut rng, &mut out);
                     out
                 },
                 BatchSize::LargeInput,

@@ -279,6 +279,12 @@ impl Node {
     pub(super) fn fill_requests(&mut self, conn: ConnId) {
         let now = self.now;
         let block_len = self.config.picker.block_len;
+        // Only seeds around us (the hub, finished peers): nobody downloads
+        // from us, so the pieces we pick need not differ from anyone's.
+        let front_first = self
+            .sessions
+            .values()
+            .all(|s| s.phase != Phase::Established || s.remote_has.is_full() || s.upload_only);
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -288,8 +294,14 @@ impl Node {
         let depth = session.request_depth(now, &self.config.session, block_len);
         let room = depth - session.requests_out.len();
         let mut blocks = Vec::new();
-        self.picker
-            .pick(conn, &session.remote_has, room, &mut self.rng, &mut blocks);
+        self.picker.pick(
+            conn,
+            &session.remote_has,
+            room,
+            front_first,
+            &mut self.rng,
+            &mut blocks,
+        );
         if blocks.is_empty() && session.requests_out.is_empty() {
             // Nothing left to ask this peer for: tell it, so it frees our slot.
             let interesting = self.picker.is_interesting(&session.remote_has);

@@ -38,7 +38,7 @@ fn rarest_piece_is_picked_first() {
     p.add_peer(&set(8, &[0, 1, 2, 3, 4, 6, 7]));
     // Piece 5 is held by two peers, every other by three.
     let mut out = Vec::new();
-    p.pick(ConnId(1), &common, 1, &mut rng, &mut out);
+    p.pick(ConnId(1), &common, 1, false, &mut rng, &mut out);
     assert_eq!(out[0].piece, 5);
 }
 
@@ -49,7 +49,7 @@ fn sequential_strategy_goes_in_index_order() {
     let has = set(6, &[1, 2, 4]);
     p.add_peer(&has);
     let mut out = Vec::new();
-    p.pick(ConnId(1), &has, 12, &mut rng, &mut out);
+    p.pick(ConnId(1), &has, 12, false, &mut rng, &mut out);
     let pieces: Vec<u32> = out.iter().map(|b| b.piece).collect();
     assert_eq!(pieces, vec![1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4]);
 }
@@ -61,10 +61,10 @@ fn partial_pieces_are_continued_before_new_ones() {
     let all = PieceSet::full(4);
     p.add_peer(&all);
     let mut out = Vec::new();
-    p.pick(ConnId(1), &all, 2, &mut rng, &mut out);
+    p.pick(ConnId(1), &all, 2, false, &mut rng, &mut out);
     let first = out[0].piece;
     let mut more = Vec::new();
-    p.pick(ConnId(2), &all, 2, &mut rng, &mut more);
+    p.pick(ConnId(2), &all, 2, false, &mut rng, &mut more);
     assert!(more.iter().all(|b| b.piece == first), "{more:?}");
 }
 
@@ -75,7 +75,7 @@ fn last_block_is_short() {
     let all = PieceSet::full(2);
     p.add_peer(&all);
     let mut out = Vec::new();
-    p.pick(ConnId(1), &all, 8, &mut rng, &mut out);
+    p.pick(ConnId(1), &all, 8, false, &mut rng, &mut out);
     assert_eq!(out.len(), 8);
     assert_eq!(out[7].length, BLOCK - 100);
     let total: u64 = out.iter().map(|b| u64::from(b.length)).sum();
@@ -90,11 +90,11 @@ fn endgame_duplicates_requests_and_reports_cancels() {
     p.add_peer(&all);
     p.add_peer(&all);
     let mut a = Vec::new();
-    p.pick(ConnId(1), &all, 10, &mut rng, &mut a);
+    p.pick(ConnId(1), &all, 10, false, &mut rng, &mut a);
     assert_eq!(a.len(), 4);
     assert!(p.in_endgame());
     let mut b = Vec::new();
-    p.pick(ConnId(2), &all, 10, &mut rng, &mut b);
+    p.pick(ConnId(2), &all, 10, false, &mut rng, &mut b);
     assert_eq!(a, b, "endgame asks the second peer for the same blocks");
     let outcome = p.block_received(ConnId(2), b[0], false);
     assert_eq!(
@@ -117,7 +117,7 @@ fn failed_piece_is_requeued_and_contributors_reported() {
     let all = PieceSet::full(1);
     p.add_peer(&all);
     let mut out = Vec::new();
-    p.pick(ConnId(7), &all, 4, &mut rng, &mut out);
+    p.pick(ConnId(7), &all, 4, false, &mut rng, &mut out);
     let mut last = None;
     for b in &out {
         last = Some(p.block_received(ConnId(7), *b, false));
@@ -133,7 +133,7 @@ fn failed_piece_is_requeued_and_contributors_reported() {
     assert_eq!(verdict.contributors, vec![(ConnId(7), 4)]);
     assert!(!p.have().contains(0));
     let mut again = Vec::new();
-    p.pick(ConnId(8), &all, 4, &mut rng, &mut again);
+    p.pick(ConnId(8), &all, 4, false, &mut rng, &mut again);
     assert_eq!(again, out, "the failed piece is requested again");
     for b in &again {
         p.block_received(ConnId(8), *b, false);
@@ -182,11 +182,11 @@ fn dropped_requests_become_missing_again() {
     let all = PieceSet::full(1);
     p.add_peer(&all);
     let mut out = Vec::new();
-    p.pick(ConnId(1), &all, 4, &mut rng, &mut out);
+    p.pick(ConnId(1), &all, 4, false, &mut rng, &mut out);
     p.remove_peer(ConnId(1), &all);
     p.add_peer(&all);
     let mut again = Vec::new();
-    p.pick(ConnId(2), &all, 4, &mut rng, &mut again);
+    p.pick(ConnId(2), &all, 4, false, &mut rng, &mut again);
     assert_eq!(again.len(), 4);
     assert!(!p.in_endgame() || again.len() == 4);
 }
@@ -220,6 +220,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..200),
         strategy in prop_oneof![Just(PickStrategy::RarestFirst), Just(PickStrategy::Random), Just(PickStrategy::Sequential)],
         seed in any::<u64>(),
+        front_first in any::<bool>(),
     ) {
         const N: u32 = 40;
         let mut p = Picker::new(PickerConfig { strategy, ..PickerConfig::default() }, geometry(N), PieceSet::new(N));
@@ -238,7 +239,7 @@ proptest! {
                 },
                 Op::Pick(id, n) => if let Some((s, pending)) = peers.get_mut(&id) {
                     let mut out = Vec::new();
-                    p.pick(ConnId(id.into()), s, n.into(), &mut rng, &mut out);
+                    p.pick(ConnId(id.into()), s, n.into(), front_first, &mut rng, &mut out);
                     prop_assert!(out.len() <= n as usize);
                     for b in &out {
                         prop_assert!(s.contains(b.piece), "picked piece {} the peer lacks", b.piece);
@@ -273,7 +274,7 @@ fn piece_obtained_out_of_band_cancels_its_requests() {
     let all = PieceSet::full(2);
     p.add_peer(&all);
     let mut out = Vec::new();
-    p.pick(ConnId(1), &all, 2, &mut rng, &mut out);
+    p.pick(ConnId(1), &all, 2, false, &mut rng, &mut out);
     let (cancels, changed) = p.piece_obtained(0);
     assert!(changed);
     assert_eq!(cancels, vec![(ConnId(1), out[0]), (ConnId(1), out[1])]);
@@ -282,7 +283,7 @@ fn piece_obtained_out_of_band_cancels_its_requests() {
     let (_, changed) = p.piece_obtained(1);
     assert!(changed && p.is_complete());
     let mut more = Vec::new();
-    p.pick(ConnId(1), &all, 8, &mut rng, &mut more);
+    p.pick(ConnId(1), &all, 8, false, &mut rng, &mut more);
     assert!(more.is_empty(), "nothing left to pick");
 }
 
@@ -303,18 +304,18 @@ fn endgame_waits_for_the_last_blocks() {
     p.add_peer(&all);
     p.add_peer(&all);
     let mut a = Vec::new();
-    p.pick(ConnId(1), &all, 64, &mut rng, &mut a);
+    p.pick(ConnId(1), &all, 64, false, &mut rng, &mut a);
     assert_eq!(a.len(), 32);
     assert!(!p.in_endgame(), "32 blocks outstanding is not the end");
     let mut b = Vec::new();
-    p.pick(ConnId(2), &all, 64, &mut rng, &mut b);
+    p.pick(ConnId(2), &all, 64, false, &mut rng, &mut b);
     assert!(b.is_empty(), "no duplicate requests before endgame: {b:?}");
     for blk in &a[..28] {
         p.block_received(ConnId(1), *blk, false);
     }
     assert_eq!(p.outstanding_blocks(), 4);
     assert!(p.in_endgame());
-    p.pick(ConnId(2), &all, 64, &mut rng, &mut b);
+    p.pick(ConnId(2), &all, 64, false, &mut rng, &mut b);
     assert_eq!(b, a[28..].to_vec(), "only the last four are asked twice");
 }
 
@@ -326,11 +327,11 @@ fn a_late_block_after_a_cancel_is_taken_and_the_new_request_cancelled() {
     p.add_peer(&all);
     p.add_peer(&all);
     let mut a = Vec::new();
-    p.pick(ConnId(1), &all, 1, &mut rng, &mut a);
+    p.pick(ConnId(1), &all, 1, false, &mut rng, &mut a);
     // Peer 1 timed out: the block goes to peer 2.
     p.request_dropped(ConnId(1), a[0]);
     let mut b = Vec::new();
-    p.pick(ConnId(2), &all, 1, &mut rng, &mut b);
+    p.pick(ConnId(2), &all, 1, false, &mut rng, &mut b);
     assert_eq!(a, b);
     // Without the late flag a block nobody asked this peer for is refused ...
     assert_eq!(
@@ -357,12 +358,12 @@ fn priority_pieces_start_first_rarest_first() {
     // started: one of them first, then the other, before any other piece.
     p.set_priority(vec![9, 6, 2]);
     let mut out = Vec::new();
-    p.pick(ConnId(1), &all, 4, &mut rng, &mut out);
+    p.pick(ConnId(1), &all, 4, false, &mut rng, &mut out);
     let first = out[0].piece;
     assert!(first == 6 || first == 2, "{out:?}");
     assert!(out.iter().all(|b| b.piece == first), "{out:?}");
     out.clear();
-    p.pick(ConnId(1), &all, 8, &mut rng, &mut out);
+    p.pick(ConnId(1), &all, 8, false, &mut rng, &mut out);
     // The first piece's blocks are all requested: the other comes next.
     let second = 8 - first;
     assert_eq!(out.first().map(|b| b.piece), Some(second), "{out:?}");
@@ -373,13 +374,72 @@ fn priority_pieces_start_first_rarest_first() {
     r.add_peer(&set(8, &[4]));
     r.set_priority(vec![4, 3]);
     out.clear();
-    r.pick(ConnId(1), &all, 1, &mut rng, &mut out);
+    r.pick(ConnId(1), &all, 1, false, &mut rng, &mut out);
     assert_eq!(out[0].piece, 3, "{out:?}");
     // A peer without the priority pieces gets the strategy's choice.
     let mut q = picker(8, PickStrategy::Sequential);
     q.add_peer(&all);
     q.set_priority(vec![5]);
     out.clear();
-    q.pick(ConnId(2), &set(8, &[1, 3]), 1, &mut rng, &mut out);
+    q.pick(ConnId(2), &set(8, &[1, 3]), 1, false, &mut rng, &mut out);
     assert_eq!(out[0].piece, 1);
+}
+
+/// The pieces started, in order, when `peer`'s every block is asked one
+/// piece (4 blocks) at a time and each piece is received and verified.
+fn pieces_in_pick_order(p: &mut Picker, has: &PieceSet, front_first: bool, seed: u64) -> Vec<u32> {
+    let mut rng = from_seed(seed);
+    let mut order = Vec::new();
+    loop {
+        let mut out = Vec::new();
+        p.pick(ConnId(1), has, 4, front_first, &mut rng, &mut out);
+        let Some(first) = out.first() else {
+            return order;
+        };
+        order.push(first.piece);
+        for b in &out {
+            p.block_received(ConnId(1), *b, false);
+        }
+        p.piece_verified(first.piece, true);
+    }
+}
+
+#[test]
+fn front_first_keeps_rarity_but_breaks_ties_near_the_front() {
+    // 200 pieces of 64 KiB and a window of 512 KiB: 8 pieces.
+    let all = set(200, &(0..200).collect::<Vec<_>>());
+    let config = PickerConfig {
+        random_first_pieces: 0,
+        in_order_window_bytes: 8 * 4 * u64::from(BLOCK),
+        ..PickerConfig::default()
+    };
+    let mut p = Picker::new(config, geometry(200), PieceSet::new(200));
+    p.add_peer(&all);
+    let order = pieces_in_pick_order(&mut p, &all, true, 5);
+    assert_eq!(order.len(), 200);
+    // Each pick is among the 8 lowest pieces not yet started.
+    let mut started = [false; 200];
+    for &piece in &order {
+        let front: Vec<u32> = (0..200).filter(|&q| !started[q as usize]).take(8).collect();
+        assert!(front.contains(&piece), "{piece} not in {front:?}");
+        started[piece as usize] = true;
+    }
+    // Without it, the same seed scatters picks over the whole image.
+    let mut q = picker(200, PickStrategy::RarestFirst);
+    q.add_peer(&all);
+    let scattered = pieces_in_pick_order(&mut q, &all, false, 5);
+    assert!(
+        scattered[..20].iter().any(|&x| x >= 50),
+        "{:?}",
+        &scattered[..20]
+    );
+
+    // Rarity still decides first: a rarer piece at the back goes before the front.
+    let mut r = picker(200, PickStrategy::RarestFirst);
+    r.add_peer(&all);
+    r.add_peer(&set(200, &(0..199).collect::<Vec<_>>()));
+    let mut rng = from_seed(9);
+    let mut out = Vec::new();
+    r.pick(ConnId(1), &all, 1, true, &mut rng, &mut out);
+    assert_eq!(out[0].piece, 199);
 }

@@ -449,6 +449,51 @@ fn super_seeding_does_not_stall_a_lone_puller() {
     assert!(done < 3.0, "lone puller took {done:.2} s");
 }
 
+/// A puller whose only neighbour is the (super-seeding) hub takes pieces
+/// near file order (`PickerConfig::in_order_window_bytes`), so a driver can
+/// hash each file as pieces verify: at no time are more than the window (64
+/// pieces here), the random first pieces and those in flight verified beyond
+/// the contiguous prefix. With rarest-first's random tie-break (window 0)
+/// this run peaks at 241 of the 256.
+#[test]
+fn a_puller_fed_only_by_seeds_gets_pieces_near_file_order() {
+    let specs = vec![
+        HostSpec {
+            super_seed: true,
+            ..seed(2_000_000)
+        },
+        leecher(2_000_000),
+    ];
+    // 64 MiB of 256 KiB pieces: 256 pieces, an in-order window of 64.
+    let mut swarm = Swarm::new(64 * MIB, &specs, 11);
+    swarm.start();
+    assert!(swarm.run(Duration::from_secs(600)));
+    let order: Vec<u32> = swarm.hosts[1]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::PieceVerified { piece } => Some(*piece),
+            _ => None,
+        })
+        .collect();
+    let n = order.len();
+    assert_eq!(n, 256);
+    let mut have = vec![false; n];
+    let mut prefix = 0;
+    let mut worst = 0;
+    for (i, &p) in order.iter().enumerate() {
+        have[p as usize] = true;
+        while prefix < n && have[prefix] {
+            prefix += 1;
+        }
+        worst = worst.max(i + 1 - prefix);
+    }
+    assert!(
+        worst <= 80,
+        "up to {worst} of {n} pieces verified beyond the contiguous prefix ({order:?})"
+    );
+}
+
 /// A peer that closes our connection before answering the handshake (it is
 /// full) is not redialed for the backoff's first 5 s, and is dialed again after.
 #[test]
