@@ -21,7 +21,8 @@ impl Node {
     ///   plus the optimistic ones; or a super-seed's slots, plus the peers
     ///   that keep theirs after the slots were narrowed), a choked peer
     ///   has no queued requests, and no peer has more blocks in flight than
-    ///   `max_upload_inflight`;
+    ///   the largest upload window (`max_upload_window`, at least
+    ///   `max_upload_inflight`: the window is sized from the sending rate);
     /// - the choker's slots stay within `slots ..= max_slots`;
     /// - bytes: `stats.bytes_down` plus the bytes the node got outside the
     ///   swarm (pieces it started with, pieces obtained by web seed) equals
@@ -102,12 +103,16 @@ impl Node {
                     s.their_queue.len()
                 ));
             }
-            if s.upload_inflight.len() > self.config.session.max_upload_inflight {
+            let most = self
+                .config
+                .session
+                .max_upload_window
+                .max(self.config.session.max_upload_inflight);
+            if s.upload_inflight.len() > most {
                 return Err(format!(
-                    "{:?} has {} blocks in flight, at most {}",
+                    "{:?} has {} blocks in flight, at most {most}",
                     s.conn,
                     s.upload_inflight.len(),
-                    self.config.session.max_upload_inflight
                 ));
             }
             if self
