@@ -499,11 +499,12 @@ async fn fleet(
     };
     let probe = tokio::spawn(probe_announces(homes[0].clone(), stop_rx.clone()));
 
-    // Watch completions (the pull writes last_pull.json once its files are verified).
-    let done_files: Vec<PathBuf> = homes
+    // Watch completions (the pull writes last_pull.json once its files are
+    // verified) and failures (the marker a failed pull leaves).
+    let done_files: Vec<(PathBuf, PathBuf)> = homes
         .iter()
         .skip(1)
-        .map(|h| h.run_file("last_pull.json"))
+        .map(|h| (h.run_file("last_pull.json"), failed_marker(h)))
         .collect();
     let complete: Arc<Mutex<Vec<Option<f64>>>> = Arc::new(Mutex::new(vec![None; o.clients]));
     let mut timeline = Vec::new();
@@ -516,14 +517,19 @@ async fn fleet(
         tokio::time::sleep(Duration::from_millis(200)).await;
         let (files, c) = (done_files.clone(), complete.clone());
         let t = t0.elapsed().as_secs_f64();
-        let completed = tokio::task::spawn_blocking(move || {
+        let (completed, marked) = tokio::task::spawn_blocking(move || {
             let mut c = c.lock().expect("completions");
-            for (slot, f) in c.iter_mut().zip(&files) {
-                if slot.is_none() && f.exists() {
-                    *slot = Some(t);
+            let mut marked = 0;
+            for (slot, (done, failed)) in c.iter_mut().zip(&files) {
+                if slot.is_none() {
+                    if done.exists() {
+                        *slot = Some(t);
+                    } else if failed.exists() {
+                        marked += 1;
+                    }
                 }
             }
-            c.iter().filter(|x| x.is_some()).count()
+            (c.iter().filter(|x| x.is_some()).count(), marked)
         })
         .await
         .context("completion scan")?;
@@ -551,7 +557,7 @@ async fn fleet(
             });
             lo_prev = lo;
         }
-        let failed = clients.failed(&homes[1..]);
+        let failed = marked.max(clients.gone());
         if completed == o.clients || completed + failed >= o.clients {
             break t;
         }
@@ -828,11 +834,9 @@ impl Clients {
         }
     }
 
-    /// Clients whose pull ended in an error (with a process of theirs gone,
-    /// all of its clients).
-    fn failed(&mut self, homes: &[ClientPaths]) -> usize {
-        let marked = homes.iter().filter(|h| failed_marker(h).exists()).count();
-        let gone = match self {
+    /// Clients whose process has exited (0 in the hub's): they pull no more.
+    fn gone(&mut self) -> usize {
+        match self {
             Clients::InProcess(_) => 0,
             Clients::Workers(w) => w
                 .iter_mut()
@@ -841,8 +845,7 @@ impl Clients {
                     w.child.try_wait().ok().flatten().map(|_| span)
                 })
                 .sum(),
-        };
-        marked.max(gone)
+        }
     }
 
     /// Stop every client; each one's result (clients 1..=n) and the client

@@ -332,14 +332,14 @@ impl Picker {
             .priority
             .iter()
             .filter(|&&p| wanted(p))
-            .map(|&p| self.rarity.key(p))
+            .map(|&p| self.availability[p as usize])
             .min()
         {
             let ties: Vec<u32> = self
                 .priority
                 .iter()
                 .copied()
-                .filter(|&p| wanted(p) && self.rarity.key(p) == rarest)
+                .filter(|&p| wanted(p) && self.availability[p as usize] == rarest)
                 .collect();
             return Some(ties[rng.random_range(0..ties.len())]);
         }

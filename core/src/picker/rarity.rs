@@ -37,7 +37,7 @@ impl RarityIndex {
         self.cap
     }
 
-    /// The piece's key: its availability while it is wanted.
+    #[cfg(test)]
     pub(crate) fn key(&self, piece: u32) -> u32 {
         self.key[piece as usize]
     }
