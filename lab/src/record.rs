@@ -173,6 +173,7 @@ pub fn summary(
         received_copies_mean,
         received_copies_max,
         wasted_bytes: None,
+        links: Vec::new(),
         sim_end_s: input.end_s,
         events: 0,
         trace_hash: String::new(),

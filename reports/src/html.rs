@@ -122,6 +122,12 @@ fn summary_rows(s: &Summary) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(s.links.iter().map(|l| {
+        (
+            format!("link {} -> {}", l.from, l.to),
+            format!("{} ({:.2} image copies)", bytes(l.bytes), l.copies),
+        )
+    }))
     .collect()
 }
 

@@ -122,6 +122,19 @@ pub struct Percentiles {
     pub max: Option<f64>,
 }
 
+/// One inter-site link direction of `summary.json`'s `links`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct LinkUse {
+    /// Site the bytes left.
+    pub from: String,
+    /// Site they entered.
+    pub to: String,
+    /// Block bytes that crossed.
+    pub bytes: u64,
+    /// bytes / image size.
+    pub copies: f64,
+}
+
 /// `summary.json`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Summary {
@@ -158,6 +171,10 @@ pub struct Summary {
     /// Bytes peers received and threw away, when measured.
     #[serde(default)]
     pub wasted_bytes: Option<u64>,
+    /// Bytes across each inter-site link and direction (simulator runs
+    /// with links).
+    #[serde(default)]
+    pub links: Vec<LinkUse>,
     /// Simulated end time.
     pub sim_end_s: f64,
     /// Events processed.

@@ -192,6 +192,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "total upload        N*F/(u_s+sum u_i) = {:.3} s",
                 b.total_upload_s
             );
+            if b.site_link_s > 0.0 {
+                say!(
+                    "links into a site   max F/C, N_s*F/(U_s+C) = {:.3} s",
+                    b.site_link_s
+                );
+            }
             say!("bound_s             {:.3}", b.bound_s);
         }
         Cmd::Report { dir, no_points } => write_report(&dir, !no_points)?,

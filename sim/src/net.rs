@@ -161,6 +161,17 @@ impl Net {
         self.links.len() - 1
     }
 
+    /// Link resources crossed from host `src` to host `dst`.
+    pub fn path_of_hosts(&self, src: usize, dst: usize) -> &[usize] {
+        &self.paths[self.hosts[src].site][self.hosts[dst].site]
+    }
+
+    /// Link resources installed (two per scenario link: `2 i` carries its
+    /// `from -> to` direction, `2 i + 1` the other).
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
     /// Set the links crossed from site `a` to site `b`.
     pub fn set_path(&mut self, a: usize, b: usize, links: Vec<usize>) {
         self.paths[a][b] = links;

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::bound::bound;
 use crate::engine::{Sim, HUB};
+use crate::scenario::Scenario;
 
 /// Completion-time percentiles in seconds (from join to completion).
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -24,6 +25,19 @@ pub struct Percentiles {
     pub p99: Option<f64>,
     /// Slowest.
     pub max: Option<f64>,
+}
+
+/// What crossed one inter-site link in one direction.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkUse {
+    /// Site the bytes left.
+    pub from: String,
+    /// Site they entered.
+    pub to: String,
+    /// Block bytes (payload) that crossed.
+    pub bytes: u64,
+    /// `bytes` over the image size.
+    pub copies: f64,
 }
 
 /// `summary.json`.
@@ -70,6 +84,10 @@ pub struct Summary {
     /// where it is not measured (lab runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wasted_bytes: Option<u64>,
+    /// Block bytes across each inter-site link, per direction (absent
+    /// without links).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkUse>,
     /// Simulated time at the end of the run.
     pub sim_end_s: f64,
     /// Events processed.
@@ -154,6 +172,7 @@ pub fn summary(sim: &Sim, scenario_hash: &str, wall_s: f64, command: &str) -> Su
         received_copies_mean,
         received_copies_max,
         wasted_bytes: Some((1..sim.hosts.len()).map(|h| sim.wasted(h)).sum()),
+        links: link_use(s, &sim.link_bytes),
         sim_end_s,
         events: sim.events,
         trace_hash: format!("{:016x}", sim.trace_hash),
@@ -171,6 +190,32 @@ fn opt(t: Option<swarmhub_core::Instant>) -> String {
 }
 
 /// Write every output file into `dir` (created if missing).
+/// Names of link resource `i` (see `Sim::link_bytes`): (from, to).
+fn link_names(s: &Scenario, i: usize) -> (String, String) {
+    let l = &s.network.links[i / 2];
+    if i.is_multiple_of(2) {
+        (l.from.clone(), l.to.clone())
+    } else {
+        (l.to.clone(), l.from.clone())
+    }
+}
+
+fn link_use(s: &Scenario, bytes: &[u64]) -> Vec<LinkUse> {
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let (from, to) = link_names(s, i);
+            LinkUse {
+                from,
+                to,
+                bytes: b,
+                copies: b as f64 / s.image.size.0 as f64,
+            }
+        })
+        .collect()
+}
+
 pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut peers = csv::Writer::from_path(dir.join("peers.csv"))?;
@@ -202,7 +247,7 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
     }
     peers.flush()?;
     let mut tl = csv::Writer::from_path(dir.join("timeline.csv"))?;
-    tl.write_record([
+    let mut header: Vec<String> = [
         "t_s",
         "leechers",
         "seeds",
@@ -210,9 +255,18 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
         "throughput_bps",
         "hub_egress_bps",
         "peer_egress_bps",
-    ])?;
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    // One column per inter-site link and direction: `link_FROM_TO_bps`.
+    for i in 0..sim.link_bytes.len() {
+        let (from, to) = link_names(&sim.scenario, i);
+        header.push(format!("link_{from}_{to}_bps"));
+    }
+    tl.write_record(&header)?;
     for r in &sim.timeline {
-        tl.write_record([
+        let mut row = vec![
             format!("{:.3}", r.t_s),
             r.leechers.to_string(),
             r.seeds.to_string(),
@@ -220,7 +274,11 @@ pub fn write(sim: &Sim, summary: &Summary, dir: &Path) -> std::io::Result<()> {
             format!("{:.0}", r.from_hub_bps + r.from_peers_bps),
             format!("{:.0}", r.from_hub_bps),
             format!("{:.0}", r.from_peers_bps),
-        ])?;
+        ];
+        for i in 0..sim.link_bytes.len() {
+            row.push(format!("{:.0}", r.link_bps.get(i).copied().unwrap_or(0.0)));
+        }
+        tl.write_record(&row)?;
     }
     tl.flush()?;
     let mut f = fs::File::create(dir.join("summary.json"))?;

@@ -51,10 +51,12 @@ pub struct PickerConfig {
     /// In endgame, how many peers may be asked for the same block at once. Default: 2.
     pub endgame_max_duplicates: usize,
     /// Endgame starts only when every missing block is requested and at most
-    /// this many are still outstanding: only the last blocks are asked of a
-    /// second peer, so endgame costs at most this many duplicate blocks.
-    /// Default: 16 (256 KiB of 16 KiB blocks).
-    pub endgame_max_blocks: u64,
+    /// this many bytes of them are still outstanding (at least one block):
+    /// only the last blocks are asked of a second peer, so endgame costs at
+    /// most this much in duplicates, or one block where blocks are larger
+    /// (a swarm of 8 MiB blocks with a 16-block limit duplicated up to
+    /// 128 MiB per peer). Default: 256 KiB (16 blocks of 16 KiB).
+    pub endgame_max_bytes: u64,
     /// Rarest-first tie-break toward the front, for a node that trades with
     /// seeds only (`front_first` of [`Picker::pick`]): among the pieces of the
     /// rarest availability the peer offers, those within this many bytes of
@@ -74,7 +76,7 @@ impl Default for PickerConfig {
             random_first_pieces: 4,
             block_len: crate::wire::BLOCK_LEN,
             endgame_max_duplicates: 2,
-            endgame_max_blocks: 16,
+            endgame_max_bytes: 256 << 10,
             in_order_window_bytes: 32 << 20,
         }
     }
@@ -196,12 +198,15 @@ impl Picker {
     }
 
     /// True when every missing block is already requested from someone and
-    /// at most `endgame_max_blocks` of them are still outstanding.
+    /// at most `endgame_max_bytes` of them (at least one block) are still
+    /// outstanding.
     pub fn in_endgame(&self) -> bool {
+        let blocks =
+            (self.config.endgame_max_bytes / u64::from(self.config.block_len.max(1))).max(1);
         self.rarity.wanted_len() == 0
             && self.missing_in_partials == 0
             && !self.is_complete()
-            && self.outstanding_blocks() <= self.config.endgame_max_blocks
+            && self.outstanding_blocks() <= blocks
     }
 
     /// Blocks requested and not yet received, over every partial piece.

@@ -293,7 +293,7 @@ fn endgame_waits_for_the_last_blocks() {
     let mut p = Picker::new(
         PickerConfig {
             random_first_pieces: 0,
-            endgame_max_blocks: 4,
+            endgame_max_bytes: 4 * u64::from(crate::wire::BLOCK_LEN),
             ..PickerConfig::default()
         },
         geometry(8),
@@ -317,6 +317,51 @@ fn endgame_waits_for_the_last_blocks() {
     assert!(p.in_endgame());
     p.pick(ConnId(2), &all, 64, false, &mut rng, &mut b);
     assert_eq!(b, a[28..].to_vec(), "only the last four are asked twice");
+}
+
+#[test]
+fn endgame_with_large_blocks_duplicates_one_block_at_most() {
+    // 4 pieces of 2 blocks of 4 MiB: the 256 KiB endgame budget is less
+    // than one block, so endgame waits for the very last one.
+    let block = 4u32 << 20;
+    let geometry = Geometry {
+        total_length: 32 << 20,
+        piece_length: 8 << 20,
+    };
+    let mut p = Picker::new(
+        PickerConfig {
+            random_first_pieces: 0,
+            block_len: block,
+            ..PickerConfig::default()
+        },
+        geometry,
+        PieceSet::new(4),
+    );
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(4);
+    p.add_peer(&all);
+    p.add_peer(&all);
+    let mut a = Vec::new();
+    p.pick(ConnId(1), &all, 64, false, &mut rng, &mut a);
+    assert_eq!(a.len(), 8);
+    for blk in &a[..6] {
+        p.block_received(ConnId(1), *blk, false);
+    }
+    assert_eq!(p.outstanding_blocks(), 2);
+    assert!(
+        !p.in_endgame(),
+        "two 4 MiB blocks are 8 MiB, beyond the budget"
+    );
+    let mut b = Vec::new();
+    p.pick(ConnId(2), &all, 64, false, &mut rng, &mut b);
+    assert!(b.is_empty(), "no duplicate yet: {b:?}");
+    p.block_received(ConnId(1), a[6], false);
+    assert!(
+        p.in_endgame(),
+        "the last block is always allowed a second copy"
+    );
+    p.pick(ConnId(2), &all, 64, false, &mut rng, &mut b);
+    assert_eq!(b, vec![a[7]]);
 }
 
 #[test]

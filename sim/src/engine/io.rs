@@ -314,6 +314,12 @@ impl Sim {
             Item::Msg(msg) => Input::Message { conn, msg },
             Item::Block(block) => {
                 let len = u64::from(block.length);
+                let net = self.hosts[from].net;
+                let to = self.hosts[h].net;
+                for &l in self.net.path_of_hosts(net, to) {
+                    self.link_bytes[l] += len;
+                    self.step_link_bytes[l] += len;
+                }
                 if from == HUB {
                     self.hosts[h].bytes_down_hub += len;
                     self.step_bytes_hub += len;

@@ -195,6 +195,9 @@ pub struct Sample {
     pub from_peers_bps: f64,
     /// Block bits/s delivered to peers from the hub.
     pub from_hub_bps: f64,
+    /// Block bits/s across each inter-site link resource (see
+    /// `Sim::link_bytes`); empty without links.
+    pub link_bps: Vec<f64>,
 }
 
 /// A whole simulation run.
@@ -235,6 +238,10 @@ pub struct Sim {
     pub timeline: Vec<Sample>,
     pub(crate) step_bytes_hub: u64,
     pub(crate) step_bytes_peers: u64,
+    /// Block bytes that crossed each inter-site link resource, whole run
+    /// (index `2 i`: scenario link `i` from -> to; `2 i + 1`: to -> from).
+    pub link_bytes: Vec<u64>,
+    pub(crate) step_link_bytes: Vec<u64>,
     pub(crate) completed: usize,
     pub(crate) incomplete_alive: usize,
     /// Trace rows (time, host, text) when tracing.
@@ -371,6 +378,8 @@ impl Sim {
             timeline: Vec::new(),
             step_bytes_hub: 0,
             step_bytes_peers: 0,
+            link_bytes: vec![0; topo.net.link_count()],
+            step_link_bytes: vec![0; topo.net.link_count()],
             completed: 0,
             incomplete_alive: 0,
             trace: trace.then(Vec::new),
@@ -851,7 +860,13 @@ impl Sim {
             // Rates of the step that just ended belong to the previous row.
             prev.from_hub_bps = self.step_bytes_hub as f64 * 8.0 / step_s;
             prev.from_peers_bps = self.step_bytes_peers as f64 * 8.0 / step_s;
+            prev.link_bps = self
+                .step_link_bytes
+                .iter()
+                .map(|b| *b as f64 * 8.0 / step_s)
+                .collect();
         }
+        self.step_link_bytes.iter_mut().for_each(|b| *b = 0);
         self.step_bytes_hub = 0;
         self.step_bytes_peers = 0;
         self.timeline.push(Sample {
@@ -861,6 +876,7 @@ impl Sim {
             completed: self.completed,
             from_peers_bps: 0.0,
             from_hub_bps: 0.0,
+            link_bps: vec![0.0; self.step_link_bytes.len()],
         });
     }
 
