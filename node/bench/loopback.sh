@@ -21,7 +21,10 @@
 # transfer). It prints per transfer and as medians: MB/s (decimal, image bytes /
 # end-to-end time), leecher and seeder CPU seconds per GB (user+system), checks
 # every download with sha256sum against the source, and prints the ratio of
-# swarmhub (TLS on) MB/s to the best stock pair's. Needs qbittorrent-nox, aria2,
+# swarmhub (TLS on) MB/s to the best stock pair's, and swarmhub's data phase
+# (`data_seconds` in the pull's last_pull.json: first block accepted to last
+# piece verified) as MB/s and as a share of the CPU limit 2 / (C_leecher +
+# C_seeder) in CPU s/GB. Needs qbittorrent-nox, aria2,
 # opentracker and mktorrent (Debian packages). XFER_TIMEOUT (default 300 s)
 # bounds each transfer; KEEP_WORK=1 keeps the temporary folder (logs) on exit.
 # Method and fairness notes (page cache, timers, CPU): node/bench/README.md.

@@ -544,7 +544,9 @@ impl Storage {
     /// cache, and so does everything once the file system refuses `O_DIRECT`.
     /// The kernel keeps both paths coherent for readers of the files.
     pub fn write_checked(&self, piece: u32, data: bytes::Bytes) -> std::io::Result<()> {
-        if self.direct.load(Ordering::Relaxed) && (data.as_ptr() as usize) % DIRECT_ALIGN == 0 {
+        if self.direct.load(Ordering::Relaxed)
+            && (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+        {
             self.write_piece_direct(piece, &data)?;
         } else {
             self.write(piece, 0, &data)?;
@@ -559,7 +561,8 @@ impl Storage {
         let r = self.spans(piece, 0, len, |index, file, off, range| {
             written.push(index);
             let buf = &data[range.clone()];
-            let aligned = off % DIRECT_ALIGN as u64 == 0 && range.start % DIRECT_ALIGN == 0;
+            let aligned =
+                off.is_multiple_of(DIRECT_ALIGN as u64) && range.start.is_multiple_of(DIRECT_ALIGN);
             let head = if aligned && self.direct.load(Ordering::Relaxed) {
                 buf.len() / DIRECT_ALIGN * DIRECT_ALIGN
             } else {
