@@ -21,7 +21,10 @@
 # transfer). It prints per transfer and as medians: MB/s (decimal, image bytes /
 # end-to-end time), leecher and seeder CPU seconds per GB (user+system), checks
 # every download with sha256sum against the source, and prints the ratio of
-# swarmhub (TLS on) MB/s to the best stock pair's. Needs qbittorrent-nox, aria2,
+# swarmhub (TLS on) MB/s to the best stock pair's, and swarmhub's data phase
+# (`data_seconds` in the pull's last_pull.json: first block accepted to last
+# piece verified) as MB/s and as a share of the CPU limit 2 / (C_leecher +
+# C_seeder) in CPU s/GB. Needs qbittorrent-nox, aria2,
 # opentracker and mktorrent (Debian packages). XFER_TIMEOUT (default 300 s)
 # bounds each transfer; KEEP_WORK=1 keeps the temporary folder (logs) on exit.
 # Method and fairness notes (page cache, timers, CPU): node/bench/README.md.
@@ -74,11 +77,18 @@ check_sha() { # $1 = downloaded file, $2 = label; the source's digest is SRC_SHA
   [ "$got" = "$SRC_SHA" ] || fail "$2: SHA-256 of the download $got != source $SRC_SHA"
 }
 
-record() { # $1 = pair, $2 = start, $3 = end (epoch s), $4 = leecher CPU s, $5 = seeder CPU s
-  echo "$1 $ROUND $IMAGE_BYTES $(sub "$3" "$2") $4 $5" >> "$RESULTS"
-  awk -v n="$1" -v b="$IMAGE_BYTES" -v t="$(sub "$3" "$2")" -v l="$4" -v s="$5" 'BEGIN {
+record() { # $1 = pair, $2 = start, $3 = end (epoch s), $4 = leecher CPU s, $5 = seeder CPU s,
+  # $6 = data-phase seconds (swarmhub only: first block to last piece verified, from last_pull.json)
+  local data=${6:-0}
+  echo "$1 $ROUND $IMAGE_BYTES $(sub "$3" "$2") $4 $5 $data" >> "$RESULTS"
+  awk -v n="$1" -v b="$IMAGE_BYTES" -v t="$(sub "$3" "$2")" -v l="$4" -v s="$5" -v d="$data" 'BEGIN {
     gb = b / 1e9
-    printf "%s: %.2f s, %.0f MB/s, leecher %.2f CPU s/GB, seeder %.2f CPU s/GB, SHA-256 ok\n", n, t, b / 1e6 / t, l / gb, s / gb
+    printf "%s: %.2f s, %.0f MB/s, leecher %.2f CPU s/GB, seeder %.2f CPU s/GB, SHA-256 ok", n, t, b / 1e6 / t, l / gb, s / gb
+    if (d > 0) {
+      lim = 2 / (l / gb + s / gb) * 1000
+      printf "; data phase %.2f s, %.0f MB/s = %.0f%% of the CPU limit 2 / (C_leecher + C_seeder) = %.0f MB/s", d, b / 1e6 / d, b / 1e6 / d / lim * 100, lim
+    }
+    printf "\n"
   }'
 }
 
@@ -140,7 +150,9 @@ if [ -n "$src" ]; then
   [ "$(printf '%s\n' "$got" | wc -l)" = 1 ] || fail "swarmhub pull left not one file: $got"
   check_sha "$got" "swarmhub (peer TLS $PEER_TLS)"
   record "swarmhub-tls-$PEER_TLS" "$start" "$end" \
-    "$(awk '{ print $(NF-1) + $NF }' "$WORK/time.c0")" "$(sub "$hub_cpu1" "$hub_cpu0")"
+    "$(awk '{ print $(NF-1) + $NF }' "$WORK/time.c0")" "$(sub "$hub_cpu1" "$hub_cpu0")" \
+    "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("data_seconds", 0))' \
+      "$WORK/clients/c0/run/last_pull.json")"
   stop_hub
   rm -rf "$WORK/hub" "$WORK/clients"
   return
@@ -365,9 +377,10 @@ pairs() {
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    pair, rnd, size, secs, lcpu, scpu = line.split()
+    pair, rnd, size, secs, lcpu, scpu, data = (line.split() + ["0"])[:7]
     gb = int(size) / 1e9
-    runs.setdefault(pair, []).append((int(size) / 1e6 / float(secs), float(lcpu) / gb, float(scpu) / gb))
+    runs.setdefault(pair, []).append((int(size) / 1e6 / float(secs), float(lcpu) / gb, float(scpu) / gb,
+                                      int(size) / 1e6 / float(data) if float(data) > 0 else 0))
 names = {"swarmhub-tls-on": "swarmhub, peer TLS on", "swarmhub-tls-off": "swarmhub, peer TLS off",
          "qbittorrent": "qbittorrent-nox -> qbittorrent-nox", "aria2": "aria2c -> aria2c"}
 med = {p: [statistics.median(r[i] for r in rs) for i in range(3)] for p, rs in runs.items()}
@@ -384,6 +397,12 @@ best = max(stock, key=lambda p: med[p][0])
 print()
 print(f"ratio swarmhub (peer TLS on) / best stock pair ({names[best]}) MB/s: "
       f"{med['swarmhub-tls-on'][0]:.0f} / {med[best][0]:.0f} = {med['swarmhub-tls-on'][0] / med[best][0]:.2f}")
+for p in ("swarmhub-tls-on", "swarmhub-tls-off"):
+    if p in runs and all(r[3] > 0 for r in runs[p]):
+        d = statistics.median(r[3] for r in runs[p])
+        lim = 2 / (med[p][1] + med[p][2]) * 1000
+        print(f"{names[p]}: data phase (first block to last piece verified) {d:.0f} MB/s, median; "
+              f"CPU limit 2 / ({med[p][1]:.2f} + {med[p][2]:.2f}) = {lim:.0f} MB/s; {d / lim * 100:.0f}% of it")
 PY
 }
 

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod oci;
 pub mod paths;
 pub mod peer;
+mod piece_buf;
 pub mod rate;
 pub mod store;
 pub mod tls;

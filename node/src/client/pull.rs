@@ -93,6 +93,11 @@ pub struct PullSummary {
     pub uploaded: u64,
     /// Seconds taken.
     pub seconds: f64,
+    /// Seconds from the first block accepted to the last piece verified over
+    /// peer-to-peer (the data phase: no HTTPS calls, setup or final checks);
+    /// 0 when no block came that way.
+    #[serde(default)]
+    pub data_seconds: f64,
     /// Already complete locally.
     pub up_to_date: bool,
     /// Where the image is.
@@ -337,6 +342,9 @@ async fn pull_counted(
         let status = s.handle.status.borrow().clone();
         summary.from_hub = status.bytes_from_hub;
         summary.from_peers = status.bytes_from_peers;
+        if let (Some(a), Some(b)) = (status.first_block_at, status.completed_at) {
+            summary.data_seconds = b.saturating_duration_since(a).as_secs_f64();
+        }
         match outcome {
             SwarmOutcome::Complete => {
                 have = PieceSet::full(meta.num_pieces());

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::driver::Event;
 use crate::budget::READ_CACHE;
+use crate::piece_buf::PieceBuf;
 use crate::store::Storage;
 
 /// Disk operations queued at most (4096 blocks of 16 KiB: 64 MiB of writes).
@@ -129,7 +130,8 @@ impl Drop for ReadCache {
 
 /// A piece being received into memory.
 pub(super) struct Assembly {
-    data: Vec<u8>,
+    /// Reused from the pool; only bytes of received blocks are meaningful.
+    data: PieceBuf,
     got: Vec<bool>,
     missing: usize,
 }
@@ -138,7 +140,7 @@ impl Assembly {
     pub(super) fn new(piece_len: u32) -> Self {
         let blocks = piece_len.div_ceil(swarmhub_core::wire::BLOCK_LEN) as usize;
         Assembly {
-            data: vec![0u8; piece_len as usize],
+            data: PieceBuf::take(piece_len as usize),
             got: vec![false; blocks],
             missing: blocks,
         }
@@ -169,7 +171,7 @@ impl Assembly {
     /// The piece's bytes once every block is in, else the assembly back.
     pub(super) fn finish(self) -> Result<Bytes, Assembly> {
         if self.missing == 0 {
-            Ok(Bytes::from(self.data))
+            Ok(self.data.into_bytes())
         } else {
             Err(self)
         }

@@ -113,6 +113,11 @@ pub struct SwarmStatus {
     pub fatal: Option<String>,
     /// The verified pieces.
     pub have: PieceSet,
+    /// When the first block was accepted (the start of the data phase).
+    pub first_block_at: Option<std::time::Instant>,
+    /// When the last piece verified (its end; the files' SHA-256 verdict and
+    /// the final sync come after).
+    pub completed_at: Option<std::time::Instant>,
 }
 
 /// A running swarm.
@@ -673,6 +678,9 @@ impl Driver {
         let name = &self.spec.meta.name;
         match e {
             NodeEvent::BlockReceived { conn, bytes } => {
+                self.status
+                    .first_block_at
+                    .get_or_insert_with(std::time::Instant::now);
                 let from_hub = self.hub_conns.contains(&conn);
                 if from_hub {
                     self.status.bytes_from_hub += u64::from(bytes);
@@ -917,6 +925,9 @@ impl Driver {
             return;
         }
         self.last_status = now;
+        if complete && !self.status.complete {
+            self.status.completed_at = Some(std::time::Instant::now());
+        }
         self.status.complete = complete;
         self.status.pieces = self.node.have().count();
         if self.status.have.count() != self.status.pieces {
