@@ -244,7 +244,7 @@ async fn bench(
                 tokio::spawn(conn);
                 Conn::Hyper(sender, reqs)
             }
-            ClientKind::Raw => Conn::Raw(tls, reqs.iter().map(Announce::bytes).collect()),
+            ClientKind::Raw => Conn::Raw(Box::new(tls), reqs.iter().map(Announce::bytes).collect()),
         });
     }
     let go = Arc::new(tokio::sync::Barrier::new(args.conns + 1));
@@ -257,7 +257,7 @@ async fn bench(
             go.wait().await;
             match conn {
                 Conn::Hyper(sender, reqs) => drive(sender, reqs, &running).await,
-                Conn::Raw(tls, reqs) => drive_raw(tls, reqs, depth, &running).await,
+                Conn::Raw(tls, reqs) => drive_raw(*tls, reqs, depth, &running).await,
             }
         }));
     }
@@ -361,7 +361,10 @@ enum Conn {
         hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
         Vec<Announce>,
     ),
-    Raw(tokio_rustls::client::TlsStream<TcpStream>, Vec<Vec<u8>>),
+    Raw(
+        Box<tokio_rustls::client::TlsStream<TcpStream>>,
+        Vec<Vec<u8>>,
+    ),
 }
 
 /// The announce requests of connection `c`: for each of its peers, a
