@@ -28,7 +28,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use swarmhub_core::tracker::http::announce_query;
+use swarmhub_core::tracker::http::{announce_query, decode_announce_response};
 use swarmhub_core::tracker::{AnnounceEvent, AnnounceRequest};
 use swarmhub_core::Id20;
 use swarmhub_node::client::{self, HubClient};
@@ -69,6 +69,22 @@ struct Args {
     /// Keep the hub folder (its logs) here instead of a temporary folder.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// The load generator's HTTP client: `raw` writes prepared request
+    /// bytes on the TLS stream and reads the reply by its Content-Length;
+    /// `hyper` is hyper's HTTP/1.1 client connection (the earlier generator).
+    #[arg(long, value_enum, default_value_t = ClientKind::Raw)]
+    client: ClientKind,
+    /// Announces written back to back on a connection before reading their
+    /// replies (HTTP/1.1 pipelining; `raw` only). 1 (the default) is one
+    /// request in flight per connection, as tracker clients do.
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientKind {
+    Raw,
+    Hyper,
 }
 
 /// What one connection measured.
@@ -81,8 +97,16 @@ struct ConnStats {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.conns == 0 || args.identities == 0 || args.images == 0 || args.peers == 0 {
-        bail!("--conns, --identities, --images and --peers must be at least 1");
+    if args.conns == 0
+        || args.identities == 0
+        || args.images == 0
+        || args.peers == 0
+        || args.depth == 0
+    {
+        bail!("--conns, --identities, --images, --peers and --depth must be at least 1");
+    }
+    if args.depth > 1 && args.client != ClientKind::Raw {
+        bail!("--depth above 1 needs --client raw");
     }
     swarmhub_node::util::raise_open_file_limit();
     let tmp = tempfile::Builder::new()
@@ -212,18 +236,29 @@ async fn bench(
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from(swarmhub_node::tls::HUB_NAME)?;
         let tls = connector.connect(name, tcp).await.context("TLS connect")?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(conn);
-        conns.push((sender, requests(args, c, hashes, addr, secret)?));
+        let reqs = requests(args, c, hashes, addr, secret)?;
+        conns.push(match args.client {
+            ClientKind::Hyper => {
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+                tokio::spawn(conn);
+                Conn::Hyper(sender, reqs)
+            }
+            ClientKind::Raw => Conn::Raw(Box::new(tls), reqs.iter().map(Announce::bytes).collect()),
+        });
     }
     let go = Arc::new(tokio::sync::Barrier::new(args.conns + 1));
     let running = Arc::new(AtomicBool::new(true));
     let mut tasks = Vec::new();
-    for (sender, reqs) in conns {
+    let depth = args.depth;
+    for conn in conns {
         let (go, running) = (go.clone(), running.clone());
         tasks.push(tokio::spawn(async move {
             go.wait().await;
-            drive(sender, reqs, &running).await
+            match conn {
+                Conn::Hyper(sender, reqs) => drive(sender, reqs, &running).await,
+                Conn::Raw(tls, reqs) => drive_raw(*tls, reqs, depth, &running).await,
+            }
         }));
     }
     let cpu0 = cpu_by_thread();
@@ -258,8 +293,9 @@ async fn bench(
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "  {} connections, {} identities, {} images, {} peer ids per connection, numwant {}",
-        args.conns, args.identities, args.images, args.peers, args.numwant
+        "  {} connections, {} identities, {} images, {} peer ids per connection, numwant {}, \
+         {:?} client, {} request(s) in flight per connection",
+        args.conns, args.identities, args.images, args.peers, args.numwant, args.client, args.depth
     );
     println!(
         "  announces: {ok} answered in {wall:.2} s = {:.0}/s; errors {}{}",
@@ -302,6 +338,33 @@ struct Announce {
     uri: hyper::Uri,
     host: hyper::header::HeaderValue,
     bearer: hyper::header::HeaderValue,
+}
+
+impl Announce {
+    /// The whole HTTP/1.1 request, as the raw client writes it.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"GET ");
+        out.extend_from_slice(self.uri.to_string().as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(self.host.as_bytes());
+        out.extend_from_slice(b"\r\nauthorization: ");
+        out.extend_from_slice(self.bearer.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out
+    }
+}
+
+/// A connection ready to send: hyper's client, or the TLS stream itself.
+enum Conn {
+    Hyper(
+        hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        Vec<Announce>,
+    ),
+    Raw(
+        Box<tokio_rustls::client::TlsStream<TcpStream>>,
+        Vec<Vec<u8>>,
+    ),
 }
 
 /// The announce requests of connection `c`: for each of its peers, a
@@ -401,6 +464,171 @@ async fn drive(
         }
     }
     stats
+}
+
+/// Send announces on one TLS stream while `running`: write `depth` prepared
+/// requests, then read as many replies, each up to its Content-Length, and
+/// check each is a 200 whose body decodes as an announce answer.
+async fn drive_raw(
+    mut tls: tokio_rustls::client::TlsStream<TcpStream>,
+    reqs: Vec<Vec<u8>>,
+    depth: usize,
+    running: &AtomicBool,
+) -> ConnStats {
+    use tokio::io::AsyncWriteExt;
+    let mut stats = ConnStats::default();
+    let half = reqs.len() / 2;
+    let mut i = 0;
+    let mut out = Vec::with_capacity(depth * 256);
+    let mut buf = ReplyBuf::default();
+    while running.load(Ordering::Relaxed) {
+        out.clear();
+        for _ in 0..depth {
+            out.extend_from_slice(&reqs[i]);
+            i += 1;
+            if i == reqs.len() {
+                i = half;
+            }
+        }
+        let t = Instant::now();
+        if let Err(e) = async {
+            tls.write_all(&out).await?;
+            tls.flush().await
+        }
+        .await
+        {
+            stats.errors += depth as u64;
+            stats.first_error.get_or_insert(format!("write: {e}"));
+            break;
+        }
+        for _ in 0..depth {
+            match buf.read_reply(&mut tls).await {
+                Ok((200, body)) => match decode_announce_response(body) {
+                    Ok(_) => stats
+                        .latencies_us
+                        .push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
+                    Err(e) => {
+                        stats.errors += 1;
+                        stats
+                            .first_error
+                            .get_or_insert(format!("HTTP 200 with a bad announce reply: {e}"));
+                    }
+                },
+                Ok((status, body)) => {
+                    stats.errors += 1;
+                    stats
+                        .first_error
+                        .get_or_insert(format!("HTTP {status}: {}", String::from_utf8_lossy(body)));
+                }
+                Err(e) => {
+                    stats.errors += 1;
+                    stats.first_error.get_or_insert(e.to_string());
+                    return stats;
+                }
+            }
+        }
+    }
+    stats
+}
+
+/// Bytes read from one connection and not yet consumed as a reply.
+struct ReplyBuf {
+    data: Vec<u8>,
+    /// Start of the unconsumed bytes.
+    start: usize,
+    /// End of the bytes read.
+    end: usize,
+}
+
+impl Default for ReplyBuf {
+    fn default() -> Self {
+        ReplyBuf {
+            data: vec![0; 16 << 10],
+            start: 0,
+            end: 0,
+        }
+    }
+}
+
+impl ReplyBuf {
+    /// Read one HTTP/1.1 reply: its status and body (the body's length
+    /// from `Content-Length`, which the hub always sends).
+    async fn read_reply<R: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+    ) -> Result<(u16, &[u8])> {
+        let head = loop {
+            if let Some(n) = find(&self.data[self.start..self.end], b"\r\n\r\n") {
+                break n + 4;
+            }
+            self.fill(io).await?;
+        };
+        let (status, len) = parse_head(&self.data[self.start..self.start + head])?;
+        let total = head + len;
+        while self.end - self.start < total {
+            self.fill(io).await?;
+        }
+        let body = self.start + head..self.start + total;
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok((status, &self.data[body]))
+    }
+
+    /// Read more bytes, moving what is unconsumed to the front (and growing
+    /// the buffer) when the end is reached.
+    async fn fill<R: tokio::io::AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        if self.end == self.data.len() {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.data.len() {
+                let n = self.data.len() * 2;
+                self.data.resize(n, 0);
+            }
+        }
+        let n = io.read(&mut self.data[self.end..]).await.context("read")?;
+        if n == 0 {
+            bail!("connection closed by the hub");
+        }
+        self.end += n;
+        Ok(())
+    }
+}
+
+/// Status and Content-Length of a reply head (status line and headers,
+/// through the blank line).
+fn parse_head(head: &[u8]) -> Result<(u16, usize)> {
+    let text = std::str::from_utf8(head).context("reply head is not UTF-8")?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line {status_line:?}"))?;
+    let mut len = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
+            len = Some(value.trim().parse::<usize>().context("Content-Length")?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            bail!("unexpected Transfer-Encoding {value:?}");
+        }
+    }
+    Ok((
+        status,
+        len.ok_or_else(|| anyhow!("reply without Content-Length"))?,
+    ))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -94,7 +94,7 @@ enum Caller {
 }
 
 /// The secret from `Authorization: Bearer ...`.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTH_HEADER)?
         .to_str()
@@ -524,9 +524,9 @@ fn bencoded(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn tracker_failure(status: u16, reason: &str) -> Response {
+fn tracker_failure(status: u16, reason: &str) -> (StatusCode, Vec<u8>) {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    bencoded(status, encode_failure(reason))
+    (status, encode_failure(reason))
 }
 
 async fn announce(
@@ -535,10 +535,73 @@ async fn announce(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let query = query.unwrap_or_default();
+    let mut cache = AnnounceAuth::default();
+    let (status, body) = announce_reply(
+        &state,
+        &conn,
+        &mut cache,
+        query.as_deref().unwrap_or_default(),
+        bearer(&headers),
+    );
+    bencoded(status, body)
+}
+
+/// What the announces of one connection were authenticated as, kept for the
+/// connection's next announce: its client certificate cannot change, so the
+/// answer only changes with the secret it sends or the users snapshot
+/// ([`HubState::auth_generation`]). Saves hashing the secret and copying the
+/// identity on every announce of a keep-alive connection.
+#[derive(Default)]
+pub(super) struct AnnounceAuth {
+    cached: Option<CachedAuth>,
+}
+
+struct CachedAuth {
+    generation: u64,
+    secret: Option<Box<str>>,
+    auth: Auth,
+}
+
+impl AnnounceAuth {
+    /// [`cert_auth`] of this connection with `secret`, from the cache when
+    /// neither changed since.
+    fn get(&mut self, state: &HubState, conn: &ConnInfo, secret: Option<&str>) -> &Auth {
+        // Read before the snapshot: a swap after this read shows as a new
+        // number on the next announce.
+        let generation = state
+            .auth_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let hit = self
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.generation == generation && c.secret.as_deref() == secret);
+        if !hit {
+            self.cached = Some(CachedAuth {
+                generation,
+                secret: secret.map(Into::into),
+                auth: cert_auth(state, conn, secret),
+            });
+        }
+        match &self.cached {
+            Some(c) => &c.auth,
+            None => &Auth::Anonymous,
+        }
+    }
+}
+
+/// The `/announce` of `conn` with `query` and the `secret` header: status
+/// and bencoded body. Shared by the router's handler and the connection's
+/// fast path ([`super::https`]).
+pub(super) fn announce_reply(
+    state: &HubState,
+    conn: &ConnInfo,
+    cache: &mut AnnounceAuth,
+    query: &str,
+    secret: Option<&str>,
+) -> (StatusCode, Vec<u8>) {
     let remote = conn.remote.ip().to_canonical();
     state.counters.announce();
-    let req = match parse_announce_query(&query, remote) {
+    let req = match parse_announce_query(query, remote) {
         Ok(r) => r,
         Err(e) => {
             state.counters.announce_refused();
@@ -555,7 +618,7 @@ async fn announce(
             return tracker_failure(400, &format!("malformed announce: {e}"));
         }
     };
-    let auth = cert_auth(&state, &conn, bearer(&headers));
+    let auth = cache.get(state, conn, secret);
     if !state.p2p_enabled() {
         state.counters.announce_refused();
         state
@@ -570,13 +633,13 @@ async fn announce(
     }
     let now = state.now();
     let result = match state.tracker.lock() {
-        Ok(mut t) => t.handle_announce(now, &auth, &req),
+        Ok(mut t) => t.handle_announce(now, auth, &req),
         Err(_) => return tracker_failure(500, "tracker lock poisoned"),
     };
-    count_announce(&state, &req, result.as_ref().err());
+    count_announce(state, &req, result.as_ref().err());
     match result {
         Ok(mut resp) => {
-            if let Some(id) = identity(&auth) {
+            if let Some(id) = identity(auth) {
                 state.counters.client_announced(id, conn.cert_not_after);
             }
             let seeder_ip = conn.local.map(|a| a.ip().to_canonical());
@@ -593,13 +656,13 @@ async fn announce(
             tracing::trace!(
                 target: TRACKER_TARGET,
                 "announce {:?} from {remote}:{} ({:?}, left {}): {} peers",
-                req.event, req.port, identity(&auth), req.left, resp.peers.len()
+                req.event, req.port, identity(auth), req.left, resp.peers.len()
             );
-            bencoded(StatusCode::OK, encode_announce_response(&resp))
+            (StatusCode::OK, encode_announce_response(&resp))
         }
         Err(e) => {
             state.counters.announce_refused();
-            tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(&auth));
+            tracing::info!(target: TRACKER_TARGET, "announce from {remote} ({:?}) refused: {e}", identity(auth));
             tracker_failure(e.http_status(), &e.to_string())
         }
     }
@@ -659,19 +722,27 @@ async fn scrape(
             registered: true, ..
         } => {}
         Auth::Verified { identity, .. } => {
-            return tracker_failure(403, &format!("identity {identity:?} has been revoked"))
+            let (s, b) = tracker_failure(403, &format!("identity {identity:?} has been revoked"));
+            return bencoded(s, b);
         }
         Auth::Anonymous => {
-            return tracker_failure(401, "not authenticated: present the client certificate")
+            let (s, b) = tracker_failure(401, "not authenticated: present the client certificate");
+            return bencoded(s, b);
         }
     }
     let hashes = match parse_scrape_query(&query) {
         Ok(h) => h,
-        Err(e) => return tracker_failure(400, &format!("malformed scrape: {e}")),
+        Err(e) => {
+            let (s, b) = tracker_failure(400, &format!("malformed scrape: {e}"));
+            return bencoded(s, b);
+        }
     };
     let files = match state.tracker.lock() {
         Ok(t) => t.scrape(&hashes),
-        Err(_) => return tracker_failure(500, "tracker lock poisoned"),
+        Err(_) => {
+            let (s, b) = tracker_failure(500, "tracker lock poisoned");
+            return bencoded(s, b);
+        }
     };
     bencoded(StatusCode::OK, encode_scrape_response(&files))
 }

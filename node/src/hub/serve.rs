@@ -132,6 +132,9 @@ pub(super) struct HubState {
     /// Users and certificate keys for announces and API calls (never the
     /// database on that path); see [`HubState::refresh_auth`].
     pub(super) auth: RwLock<Arc<AuthSnapshot>>,
+    /// Bumped after every swap of `auth`: a connection that cached what it
+    /// was authenticated as checks this is unchanged before reusing it.
+    pub(super) auth_generation: std::sync::atomic::AtomicU64,
     /// Running totals (live figures).
     pub(super) counters: Arc<HubCounters>,
     /// Admin console sessions and sign-in throttling.
@@ -172,6 +175,10 @@ impl HubState {
                 if let Ok(mut a) = self.auth.write() {
                     *a = Arc::new(snap);
                 }
+                // After the swap: a reader that sees the new number reads
+                // the new snapshot.
+                self.auth_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
             }
             Err(e) => tracing::error!(
                 "cannot read users from the hub database, keeping the last ones: {e}"
@@ -289,6 +296,7 @@ pub async fn serve_until(
         cert_lifetime: opts.cert_lifetime,
         peer_revocations: peer_tls.revocations.clone(),
         auth: RwLock::new(Arc::new(AuthSnapshot::default())),
+        auth_generation: std::sync::atomic::AtomicU64::new(0),
         counters: Arc::new(HubCounters::default()),
         console: ConsoleState::default(),
         listen: opts.listen,
@@ -327,6 +335,7 @@ pub async fn serve_until(
         api,
         peer_tls.api,
         app,
+        state.clone(),
         state.counters.clone(),
         stop_rx.clone(),
         metrics.api_link(),
