@@ -524,6 +524,11 @@ fn bencoded(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+fn tracker_failure_response(status: u16, reason: &str) -> Response {
+    let (status, body) = tracker_failure(status, reason);
+    bencoded(status, body)
+}
+
 fn tracker_failure(status: u16, reason: &str) -> (StatusCode, Vec<u8>) {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     (status, encode_failure(reason))
@@ -722,26 +727,28 @@ async fn scrape(
             registered: true, ..
         } => {}
         Auth::Verified { identity, .. } => {
-            let (s, b) = tracker_failure(403, &format!("identity {identity:?} has been revoked"));
-            return bencoded(s, b);
+            return tracker_failure_response(
+                403,
+                &format!("identity {identity:?} has been revoked"),
+            );
         }
         Auth::Anonymous => {
-            let (s, b) = tracker_failure(401, "not authenticated: present the client certificate");
-            return bencoded(s, b);
+            return tracker_failure_response(
+                401,
+                "not authenticated: present the client certificate",
+            );
         }
     }
     let hashes = match parse_scrape_query(&query) {
         Ok(h) => h,
         Err(e) => {
-            let (s, b) = tracker_failure(400, &format!("malformed scrape: {e}"));
-            return bencoded(s, b);
+            return tracker_failure_response(400, &format!("malformed scrape: {e}"));
         }
     };
     let files = match state.tracker.lock() {
         Ok(t) => t.scrape(&hashes),
         Err(_) => {
-            let (s, b) = tracker_failure(500, "tracker lock poisoned");
-            return bencoded(s, b);
+            return tracker_failure_response(500, "tracker lock poisoned");
         }
     };
     bencoded(StatusCode::OK, encode_scrape_response(&files))
