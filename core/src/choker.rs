@@ -40,6 +40,10 @@ pub struct ChokerConfig {
     /// Peers connected for less than this are "new" and three times as likely
     /// to get the optimistic slot. Default: 60 s.
     pub new_peer_window: Duration,
+    /// Most slots (regular and optimistic together) held by peers of other
+    /// sites (`ChokerPeer::far`), so our upload serves our own site first
+    /// and little of it crosses a thin inter-site link. Default: 1.
+    pub cross_site_slots: usize,
 }
 
 impl Default for ChokerConfig {
@@ -51,6 +55,7 @@ impl Default for ChokerConfig {
             optimistic_interval: Duration::from_secs(30),
             optimistic_slots: 1,
             new_peer_window: Duration::from_secs(60),
+            cross_site_slots: 1,
         }
     }
 }
@@ -72,6 +77,8 @@ pub struct ChokerPeer {
     pub connected_at: Instant,
     /// Pieces the peer has (from its bitfield and haves).
     pub pieces: u32,
+    /// The peer is in another site (always false while sites are unknown).
+    pub far: bool,
 }
 
 /// The choker of one node.
@@ -144,15 +151,25 @@ impl Choker {
         } else {
             candidates.sort_by_key(|p| (p.snubbed, std::cmp::Reverse(rate_key(p.download_bps))));
         }
+        let mut far_left = self.config.cross_site_slots;
         let regular: BTreeSet<ConnId> = candidates
             .iter()
             .filter(|p| seeding || !p.snubbed)
+            .filter(|p| !p.far || take_one(&mut far_left))
             .take(self.slots)
             .map(|p| p.conn)
             .collect();
 
         self.optimistic
             .retain(|c| candidates.iter().any(|p| p.conn == *c) && !regular.contains(c));
+        let far = |c: &ConnId| candidates.iter().any(|p| p.conn == *c && p.far);
+        let optimistic_far = self.optimistic.iter().filter(|c| far(c)).count();
+        if optimistic_far > far_left {
+            // Over the cross-site limit (regular far peers came first).
+            self.optimistic.retain(|c| !far(c));
+        } else {
+            far_left -= optimistic_far;
+        }
         let rotate = self.next_optimistic_at.is_none_or(|t| now >= t);
         if rotate {
             self.optimistic.clear();
@@ -163,10 +180,14 @@ impl Choker {
                 .iter()
                 .copied()
                 .filter(|p| !regular.contains(&p.conn) && !self.optimistic.contains(&p.conn))
+                .filter(|p| !p.far || far_left > 0)
                 .collect();
             let Some(pick) = self.weighted_pick(now, &pool, rng) else {
                 break;
             };
+            if pool.iter().any(|p| p.conn == pick && p.far) {
+                far_left -= 1;
+            }
             self.optimistic.push(pick);
         }
         self.unchoked = regular;
@@ -192,10 +213,16 @@ impl Choker {
         if regular.clone().count() < self.slots {
             return None;
         }
+        let far_held = peers
+            .iter()
+            .filter(|p| p.far && p.interested && unchoked(p.conn))
+            .count();
         let weakest = regular.min_by_key(|p| (rate_key(p.download_bps), p.conn))?;
+        let far_ok = weakest.far || far_held < self.config.cross_site_slots;
         let best = peers
             .iter()
             .filter(|p| p.interested && !p.snubbed && !unchoked(p.conn))
+            .filter(|p| !p.far || far_ok)
             .max_by_key(|p| (rate_key(p.download_bps), std::cmp::Reverse(p.conn)))?;
         (best.download_bps > weakest.download_bps * UPGRADE_MARGIN + UPGRADE_FLOOR_BPS)
             .then_some((weakest.conn, best.conn))
@@ -231,6 +258,15 @@ const UPGRADE_MARGIN: f64 = 1.25;
 /// ... plus this many bytes/s, so that near-zero rates do not flap.
 const UPGRADE_FLOOR_BPS: f64 = 16_384.0;
 
+/// Takes one from a budget; false when it is spent.
+fn take_one(left: &mut usize) -> bool {
+    if *left == 0 {
+        return false;
+    }
+    *left -= 1;
+    true
+}
+
 /// Rates as an orderable integer (bytes/s, rounded down).
 fn rate_key(bps: f64) -> u64 {
     if bps.is_finite() && bps > 0.0 {
@@ -248,6 +284,7 @@ mod tests {
 
     fn peer(conn: u64, rate: f64, given: u64) -> ChokerPeer {
         ChokerPeer {
+            far: false,
             conn: ConnId(conn),
             interested: true,
             snubbed: false,
@@ -396,6 +433,7 @@ mod tests {
             let mut c = Choker::new(ChokerConfig { slots, optimistic_slots: opt, ..ChokerConfig::default() });
             let mut rng = from_seed(seed);
             let peers: Vec<ChokerPeer> = rates.iter().enumerate().map(|(i, &(r, int, snub, given))| ChokerPeer {
+                far: false,
                 conn: ConnId(i as u64), interested: int, snubbed: snub, download_bps: r,
                 bytes_given: given, connected_at: Instant::ZERO, pieces: 0,
             }).collect();

@@ -35,6 +35,18 @@ impl PieceSet {
         s
     }
 
+    /// The pieces of `self` that `other` lacks (`other` over the same range).
+    pub fn difference(&self, other: &PieceSet) -> PieceSet {
+        let mut out = self.clone();
+        let mut count = 0;
+        for (i, w) in out.words.iter_mut().enumerate() {
+            *w &= !other.words.get(i).copied().unwrap_or(0);
+            count += w.count_ones();
+        }
+        out.count = count;
+        out
+    }
+
     /// Number of pieces the set ranges over.
     pub fn len(&self) -> u32 {
         self.len

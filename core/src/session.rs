@@ -286,6 +286,11 @@ pub struct Session {
     pub super_revealed: bool,
     /// Super-seeding: when this peer last announced a piece (or connected).
     pub super_progress_at: Instant,
+    /// The site the remote told in its extended handshake.
+    pub site: Option<String>,
+    /// The connection crosses an inter-site link (see `node::locality`);
+    /// always false while our own site is unknown.
+    pub far: bool,
     bitfield_allowed: bool,
 }
 
@@ -327,6 +332,8 @@ impl Session {
             last_send: now,
             last_block_at: now,
             choked_at: now,
+            site: None,
+            far: false,
             snubbed: false,
             upload_only: false,
             super_pending: Vec::new(),
@@ -362,6 +369,7 @@ impl Session {
                 // A super-seed is a seed too; it only does not say so to stock clients.
                 self.upload_only = ext.upload_only || ext.super_seeding;
                 self.remote_reqq = ext.reqq;
+                self.site = ext.site;
                 SessionEvent::None
             }
             Message::Choke => {

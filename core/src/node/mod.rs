@@ -12,6 +12,7 @@
 //! and to hash pieces ([`Output::VerifyPiece`]), so the simulator can skip both.
 
 mod invariants;
+mod locality;
 mod peers;
 mod superseed;
 mod types;
@@ -108,6 +109,15 @@ pub struct Node {
     started: bool,
     shut_down: bool,
     now: Instant,
+    /// Our site, from the tracker's answers (see `locality`).
+    site: Option<String>,
+    /// Listen addresses the tracker listed as in our site.
+    near_addrs: BTreeSet<SocketAddr>,
+    /// Per piece: established same-site peers that have it (kept only
+    /// while our site is known).
+    near_count: Vec<u16>,
+    /// The pieces with a non-zero `near_count`.
+    near_union: PieceSet,
     /// Bytes of verified pieces the node did not download from peers: those
     /// it started with and those obtained outside the swarm (minus blocks of
     /// them it had already received). See `check_invariants`.
@@ -167,6 +177,10 @@ impl Node {
             shut_down: false,
             now,
             outside_bytes,
+            site: None,
+            near_addrs: BTreeSet::new(),
+            near_count: Vec::new(),
+            near_union: PieceSet::new(config.geometry.num_pieces()),
             config,
         }
     }
@@ -370,6 +384,7 @@ impl Node {
                 for identity in &resp.revoked {
                     self.revoke(identity);
                 }
+                self.learn_sites(&resp);
                 for p in &resp.peers {
                     let addr = SocketAddr::new(p.ip, p.port);
                     if !self.banned.contains(&PeerKey::Ip(addr.ip())) {
@@ -410,7 +425,7 @@ impl Node {
         // peers that dial us, so a flash crowd does not refuse itself.
         let outbound = self.sessions.values().filter(|s| s.outbound).count();
         let max_out = self.config.max_peers.div_ceil(2);
-        if self.candidates.is_empty()
+        if self.no_dialable_candidates()
             && outbound + self.dialing.len() < max_out
             && self.refill_at.is_none_or(|t| self.now >= t)
         {
@@ -467,10 +482,22 @@ impl Node {
         self.backoff.get(&addr).is_some_and(|b| self.now < b.0)
     }
 
+    /// Nothing to dial among the candidates: none at all, or (with a site
+    /// known) no same-site one.
+    fn no_dialable_candidates(&self) -> bool {
+        match self.site {
+            None => self.candidates.is_empty(),
+            Some(_) => !self.candidates.iter().any(|a| self.near_addrs.contains(a)),
+        }
+    }
+
     fn pick_candidate(&mut self) -> Option<SocketAddr> {
         use rand::RngExt;
         if self.candidates.is_empty() {
             return None;
+        }
+        if self.site.is_some() {
+            return self.pick_local_candidate();
         }
         let i = self.rng.random_range(0..self.candidates.len());
         let addr = *self.candidates.iter().nth(i)?;

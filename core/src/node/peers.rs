@@ -124,6 +124,10 @@ impl Node {
         }
         session.peer_id = Some(hs.peer_id);
         let identity = session.identity.clone();
+        let far = self.site.is_some() && self.sessions.get(&conn).is_some_and(|s| self.is_far(s));
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.far = far;
+        }
         if !outbound {
             self.send_handshake(conn);
         }
@@ -137,6 +141,7 @@ impl Node {
                 upload_only: self.picker.is_complete() && !self.super_seeding(),
                 revocation_epoch: None,
                 super_seeding: self.super_seeding(),
+                site: self.site.clone(),
             };
             self.transmit(conn, Message::ExtendedHandshake(ext));
         }
@@ -168,9 +173,9 @@ impl Node {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let ext_port = match &msg {
-            Message::ExtendedHandshake(ext) => ext.listen_port,
-            _ => None,
+        let (is_ext, ext_port) = match &msg {
+            Message::ExtendedHandshake(ext) => (true, ext.listen_port),
+            _ => (false, None),
         };
         let have = self.picker.have();
         let result = session.on_message(
@@ -189,11 +194,18 @@ impl Node {
             self.candidates.remove(&addr);
             self.connected_addrs.insert(addr, conn);
         }
+        if is_ext && self.site.is_some() {
+            return self.classify(conn);
+        }
+        let far = session.far;
         match event {
             SessionEvent::None => {}
             SessionEvent::Bitfield => {
                 let has = session.remote_has.clone();
                 self.picker.add_peer(&has);
+                if !far {
+                    self.near_add(&has);
+                }
                 self.after_remote_pieces_changed(conn, None);
                 if self.super_seeding() {
                     self.super_after_bitfield(conn);
@@ -201,6 +213,9 @@ impl Node {
             }
             SessionEvent::Have(piece) => {
                 self.picker.peer_has(piece);
+                if !far {
+                    self.near_gained(piece);
+                }
                 if self.super_seeding() {
                     self.super_on_have(conn, piece);
                 }
@@ -211,6 +226,9 @@ impl Node {
                 // stays the sum of the peers' piece sets.
                 for &piece in &pieces {
                     self.picker.peer_has(piece);
+                    if !far {
+                        self.near_gained(piece);
+                    }
                 }
                 if self.super_seeding() {
                     for &piece in &pieces {
@@ -249,9 +267,13 @@ impl Node {
             return self.drop_session(conn, DisconnectReason::BothSeeds, true);
         }
         if !session.am_interested {
-            let interesting = match piece {
-                Some(p) => !self.picker.have().contains(p) && self.picker.is_interesting_piece(p),
-                None => self.picker.is_interesting(&session.remote_has),
+            let allowed = self.requestable(session.far, &session.remote_has);
+            let interesting = match (piece, &allowed) {
+                (_, Some(allowed)) => self.picker.is_interesting(allowed),
+                (Some(p), None) => {
+                    !self.picker.have().contains(p) && self.picker.is_interesting_piece(p)
+                }
+                (None, None) => self.picker.is_interesting(&session.remote_has),
             };
             if interesting {
                 self.set_interest(conn, true);
@@ -285,6 +307,10 @@ impl Node {
             .sessions
             .values()
             .all(|s| s.phase != Phase::Established || s.remote_has.is_full() || s.upload_only);
+        let allowed = match self.sessions.get(&conn) {
+            Some(s) if s.far => self.requestable(true, &s.remote_has),
+            _ => None,
+        };
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -294,17 +320,12 @@ impl Node {
         let depth = session.request_depth(now, &self.config.session, block_len);
         let room = depth - session.requests_out.len();
         let mut blocks = Vec::new();
-        self.picker.pick(
-            conn,
-            &session.remote_has,
-            room,
-            front_first,
-            &mut self.rng,
-            &mut blocks,
-        );
+        let has = allowed.as_ref().unwrap_or(&session.remote_has);
+        self.picker
+            .pick(conn, has, room, front_first, &mut self.rng, &mut blocks);
         if blocks.is_empty() && session.requests_out.is_empty() {
             // Nothing left to ask this peer for: tell it, so it frees our slot.
-            let interesting = self.picker.is_interesting(&session.remote_has);
+            let interesting = self.picker.is_interesting(has);
             if !interesting {
                 self.set_interest(conn, false);
             }
@@ -529,6 +550,9 @@ impl Node {
             return;
         };
         self.picker.remove_peer(conn, &session.remote_has);
+        if !session.far && session.phase == Phase::Established {
+            self.near_remove(&session.remote_has);
+        }
         self.choker.remove(conn);
         if !session.super_pending.is_empty() {
             self.super_forget(conn, &session.super_pending);
@@ -618,7 +642,8 @@ impl Node {
             .values()
             .filter(|s| !s.am_choking && s.peer_interested)
             .count();
-        if unchoked < slots {
+        let far_full = s.far && self.far_unchoked() >= self.config.choker.cross_site_slots;
+        if unchoked < slots && !far_full {
             self.set_choke(conn, false);
         }
     }
@@ -669,7 +694,23 @@ impl Node {
             use rand::RngExt;
             waiting.swap(i, self.rng.random_range(0..=i));
         }
-        for conn in waiting.into_iter().take(slots - unchoked_interested) {
+        let mut free = slots - unchoked_interested;
+        let mut far_free = self
+            .config
+            .choker
+            .cross_site_slots
+            .saturating_sub(self.far_unchoked());
+        for conn in waiting {
+            if free == 0 {
+                break;
+            }
+            if self.sessions.get(&conn).is_some_and(|s| s.far) {
+                if far_free == 0 {
+                    continue;
+                }
+                far_free -= 1;
+            }
+            free -= 1;
             self.set_choke(conn, false);
         }
     }
@@ -749,6 +790,7 @@ impl Node {
                 bytes_given: s.bytes_up,
                 connected_at: s.connected_at,
                 pieces: s.remote_has.count(),
+                far: s.far,
             })
             .collect()
     }

@@ -56,6 +56,11 @@ pub struct NodeConfig {
     /// with may be gone or bad (corrupt peers it banned still count as holders
     /// here). A healthy swarm never waits this long. Default: 120 s.
     pub super_seed_idle: Duration,
+    /// Once the hub told us our site: most connections to peers of other
+    /// sites at once, the hub's pinned seeders aside (see `node::locality`).
+    /// Enough for the pieces our site lacks to flow in; few, so that each
+    /// piece crosses a thin inter-site link about once. Default: 2.
+    pub cross_site_peers: usize,
     /// Peers asked from the tracker per announce. Default: 50.
     pub numwant: u32,
     /// Wait this long before retrying a failed announce. Default: 30 s.
@@ -94,6 +99,7 @@ impl NodeConfig {
             super_seed_min_peers: 4,
             super_seed_stall: Duration::from_secs(10),
             super_seed_idle: Duration::from_secs(120),
+            cross_site_peers: 2,
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,

@@ -73,6 +73,8 @@ pub struct Tracker {
     /// (info hash, peer id) of every entry, per identity.
     entries: Vec<BTreeSet<(Id20, Id20)>>,
     site_ids: BTreeMap<String, SiteId>,
+    /// Site names by id.
+    site_names: Vec<String>,
     /// Every revoked identity, sorted.
     revoked: Vec<String>,
     epoch: u64,
@@ -97,6 +99,7 @@ impl Tracker {
             identity_ids: keyed.map(),
             entries: Vec::new(),
             site_ids: BTreeMap::new(),
+            site_names: Vec::new(),
             revoked: Vec::new(),
             epoch: 0,
             next_serial: 0,
@@ -149,9 +152,14 @@ impl Tracker {
     /// Sets (or clears) the site of an identity; its peers move to that
     /// site's group in every swarm at once.
     pub fn set_site(&mut self, identity: &str, site: Option<String>) {
-        let site = site.map(|name| {
-            let next = self.site_ids.len() as SiteId;
-            *self.site_ids.entry(name).or_insert(next)
+        let site = site.map(|name| match self.site_ids.get(&name) {
+            Some(&id) => id,
+            None => {
+                let id = self.site_names.len() as SiteId;
+                self.site_names.push(name.clone());
+                self.site_ids.insert(name, id);
+                id
+            }
         });
         let state = self.intern(identity);
         if state.site == site {
@@ -285,7 +293,14 @@ impl Tracker {
                 self.insert_entry(index, now, caller, addr, req);
             }
         }
-        Ok(self.answer(index, req))
+        let site = self.identity_ids.get(auth_identity(auth)).and_then(|s| s.site);
+        Ok(self.answer(index, req, site))
+    }
+
+    /// The site of an identity, when the hub set one.
+    pub fn site_of(&self, identity: &str) -> Option<&str> {
+        let site = self.identity_ids.get(identity)?.site?;
+        self.site_names.get(site as usize).map(String::as_str)
     }
 
     /// Counters of the requested swarms (all swarms, by info hash, when
@@ -539,7 +554,12 @@ impl Tracker {
 
     /// Builds the answer for the requester's entry: counters, revocations,
     /// peer sample.
-    fn answer(&mut self, index: SwarmIndex, req: &AnnounceRequest) -> AnnounceResponse {
+    fn answer(
+        &mut self,
+        index: SwarmIndex,
+        req: &AnnounceRequest,
+        site: Option<SiteId>,
+    ) -> AnnounceResponse {
         let Some(Some((_, swarm))) = self.swarms.get_mut(index as usize) else {
             return self.response(SwarmStats::default(), Vec::new(), Vec::new());
         };
@@ -556,14 +576,30 @@ impl Tracker {
             .min(self.config.max_numwant);
         let positions = &mut self.positions;
         positions.clear();
+        // A few other-site peers even when the site alone could fill the
+        // list: the client keeps a few cross-site connections (for pieces its
+        // site lacks) and needs someone to dial for them.
+        let far_reserve = if site.is_some() {
+            want.div_ceil(FAR_SHARE).min(reply.far.len())
+        } else {
+            0
+        };
         self.sampler
-            .sample(&mut self.rng, &reply.near, want, positions);
+            .sample(&mut self.rng, &reply.near, want - far_reserve, positions);
+        let near_peers = if site.is_some() {
+            positions.len() as u32
+        } else {
+            0
+        };
         let rest = want - positions.len() as u32;
         self.sampler
             .sample(&mut self.rng, &reply.far, rest, positions);
         let peers = positions.iter().map(|&pos| swarm.addr_at(pos)).collect();
         let stats = swarm.stats();
-        self.response(stats, peers, revoked)
+        let mut resp = self.response(stats, peers, revoked);
+        resp.near_peers = near_peers;
+        resp.site = site.and_then(|s| self.site_names.get(s as usize).cloned());
+        resp
     }
 
     fn response(
@@ -579,8 +615,21 @@ impl Tracker {
             complete: stats.seeders,
             incomplete: stats.leechers,
             peers,
+            near_peers: 0,
+            site: None,
             revocation_epoch: self.epoch,
             revoked,
         }
+    }
+}
+
+/// One peer in this many of a list (rounded up) is kept for other sites.
+const FAR_SHARE: u32 = 8;
+
+/// The identity an authorized request acts as.
+fn auth_identity(auth: &Auth) -> &str {
+    match auth {
+        Auth::Verified { identity, .. } => identity,
+        Auth::Anonymous => "",
     }
 }

@@ -158,13 +158,27 @@ fn same_site_peers_come_first() {
         );
         assert!(!peers[9..].iter().any(in_a));
     }
+    // Its own site could fill a list of five, but one in eight (rounded up)
+    // is kept for the other sites; the answer says where the site ends.
     r.numwant = Some(5);
-    assert!(announce(&mut t, "host3", &r).peers.iter().all(in_a));
+    let resp = announce(&mut t, "host3", &r);
+    assert!(resp.peers[..4].iter().all(in_a));
+    assert!(!in_a(&resp.peers[4]));
+    assert_eq!(resp.near_peers, 4);
+    assert_eq!(resp.site.as_deref(), Some("rack-a"));
     // Moving host3 to rack-b regroups its entry at once.
     t.set_site("host3", Some("rack-b".into()));
     r.numwant = Some(30);
-    let peers = announce(&mut t, "host3", &r).peers;
-    assert!(!peers[..30].iter().any(in_a), "rack-b first: {peers:?}");
+    let resp = announce(&mut t, "host3", &r);
+    assert_eq!(resp.site.as_deref(), Some("rack-b"));
+    assert_eq!(resp.near_peers, 26);
+    let peers = resp.peers;
+    assert!(!peers[..26].iter().any(in_a), "rack-b first: {peers:?}");
+    assert!(peers[26..].iter().all(in_a), "four of rack-a: {peers:?}");
+    // Without a site there is no near part.
+    t.set_site("host3", None);
+    let resp = announce(&mut t, "host3", &r);
+    assert_eq!((resp.near_peers, resp.site), (0, None));
     t.check_swarm(&hash(1));
 }
 

@@ -101,6 +101,11 @@ pub struct AnnounceResponse {
     pub incomplete: u32,
     /// Random peers to connect to, same site first.
     pub peers: Vec<PeerAddr>,
+    /// The first `near_peers` entries of `peers` are in the caller's site
+    /// (0 when the hub knows no site for the caller).
+    pub near_peers: u32,
+    /// The caller's site, when the hub knows one.
+    pub site: Option<String>,
     /// Revocation epoch of the tracker; grows with every revocation.
     pub revocation_epoch: u64,
     /// Every revoked identity, sorted, so peers can drop connections to them.

@@ -18,6 +18,14 @@ pub const EPOCH_KEY: &str = "swarmhub_epoch";
 /// peer that shows them no pieces, and a super-seed shows only a piece or two.
 pub const SUPER_SEED_KEY: &str = "swarmhub_super_seed";
 
+/// Extended-handshake key carrying [`ExtendedHandshake::site`]: the site the hub
+/// told the sender it is in, so both ends of a connection know whether it
+/// crosses an inter-site link (inbound peers are in no peer list of ours).
+pub const SITE_KEY: &str = "swarmhub_site";
+
+/// Longest site name read from a peer (longer names read as no site).
+pub const MAX_SITE_LEN: usize = 255;
+
 /// One peer message, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -77,6 +85,9 @@ pub struct ExtendedHandshake {
     /// swarmhub peers, which keep telling it their haves, while stock clients see
     /// no `upload_only` and download from it.
     pub super_seeding: bool,
+    /// The sender's site, as its hub told it ([`SITE_KEY`]); `None` when the
+    /// hub knows no site for it or it is not a swarmhub peer.
+    pub site: Option<String>,
 }
 
 impl Message {
@@ -304,6 +315,8 @@ struct HandshakeDictOut<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     super_seed: Option<u8>,
+    #[serde(rename = "swarmhub_site", skip_serializing_if = "Option::is_none")]
+    site: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     upload_only: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -326,6 +339,8 @@ struct HandshakeDictIn<'a> {
     epoch: Option<i64>,
     #[serde(rename = "swarmhub_super_seed", default)]
     super_seed: Option<i64>,
+    #[serde(rename = "swarmhub_site", default, borrow)]
+    site: Option<&'a [u8]>,
 }
 
 /// Longest run of ASCII digits we let librqbit-bencode see: 18 digits always fit `i64`
@@ -357,6 +372,7 @@ impl ExtendedHandshake {
             reqq: self.reqq,
             epoch: self.revocation_epoch,
             super_seed: self.super_seeding.then_some(1),
+            site: self.site.as_deref(),
             upload_only: self.upload_only.then_some(1),
             v: self.client.as_deref(),
         }
@@ -387,6 +403,11 @@ impl ExtendedHandshake {
             upload_only: raw.upload_only.is_some_and(|u| u != 0),
             revocation_epoch,
             super_seeding: raw.super_seed.is_some_and(|u| u != 0),
+            site: raw
+                .site
+                .filter(|s| !s.is_empty() && s.len() <= MAX_SITE_LEN)
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .map(str::to_owned),
         })
     }
 }
@@ -441,6 +462,7 @@ mod tests {
             upload_only: true,
             revocation_epoch: Some(7),
             super_seeding: false,
+            site: None,
         };
         let out = encoded(&Message::ExtendedHandshake(hs));
         assert_eq!(&out[4..6], &[20, 0]);
@@ -488,6 +510,23 @@ mod tests {
         let out = encoded(&Message::ExtendedHandshake(hs.clone()));
         assert_eq!(&out[6..], b"d1:mde19:swarmhub_super_seedi1ee");
         assert_eq!(ExtendedHandshake::from_payload(&out[6..]), Ok(hs));
+    }
+
+    #[test]
+    fn the_site_is_our_own_key_and_round_trips() {
+        let hs = ExtendedHandshake {
+            site: Some("paris".into()),
+            ..Default::default()
+        };
+        let out = encoded(&Message::ExtendedHandshake(hs.clone()));
+        assert_eq!(&out[6..], b"d1:mde13:swarmhub_site5:parise");
+        assert_eq!(ExtendedHandshake::from_payload(&out[6..]), Ok(hs));
+        // An empty or overlong name is no site, not an error.
+        let long = format!("d13:swarmhub_site{}:{}e", 300, "x".repeat(300));
+        for dict in [&b"d13:swarmhub_site0:e"[..], long.as_bytes()] {
+            let hs = ExtendedHandshake::from_payload(dict).expect("valid handshake");
+            assert_eq!(hs.site, None);
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod tests;
 pub use decoder::{Decoder, DecoderLimits, DEFAULT_MAX_EXTENDED_LEN};
 pub use error::{DecodeError, EncodeError};
 pub use handshake::Handshake;
-pub use message::{ExtendedHandshake, Message, EPOCH_KEY, SUPER_SEED_KEY};
+pub use message::{ExtendedHandshake, Message, EPOCH_KEY, MAX_SITE_LEN, SITE_KEY, SUPER_SEED_KEY};
 
 /// Default block size: the unit of a `Request` and of a `Piece` message (16 KiB).
 pub const BLOCK_LEN: u32 = 16 * 1024;

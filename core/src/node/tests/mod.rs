@@ -172,6 +172,8 @@ fn tracker_reply(peers: &[SocketAddr]) -> crate::tracker::AnnounceResponse {
                 port: a.port(),
             })
             .collect(),
+        near_peers: 0,
+        site: None,
         revocation_epoch: 0,
         revoked: Vec::new(),
     }

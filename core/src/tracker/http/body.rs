@@ -28,6 +28,16 @@ struct AnnounceOut<'a> {
     epoch: u64,
     #[serde(rename = "swarmhub revoked", skip_serializing_if = "<[_]>::is_empty")]
     revoked: &'a [String],
+    #[serde(rename = "swarmhub site", skip_serializing_if = "Option::is_none")]
+    site: Option<&'a str>,
+    #[serde(rename = "swarmhub near", skip_serializing_if = "is_zero")]
+    near: u32,
+    #[serde(rename = "swarmhub near6", skip_serializing_if = "is_zero")]
+    near6: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Deserialize)]
@@ -47,6 +57,12 @@ struct AnnounceIn<'a> {
     epoch: Option<i64>,
     #[serde(rename = "swarmhub revoked", borrow)]
     revoked: Option<Vec<ByteBuf<'a>>>,
+    #[serde(rename = "swarmhub site", borrow)]
+    site: Option<ByteBuf<'a>>,
+    #[serde(rename = "swarmhub near")]
+    near: Option<i64>,
+    #[serde(rename = "swarmhub near6")]
+    near6: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -103,20 +119,27 @@ fn to_bencode<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
 
 /// Bencodes a successful announce answer: IPv4 peers in `peers` (6 bytes
 /// each), IPv6 peers in `peers6` (18 bytes each), plus `swarmhub epoch` and
-/// (when non-empty) `swarmhub revoked`.
+/// (when non-empty) `swarmhub revoked`; when the hub knows the caller's site,
+/// `swarmhub site` (its name) and `swarmhub near` / `swarmhub near6` (how many
+/// of the first entries of `peers` / `peers6` are in that site). Stock
+/// clients ignore the extra keys; the compact lists stay BEP 23.
 pub fn encode_announce_response(resp: &AnnounceResponse) -> Vec<u8> {
     let mut v4 = Vec::with_capacity(resp.peers.len() * 6);
     let mut v6 = Vec::new();
-    for peer in &resp.peers {
+    let (mut near, mut near6) = (0, 0);
+    for (i, peer) in resp.peers.iter().enumerate() {
         let port = peer.port.to_be_bytes();
+        let is_near = i < resp.near_peers as usize;
         match peer.ip {
             IpAddr::V4(ip) => {
                 v4.extend_from_slice(&ip.octets());
                 v4.extend_from_slice(&port);
+                near += u32::from(is_near);
             }
             IpAddr::V6(ip) => {
                 v6.extend_from_slice(&ip.octets());
                 v6.extend_from_slice(&port);
+                near6 += u32::from(is_near);
             }
         }
     }
@@ -129,6 +152,9 @@ pub fn encode_announce_response(resp: &AnnounceResponse) -> Vec<u8> {
         peers6: (!v6.is_empty()).then_some(ByteBuf(&v6)),
         epoch: resp.revocation_epoch,
         revoked: &resp.revoked,
+        site: resp.site.as_deref(),
+        near,
+        near6,
     };
     to_bencode(&out, 128 + v4.len() + v6.len())
 }
@@ -262,12 +288,42 @@ pub fn decode_announce_response(body: &[u8]) -> Result<AnnounceResponse, Announc
             "length is not a multiple of 18"
         },
     };
-    let mut peers: Vec<PeerAddr> = compact_peers(peers4.0, false)
+    let v4: Vec<PeerAddr> = compact_peers(peers4.0, false)
         .ok_or_else(|| not_multiple("peers", 6))?
         .collect();
-    if let Some(blob) = wire.peers6 {
-        peers.extend(compact_peers(blob.0, true).ok_or_else(|| not_multiple("peers6", 18))?);
-    }
+    let v6: Vec<PeerAddr> = match wire.peers6 {
+        Some(blob) => compact_peers(blob.0, true)
+            .ok_or_else(|| not_multiple("peers6", 18))?
+            .collect(),
+        None => Vec::new(),
+    };
+    let near_count = |n: Option<i64>, key: &'static str, len: usize| {
+        int::<u32>(n, key)
+            .map_err(bad)?
+            .map_or(Ok(0), |n| {
+                (n as usize <= len).then_some(n as usize).ok_or(AnnounceDecodeError::BadValue {
+                    key,
+                    reason: "more near peers than peers",
+                })
+            })
+    };
+    let near = near_count(wire.near, "swarmhub near", v4.len())?;
+    let near6 = near_count(wire.near6, "swarmhub near6", v6.len())?;
+    // Same-site peers first, as the tracker listed them.
+    let mut peers = Vec::with_capacity(v4.len() + v6.len());
+    peers.extend_from_slice(&v4[..near]);
+    peers.extend_from_slice(&v6[..near6]);
+    peers.extend_from_slice(&v4[near..]);
+    peers.extend_from_slice(&v6[near6..]);
+    let site = match wire.site {
+        None => None,
+        Some(b) => Some(String::from_utf8(b.0.to_vec()).map_err(|_| {
+            AnnounceDecodeError::BadValue {
+                key: "swarmhub site",
+                reason: "site name is not UTF-8",
+            }
+        })?),
+    };
     let revoked = wire
         .revoked
         .unwrap_or_default()
@@ -288,6 +344,8 @@ pub fn decode_announce_response(body: &[u8]) -> Result<AnnounceResponse, Announc
             .map_err(bad)?
             .unwrap_or(0),
         peers,
+        near_peers: (near + near6) as u32,
+        site,
         revocation_epoch: int(wire.epoch, "swarmhub epoch").map_err(bad)?.unwrap_or(0),
         revoked,
     })

@@ -150,6 +150,8 @@ fn announce_response_round_trips_with_ipv6_and_revocations() {
                 port: 7000,
             },
         ],
+        near_peers: 0,
+        site: None,
         revocation_epoch: 2,
         revoked: vec!["eve".into(), "mallory".into()],
     };
@@ -163,12 +165,48 @@ fn announce_response_round_trips_with_ipv6_and_revocations() {
         complete: 0,
         incomplete: 0,
         peers: vec![],
+        near_peers: 0,
+        site: None,
         revocation_epoch: 0,
         revoked: vec![],
     };
     let body = encode_announce_response(&empty);
     assert!(body.windows(b"5:peers0:".len()).any(|w| w == b"5:peers0:"));
     assert_eq!(decode_announce_response(&body), Ok(empty));
+}
+
+#[test]
+fn site_and_near_peers_round_trip_and_stay_compact() {
+    let v6 = PeerAddr {
+        ip: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+        port: 7000,
+    };
+    let resp = AnnounceResponse {
+        interval_s: 120,
+        min_interval_s: 30,
+        complete: 1,
+        incomplete: 3,
+        // Near: 10.0.0.1 and the IPv6 peer; far: 10.0.0.2.
+        peers: vec![peer(1, 6881), v6, peer(2, 6882)],
+        near_peers: 2,
+        site: Some("paris".into()),
+        revocation_epoch: 0,
+        revoked: vec![],
+    };
+    let body = encode_announce_response(&resp);
+    // Stock clients read the same BEP 23 lists; the extra keys are ours.
+    let find = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"5:peers12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe2"));
+    assert!(find(b"13:swarmhub site5:paris"));
+    assert!(find(b"13:swarmhub neari1e"));
+    assert!(find(b"14:swarmhub near6i1e"));
+    assert_eq!(decode_announce_response(&body), Ok(resp));
+    // More near peers than peers is a broken answer.
+    let bad = b"d8:intervali60e5:peers6:\x0a\x00\x00\x01\x1a\xe113:swarmhub neari2ee";
+    assert!(matches!(
+        decode_announce_response(bad),
+        Err(AnnounceDecodeError::BadValue { key: "swarmhub near", .. })
+    ));
 }
 
 #[test]
@@ -315,6 +353,8 @@ fn arb_response() -> impl Strategy<Value = AnnounceResponse> {
                 complete: c,
                 incomplete: ic,
                 peers,
+                near_peers: 0,
+                site: None,
                 revocation_epoch: u64::from(epoch),
                 revoked,
             }

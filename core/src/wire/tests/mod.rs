@@ -42,6 +42,7 @@ pub(super) fn sample_messages() -> Vec<Message> {
             upload_only: true,
             revocation_epoch: Some(ExtendedHandshake::MAX_EPOCH),
             super_seeding: true,
+            site: Some("site-ä".into()),
         }),
         Message::ExtendedHandshake(ExtendedHandshake::default()),
         Message::Extended {

@@ -26,9 +26,10 @@ fn extended_handshake() -> impl Strategy<Value = ExtendedHandshake> {
         any::<bool>(),
         proptest::option::of(0..=ExtendedHandshake::MAX_EPOCH),
         any::<bool>(),
+        proptest::option::of("[a-z][a-z0-9-]{0,15}"),
     )
         .prop_map(
-            |(client, listen_port, reqq, upload_only, revocation_epoch, super_seeding)| {
+            |(client, listen_port, reqq, upload_only, revocation_epoch, super_seeding, site)| {
                 ExtendedHandshake {
                     client,
                     listen_port,
@@ -36,6 +37,7 @@ fn extended_handshake() -> impl Strategy<Value = ExtendedHandshake> {
                     upload_only,
                     revocation_epoch,
                     super_seeding,
+                    site,
                 }
             },
         )
