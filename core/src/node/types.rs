@@ -99,7 +99,7 @@ impl NodeConfig {
             super_seed_min_peers: 4,
             super_seed_stall: Duration::from_secs(10),
             super_seed_idle: Duration::from_secs(120),
-            cross_site_peers: 2,
+            cross_site_peers: 1,
             numwant: 50,
             announce_retry: Duration::from_secs(30),
             ban_after_failures: 3,
