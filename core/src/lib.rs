@@ -26,6 +26,7 @@ pub mod picker;
 pub mod pieceset;
 pub mod rng;
 pub mod session;
+pub mod sites;
 pub mod settings;
 pub mod time;
 pub mod tracker;

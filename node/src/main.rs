@@ -206,6 +206,12 @@ enum HubCmd {
         /// host name, the --listen address, localhost and 127.0.0.1.
         #[arg(long, value_name = "NAMES")]
         hostname: Option<String>,
+        /// Sites: CIDR ranges mapped to site names, comma-separated, e.g.
+        /// "10.1.0.0/16=paris, 10.2.0.0/16=london" (the longest prefix wins);
+        /// `none` clears them. Clients are told their site and prefer peers
+        /// of their own, so about one copy of an image crosses each link.
+        #[arg(long, value_name = "CIDR=SITE,...")]
+        sites: Option<String>,
     },
     /// The admin console's password.
     Admin {
@@ -616,6 +622,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
             peer_tls,
             set,
             hostname,
+            sites,
         } => {
             // Every setting is printed, with or without --all (there are few).
             let _ = all;
@@ -625,6 +632,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                 peer_tls,
                 set,
                 hostname,
+                sites,
             };
             let s = admin::config(&paths, &change)?;
             let ca = swarmhub_node::tls::ca::HubCa::load_or_create(&paths.ca_dir())?;
@@ -642,6 +650,7 @@ async fn run_hub(paths: HubPaths, cmd: HubCmd) -> Result<ExitCode> {
                     hub::hostnames::list_text(&hub::hostnames::default_names(None))
                 ),
             }
+            println!("Sites: {}", s.sites);
             println!("Hub CA fingerprint (SHA-256): {}", ca.fingerprint());
             if !s.peer_tls {
                 eprintln!("{}", hub::PEER_TLS_OFF_WARNING);

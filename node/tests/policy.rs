@@ -435,3 +435,52 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
     }
 }
+
+#[test]
+fn hub_sites_setting_round_trips_and_announces_name_the_site() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = Hub::prepare(tmp.path(), "site:1", 4 * MIB);
+    // A malformed range is refused with the entry named; nothing is stored.
+    let o = hub_cmd(
+        &dir,
+        &["config", "--sites", "127.0.0.0/8=lab, 10.0.0.0/33=far"],
+    );
+    assert!(!o.status.success(), "{}", output_text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("10.0.0.0/33"), "{err}");
+    assert!(err.contains("not a CIDR range"), "{err}");
+    let o = hub_cmd(&dir, &["config", "--all"]);
+    assert!(output_text(&o).contains("Sites: none"), "{}", output_text(&o));
+    // Set, shown normalized (longest prefix first), kept across runs.
+    let o = hub_cmd(
+        &dir,
+        &["config", "--sites", "10.1.2.3/16=paris,127.0.0.0/8=lab"],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let o = hub_cmd(&dir, &["config", "--all"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Sites: 127.0.0.0/8=lab, 10.1.0.0/16=paris"),
+        "{}",
+        output_text(&o)
+    );
+
+    // A client announcing from 127.0.0.1 is told it is in "lab".
+    let hub = Hub::start(&dir, &["--announce-interval", "2"]);
+    let c = hub.client(tmp.path(), "c");
+    let o = c.pull("site:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let hash = info_hash_of(&c, "site:1");
+    let (status, body) = http_get(&hub, Some(&c), &announce_path(hash, None), &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let resp = decode_announce_response(&body).expect("announce answer");
+    assert_eq!(resp.site.as_deref(), Some("lab"));
+    assert!(resp.near_peers as usize <= resp.peers.len());
+
+    // Cleared: no site in the answers once the hub has re-read its settings.
+    let o = hub.cmd(&["config", "--sites", "none"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    wait_until("the hub to drop the sites", Duration::from_secs(30), || {
+        let (status, body) = http_get(&hub, Some(&c), &announce_path(hash, None), &[]);
+        status == 200 && decode_announce_response(&body).is_ok_and(|r| r.site.is_none())
+    });
+}

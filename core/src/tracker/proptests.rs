@@ -176,7 +176,15 @@ fn check_announce(
             "same site after others"
         );
         let same_eligible = eligible.keys().filter(|p| same(p)).count();
-        prop_assert_eq!(first_other, same_eligible.min(want));
+        // One in eight of the list (rounded up) is kept for other sites.
+        let far_reserve = want.div_ceil(8).min(eligible.len() - same_eligible);
+        prop_assert_eq!(first_other, same_eligible.min(want - far_reserve));
+        prop_assert_eq!(resp.near_peers as usize, first_other);
+        let name = format!("site{site}");
+        prop_assert_eq!(resp.site.as_deref(), Some(name.as_str()));
+    } else {
+        prop_assert_eq!(resp.near_peers, 0);
+        prop_assert_eq!(resp.site, None);
     }
     Ok(())
 }

@@ -308,6 +308,8 @@ pub struct ConfigChange {
     pub set: Vec<String>,
     /// Host names of the hub certificate, comma-separated (`default`: the default).
     pub hostname: Option<String>,
+    /// Sites: `CIDR=SITE` entries, comma-separated (`none`: no sites).
+    pub sites: Option<String>,
 }
 
 /// `hub config` (and the console's Save): apply `change` and return the
@@ -356,8 +358,20 @@ pub fn config(paths: &HubPaths, change: &ConfigChange) -> Result<HubSettings, Ad
                 .map(|l| super::hostnames::list_text(&l)),
         ),
     };
+    let sites = match &change.sites {
+        None => None,
+        Some(text) => Some(
+            swarmhub_core::sites::SiteMap::parse(text)
+                .map_err(|e| AdminError::Io(format!("--sites: {e}")))?,
+        ),
+    };
     for (key, value) in pairs {
         db.set_setting(key, value)?;
+    }
+    match sites {
+        Some(map) if map.is_empty() => db.remove_setting(super::SETTING_SITES)?,
+        Some(map) => db.set_setting(super::SETTING_SITES, &map.to_string())?,
+        None => {}
     }
     if let Some(value) = peer_tls {
         db.set_setting(super::SETTING_PEER_TLS, value)?;

@@ -637,8 +637,16 @@ pub(super) fn announce_reply(
         );
     }
     let now = state.now();
+    // The site comes from the address the request came from, every time: a
+    // client that moved is regrouped at its next announce.
+    let site = state.site_of(remote);
     let result = match state.tracker.lock() {
-        Ok(mut t) => t.handle_announce(now, auth, &req),
+        Ok(mut t) => {
+            if let Some(id) = identity(auth) {
+                t.set_site(id, site);
+            }
+            t.handle_announce(now, auth, &req)
+        }
         Err(_) => return tracker_failure(500, "tracker lock poisoned"),
     };
     count_announce(state, &req, result.as_ref().err());

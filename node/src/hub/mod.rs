@@ -22,6 +22,10 @@ pub const SETTING_SEED: &str = "seed";
 /// Setting key: peer links use mutual TLS (off only for interoperability tests).
 pub const SETTING_PEER_TLS: &str = "peer_tls";
 
+/// Setting key: CIDR ranges mapped to site names
+/// (`swarmhub_core::sites::SiteMap`'s text form).
+pub const SETTING_SITES: &str = "sites";
+
 /// The loud warning shown wherever peer TLS is off.
 pub const PEER_TLS_OFF_WARNING: &str = "WARNING: peer TLS is OFF: peer links are neither \
 authenticated nor encrypted and anyone who can reach a peer port can join a swarm. \
@@ -58,6 +62,9 @@ pub struct HubSettings {
     /// Names the hub's server certificate carries (`None`: the default,
     /// [`hostnames::default_names`]).
     pub hostnames: Option<Vec<hostnames::HostName>>,
+    /// Which site each client address is in: the tracker tells clients
+    /// their site, and they prefer peers of their own.
+    pub sites: swarmhub_core::sites::SiteMap,
 }
 
 impl Default for HubSettings {
@@ -69,6 +76,7 @@ impl Default for HubSettings {
             peer_tls: true,
             seeder: swarmhub_core::settings::HubSettings::default(),
             hostnames: None,
+            sites: swarmhub_core::sites::SiteMap::default(),
         }
     }
 }
@@ -94,8 +102,16 @@ impl HubSettings {
             }),
             None => None,
         };
+        let sites = match db.setting(SETTING_SITES)? {
+            Some(v) => swarmhub_core::sites::SiteMap::parse(&v).unwrap_or_else(|e| {
+                tracing::warn!("hub setting {e}; using no sites");
+                swarmhub_core::sites::SiteMap::default()
+            }),
+            None => swarmhub_core::sites::SiteMap::default(),
+        };
         Ok(HubSettings {
             hostnames,
+            sites,
             cache: db.flag(SETTING_CACHE, true)?,
             p2p: db.flag(SETTING_P2P, true)?,
             seed: db.flag(SETTING_SEED, true)?,

@@ -194,6 +194,12 @@ impl HubState {
             .map_or(HubSettings::default().p2p, |s| s.p2p)
     }
 
+    /// The site of a client address under the `sites` setting.
+    pub(super) fn site_of(&self, ip: IpAddr) -> Option<String> {
+        let settings = self.settings.read().ok()?;
+        settings.sites.site_of(ip).map(str::to_owned)
+    }
+
     pub(super) fn settings(&self) -> HubSettings {
         self.settings.read().map(|s| s.clone()).unwrap_or_default()
     }
@@ -505,10 +511,12 @@ impl Seeders {
                 registered: true,
             };
             let now = state.now();
+            let site = state.site_of(ip);
             let mut t = state
                 .tracker
                 .lock()
                 .map_err(|_| "tracker lock poisoned".to_owned())?;
+            t.set_site(HUB_IDENTITY, site);
             t.handle_announce(now, &auth, &req)
                 .map_err(|e| e.to_string())
         };
