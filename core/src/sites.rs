@@ -69,14 +69,13 @@ impl Cidr {
             .map_err(|_| format!("{addr:?} is not an IPv4 or IPv6 address"))?;
         let addr = addr.to_canonical();
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| format!("prefix length {p:?} is not a number from 0 to {max}"))?,
-        };
+        let prefix =
+            match prefix {
+                None => max,
+                Some(p) => p.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(|| {
+                    format!("prefix length {p:?} is not a number from 0 to {max}")
+                })?,
+            };
         Ok(Cidr {
             addr: mask(addr, prefix),
             prefix,
@@ -126,7 +125,11 @@ impl SiteMap {
         if text.trim() == "none" {
             return Ok(SiteMap::default());
         }
-        for entry in text.split([',', '\n']).map(str::trim).filter(|e| !e.is_empty()) {
+        for entry in text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
             let Some((cidr, site)) = entry.split_once('=') else {
                 return Err(SiteMapError::NotAPair {
                     entry: entry.to_owned(),
@@ -196,7 +199,8 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins_and_text_round_trips() {
-        let map = SiteMap::parse("10.0.0.0/8=campus, 10.2.3.0/24=rack-7,fd00:1::/32=paris").unwrap();
+        let map =
+            SiteMap::parse("10.0.0.0/8=campus, 10.2.3.0/24=rack-7,fd00:1::/32=paris").unwrap();
         assert_eq!(map.site_of(ip("10.9.9.9")), Some("campus"));
         assert_eq!(map.site_of(ip("10.2.3.200")), Some("rack-7"));
         assert_eq!(map.site_of(ip("::ffff:10.2.3.4")), Some("rack-7"));
@@ -204,11 +208,17 @@ mod tests {
         assert_eq!(map.site_of(ip("192.168.1.1")), None);
         assert_eq!(map.site_of(ip("fd00:2::1")), None);
         let text = map.to_string();
-        assert_eq!(text, "fd00:1::/32=paris, 10.2.3.0/24=rack-7, 10.0.0.0/8=campus");
+        assert_eq!(
+            text,
+            "fd00:1::/32=paris, 10.2.3.0/24=rack-7, 10.0.0.0/8=campus"
+        );
         assert_eq!(SiteMap::parse(&text).unwrap(), map);
         // Host bits are cleared; a bare address is one host; /0 is everyone.
         let map = SiteMap::parse("10.1.2.3/16=a\n192.168.0.7=b, 0.0.0.0/0=rest").unwrap();
-        assert_eq!(map.to_string(), "192.168.0.7/32=b, 10.1.0.0/16=a, 0.0.0.0/0=rest");
+        assert_eq!(
+            map.to_string(),
+            "192.168.0.7/32=b, 10.1.0.0/16=a, 0.0.0.0/0=rest"
+        );
         assert_eq!(map.site_of(ip("8.8.8.8")), Some("rest"));
         assert!(SiteMap::parse("none").unwrap().is_empty());
         assert!(SiteMap::parse("").unwrap().is_empty());

@@ -450,7 +450,11 @@ fn hub_sites_setting_round_trips_and_announces_name_the_site() {
     assert!(err.contains("10.0.0.0/33"), "{err}");
     assert!(err.contains("not a CIDR range"), "{err}");
     let o = hub_cmd(&dir, &["config", "--all"]);
-    assert!(output_text(&o).contains("Sites: none"), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("Sites: none"),
+        "{}",
+        output_text(&o)
+    );
     // Set, shown normalized (longest prefix first), kept across runs.
     let o = hub_cmd(
         &dir,

@@ -182,7 +182,7 @@ fn homogeneous_hub_as_slow_as_a_peer() {
 fn run_sites(s: Scenario) -> (swarmhub_sim::Summary, Vec<(String, f64)>) {
     let peers: usize = s.groups.iter().map(|g| g.count).sum();
     let (sim, summary) = run_scenario(s, "h", 1, false, "test", |_, _, _| {});
-    assert_eq!(summary.completed as usize, peers, "{summary:?}");
+    assert_eq!(summary.completed, peers, "{summary:?}");
     let bound_s = summary.bound_s;
     let mut last: Vec<(String, f64)> = Vec::new();
     for h in sim.hosts.iter().skip(1) {

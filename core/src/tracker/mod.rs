@@ -293,7 +293,10 @@ impl Tracker {
                 self.insert_entry(index, now, caller, addr, req);
             }
         }
-        let site = self.identity_ids.get(auth_identity(auth)).and_then(|s| s.site);
+        let site = self
+            .identity_ids
+            .get(auth_identity(auth))
+            .and_then(|s| s.site);
         Ok(self.answer(index, req, site))
     }
 

@@ -985,6 +985,8 @@ mod flood_tests {
                 complete: 1,
                 incomplete: 1,
                 peers: Vec::new(),
+                near_peers: 0,
+                site: None,
                 revocation_epoch: 0,
                 revoked: Vec::new(),
             })

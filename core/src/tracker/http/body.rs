@@ -298,14 +298,14 @@ pub fn decode_announce_response(body: &[u8]) -> Result<AnnounceResponse, Announc
         None => Vec::new(),
     };
     let near_count = |n: Option<i64>, key: &'static str, len: usize| {
-        int::<u32>(n, key)
-            .map_err(bad)?
-            .map_or(Ok(0), |n| {
-                (n as usize <= len).then_some(n as usize).ok_or(AnnounceDecodeError::BadValue {
+        int::<u32>(n, key).map_err(bad)?.map_or(Ok(0), |n| {
+            (n as usize <= len)
+                .then_some(n as usize)
+                .ok_or(AnnounceDecodeError::BadValue {
                     key,
                     reason: "more near peers than peers",
                 })
-            })
+        })
     };
     let near = near_count(wire.near, "swarmhub near", v4.len())?;
     let near6 = near_count(wire.near6, "swarmhub near6", v6.len())?;
@@ -315,15 +315,16 @@ pub fn decode_announce_response(body: &[u8]) -> Result<AnnounceResponse, Announc
     peers.extend_from_slice(&v6[..near6]);
     peers.extend_from_slice(&v4[near..]);
     peers.extend_from_slice(&v6[near6..]);
-    let site = match wire.site {
-        None => None,
-        Some(b) => Some(String::from_utf8(b.0.to_vec()).map_err(|_| {
-            AnnounceDecodeError::BadValue {
-                key: "swarmhub site",
-                reason: "site name is not UTF-8",
-            }
-        })?),
-    };
+    let site =
+        match wire.site {
+            None => None,
+            Some(b) => Some(String::from_utf8(b.0.to_vec()).map_err(|_| {
+                AnnounceDecodeError::BadValue {
+                    key: "swarmhub site",
+                    reason: "site name is not UTF-8",
+                }
+            })?),
+        };
     let revoked = wire
         .revoked
         .unwrap_or_default()

@@ -196,7 +196,9 @@ fn site_and_near_peers_round_trip_and_stay_compact() {
     let body = encode_announce_response(&resp);
     // Stock clients read the same BEP 23 lists; the extra keys are ours.
     let find = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    assert!(find(b"5:peers12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe2"));
+    assert!(find(
+        b"5:peers12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe2"
+    ));
     assert!(find(b"13:swarmhub site5:paris"));
     assert!(find(b"13:swarmhub neari1e"));
     assert!(find(b"14:swarmhub near6i1e"));
@@ -205,7 +207,10 @@ fn site_and_near_peers_round_trip_and_stay_compact() {
     let bad = b"d8:intervali60e5:peers6:\x0a\x00\x00\x01\x1a\xe113:swarmhub neari2ee";
     assert!(matches!(
         decode_announce_response(bad),
-        Err(AnnounceDecodeError::BadValue { key: "swarmhub near", .. })
+        Err(AnnounceDecodeError::BadValue {
+            key: "swarmhub near",
+            ..
+        })
     ));
 }
 
