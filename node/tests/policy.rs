@@ -463,7 +463,7 @@ fn hub_sites_setting_round_trips_and_announces_name_the_site() {
     assert!(o.status.success(), "{}", output_text(&o));
     let o = hub_cmd(&dir, &["config", "--all"]);
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("Sites: 127.0.0.0/8=lab, 10.1.0.0/16=paris"),
+        String::from_utf8_lossy(&o.stdout).contains("Sites: 10.1.0.0/16=paris, 127.0.0.0/8=lab"),
         "{}",
         output_text(&o)
     );
