@@ -203,6 +203,19 @@ fn copies(summary: &swarmhub_sim::Summary, from: &str, to: &str) -> f64 {
 }
 
 #[test]
+fn site_bookkeeping_holds_after_every_event() {
+    // Same-site piece counts, far flags and slots checked at every event of
+    // a two-site run (`Node::check_invariants`), with peers of both sites
+    // joining at once.
+    let s = parse(&two_sites(12, 12, "30 Mbit/s"));
+    let mut sim = swarmhub_sim::Sim::new(s, 1, false);
+    sim.set_check_invariants(true);
+    sim.run(|_, _, _| {});
+    assert_eq!(sim.violation(), None);
+    assert!(sim.hosts.iter().skip(1).all(|h| h.complete_at.is_some()));
+}
+
+#[test]
 fn thin_links_against_the_link_aware_bound() {
     let s = load("thin-links.toml");
     let b = bound(&s);

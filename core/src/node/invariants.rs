@@ -29,9 +29,13 @@ impl Node {
     ///   the bytes of its verified pieces plus the bytes received into pieces
     ///   not yet verified (a failed piece takes its bytes off both sides);
     ///   `stats.bytes_up` is at least what the open sessions were sent;
-    /// - no open session belongs to a banned peer.
+    /// - no open session belongs to a banned peer;
+    /// - locality: with a site known, each piece's same-site count is the
+    ///   number of established same-site sessions holding it; without one,
+    ///   no session is far.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.picker.check_invariants()?;
+        self.check_locality()?;
 
         let n = self.config.geometry.num_pieces() as usize;
         let mut counted = vec![0u32; n];
@@ -142,5 +146,33 @@ impl Node {
             ));
         }
         Ok(())
+    }
+
+    fn check_locality(&self) -> Result<(), String> {
+        if self.site.is_none() {
+            return match self.sessions.values().find(|s| s.far) {
+                Some(s) => Err(format!("{:?} is far while our site is unknown", s.conn)),
+                None => Ok(()),
+            };
+        }
+        let mut near = vec![0u16; self.near_count.len()];
+        let sessions = self.sessions.values();
+        for s in sessions.filter(|s| !s.far && s.phase == Phase::Established) {
+            for p in s.remote_has.iter() {
+                near[p as usize] += 1;
+            }
+        }
+        let wrong = |p: usize| {
+            near[p] != self.near_count[p] || (near[p] > 0) != self.near_union.contains(p as u32)
+        };
+        match (0..near.len()).find(|&p| wrong(p)) {
+            Some(p) => Err(format!(
+                "piece {p}: same-site count {} (in the union: {}) but {} same-site peers have it",
+                self.near_count[p],
+                self.near_union.contains(p as u32),
+                near[p]
+            )),
+            None => Ok(()),
+        }
     }
 }

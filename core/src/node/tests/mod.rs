@@ -702,4 +702,5 @@ fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
 }
 
 mod interop;
+mod locality;
 mod slots;
