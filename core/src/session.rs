@@ -498,7 +498,11 @@ impl Session {
         for (b, at) in self.requests_out.drain(..) {
             ahead += u64::from(b.length);
             let timeout = request_timeout_for(ahead, rate, config);
-            if now.saturating_since(at) < timeout {
+            // The wait of a request is counted from the later of its sending
+            // and the link's last delivery: `ahead` is what is queued before
+            // it *now*, so the time it spent behind blocks that have since
+            // arrived is not a delay of this one.
+            if now.saturating_since(at.max(self.last_block_at)) < timeout {
                 keep_list.push((b, at));
             } else {
                 expired.push(b);
@@ -581,7 +585,7 @@ impl Session {
         let mut ahead = 0;
         for (b, at) in &self.requests_out {
             ahead += u64::from(b.length);
-            t = t.min(*at + request_timeout_for(ahead, rate, config));
+            t = t.min((*at).max(self.last_block_at) + request_timeout_for(ahead, rate, config));
         }
         if !self.requests_out.is_empty() && !self.snubbed {
             t = t.min(self.last_block_at + config.snub_timeout);
@@ -600,7 +604,9 @@ impl Session {
 /// How long a request may stay unanswered when `ahead` bytes (it included)
 /// are queued before it on a link that delivers `rate` bytes per second:
 /// four times the expected wait, at least `min_request_timeout`, at most
-/// `request_timeout` (also the timeout while the rate is unknown).
+/// `request_timeout` (also the timeout while the rate is unknown). The wait
+/// runs from the later of the request's sending and the link's last
+/// delivered block ([`Session::expire_requests`]).
 pub fn request_timeout_for(ahead: u64, rate: f64, config: &SessionConfig) -> Duration {
     if rate <= 0.0 {
         return config.request_timeout;

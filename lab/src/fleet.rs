@@ -93,8 +93,6 @@ pub struct FleetFields {
     pub hub_rss_peak_bytes: Option<u64>,
     /// Most file descriptors the hub's process held at once, in that case.
     pub hub_open_files_peak: Option<usize>,
-    /// Payload bytes received beyond one image per client.
-    pub wasted_bytes: u64,
     /// Connections and requests the hub's seeder refused (any reason: too
     /// many peers, not authenticated, ...), from its metrics at the end of
     /// the run (None: they could not be read).
@@ -299,11 +297,6 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
     let scenario = swarmhub_sim::Scenario::parse(&scenario_text, Path::new("fleet.toml"))
         .map_err(|e| anyhow::anyhow!("fleet scenario: {e}"))?;
     let hub_bytes_up: u64 = outcome.peers.iter().map(|p| p.bytes_down_hub).sum();
-    let received: u64 = outcome
-        .peers
-        .iter()
-        .map(|p| p.bytes_down_hub + p.bytes_down_peers)
-        .sum();
     let input = SummaryInput {
         scenario: &scenario,
         scenario_hash: swarmhub_sim::Scenario::hash_text(&scenario_text),
@@ -346,7 +339,6 @@ pub fn run(o: &FleetOptions, interrupted: Arc<AtomicBool>) -> Result<FleetSummar
         client_nice: if processes > 0 { o.client_nice } else { 0 },
         hub_rss_peak_bytes: (processes > 0).then(|| rss_peak_bytes(None)),
         hub_open_files_peak: (processes > 0).then_some(outcome.hub_open_files_peak),
-        wasted_bytes: received.saturating_sub(o.image_bytes * outcome.completed as u64),
         refused_connections: outcome.refused.as_ref().map(|r| r.values().sum()),
         refused_by_reason: outcome.refused.clone().unwrap_or_default(),
         client_errors: outcome.errors.clone(),
@@ -376,7 +368,6 @@ struct Outcome {
     workers_rss_peak: u64,
     refused: Option<BTreeMap<String, u64>>,
     http_bytes: u64,
-    completed: usize,
     errors: Vec<String>,
     end_s: f64,
     setup_s: f64,
@@ -586,9 +577,10 @@ async fn fleet(
             join_s: Some(0.0),
             complete_s: complete[i],
             leave_s: None,
-            bytes_down_hub: s.from_hub + s.from_http,
-            bytes_down_peers: s.from_peers,
+            bytes_down_hub: s.from_hub + s.from_http + s.wasted_from_hub,
+            bytes_down_peers: s.from_peers + s.wasted_from_peers,
             bytes_up: s.uploaded,
+            bytes_wasted: Some(s.wasted_from_hub + s.wasted_from_peers),
         });
     }
     let (announce_ms, announce_failures) = probe.await.unwrap_or_default();
@@ -599,7 +591,6 @@ async fn fleet(
         Err(_) => errors.push("hub: did not stop within 30 s".into()),
     }
     Ok(Outcome {
-        completed: peers.iter().filter(|p| p.complete_s.is_some()).count(),
         peers,
         timeline,
         announce_ms,

@@ -535,7 +535,9 @@ fn print_fleet(s: &swarmhub_lab::fleet::FleetSummary) {
         l.cpu_busy * 100.0,
         l.cpu_busy_peak * 100.0
     );
-    println!("wasted bytes    {}", fl.wasted_bytes);
+    if let Some(w) = s.lab.base.wasted_bytes {
+        println!("wasted bytes    {w} (duplicates the clients dropped)");
+    }
     if let Some(r) = fl.refused_connections {
         println!(
             "seeder refused  {r} connections or requests {:?}",

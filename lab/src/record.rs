@@ -23,12 +23,16 @@ pub struct PeerRecord {
     pub complete_s: Option<f64>,
     /// Seconds from the start to its departure (none when it seeded to the end).
     pub leave_s: Option<f64>,
-    /// Payload bytes from the hub (seeder and web seed).
+    /// Payload bytes from the hub (seeder and web seed), duplicates included
+    /// where they are known (as the simulator counts them).
     pub bytes_down_hub: u64,
-    /// Payload bytes from other clients.
+    /// Payload bytes from other clients, duplicates included where known.
     pub bytes_down_peers: u64,
     /// Payload bytes uploaded.
     pub bytes_up: u64,
+    /// Of the bytes received, those that were not needed (duplicates), where
+    /// the client reports them.
+    pub bytes_wasted: Option<u64>,
 }
 
 impl PeerRecord {
@@ -172,7 +176,7 @@ pub fn summary(
         peer_bytes_up: peers.iter().map(|p| p.bytes_up).sum(),
         received_copies_mean,
         received_copies_max,
-        wasted_bytes: None,
+        wasted_bytes: peers.iter().map(|p| p.bytes_wasted).sum(),
         links: Vec::new(),
         sim_end_s: input.end_s,
         events: 0,
@@ -210,6 +214,7 @@ pub fn write(
         "bytes_down_hub",
         "bytes_down_peers",
         "bytes_up",
+        "bytes_wasted",
     ])?;
     for p in peers {
         w.write_record([
@@ -222,6 +227,7 @@ pub fn write(
             p.bytes_down_hub.to_string(),
             p.bytes_down_peers.to_string(),
             p.bytes_up.to_string(),
+            p.bytes_wasted.map(|w| w.to_string()).unwrap_or_default(),
         ])?;
     }
     w.flush()?;
@@ -308,6 +314,7 @@ download = "20 Mbit/s"
                 bytes_down_hub: 4 << 20,
                 bytes_down_peers: 12 << 20,
                 bytes_up: 10 << 20,
+                bytes_wasted: None,
             })
             .collect();
         let timeline = vec![

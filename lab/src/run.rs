@@ -533,6 +533,7 @@ fn peer_records(
                 bytes_down_hub: b.down_hub + b.down_http,
                 bytes_down_peers: b.down_peers,
                 bytes_up: b.up,
+                bytes_wasted: None,
             }
         })
         .collect()

@@ -53,6 +53,23 @@ fn fleet_of_fifty_clients_completes_and_writes_the_run_schema() {
     );
     let from_peers: u64 = run.peers.iter().map(|p| p.bytes_down_peers).sum();
     assert!(from_peers > 0, "no client uploaded to another: {text}");
+    // Each client's duplicates, as its core counted them, are in peers.csv
+    // and summed in summary.json; what a client received less what it
+    // dropped is one image.
+    let mut wasted = 0;
+    for p in &run.peers {
+        let w = p.bytes_wasted.expect("fleet clients report bytes_wasted");
+        assert_eq!(
+            p.bytes_down_hub + p.bytes_down_peers - w,
+            1 << 20,
+            "client {}: received {} + {} with {w} wasted",
+            p.id,
+            p.bytes_down_hub,
+            p.bytes_down_peers
+        );
+        wasted += w;
+    }
+    assert_eq!(json["wasted_bytes"].as_u64(), Some(wasted), "{json}");
     assert!(
         json["announce_samples"].as_u64().expect("samples") > 0,
         "{json}"

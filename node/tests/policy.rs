@@ -180,6 +180,120 @@ fn unenrolled_and_revoked_clients_are_refused() {
 }
 
 #[test]
+fn a_revocation_reaches_announces_on_a_connection_that_stays_open() {
+    // The hub caches what a keep-alive connection's announces authenticated
+    // as; removing the user must still refuse the next announce on it.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = Hub::prepare(tmp.path(), "keep:1", MIB);
+    let hub = Hub::start(&dir, &[]);
+    let a = hub.client(tmp.path(), "a");
+    let c = hub.client(tmp.path(), "c");
+    let o = a.pull("keep:1", &[]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let hash = info_hash_of(&a, "keep:1");
+    let (a_key, c_key) = (secret_of(&a), secret_of(&c));
+    let a_auth = format!("Bearer {a_key}");
+    let c_auth = format!("Bearer {c_key}");
+    let a_id = Id20::new(*b"-TEST00-keepalive--a");
+    let c_id = Id20::new(*b"-TEST00-keepalive--c");
+    let mut a_conn = HubConn::open(&hub, Some(&a));
+    let mut c_conn = HubConn::open(&hub, Some(&c));
+    for _ in 0..3 {
+        let (status, body) = a_conn.get(
+            &announce_path_as(hash, None, a_id),
+            &[("Authorization", &a_auth)],
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        decode_announce_response(&body).expect("announce answer");
+    }
+    let (status, _) = c_conn.get(
+        &announce_path_as(hash, None, c_id),
+        &[("Authorization", &c_auth)],
+    );
+    assert_eq!(status, 200);
+
+    let o = hub.cmd(&["user", "rm", "a"]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let mut last = (200, Vec::new());
+    wait_until(
+        "an announce on A's open connection to be refused",
+        Duration::from_secs(10),
+        || {
+            last = a_conn.get(
+                &announce_path_as(hash, None, a_id),
+                &[("Authorization", &a_auth)],
+            );
+            if last.0 == 200 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last.0 != 200
+        },
+    );
+    assert_eq!(last.0, 403, "{}", String::from_utf8_lossy(&last.1));
+    assert!(
+        String::from_utf8_lossy(&last.1).contains("revoked"),
+        "{}",
+        String::from_utf8_lossy(&last.1)
+    );
+    // The router's requests on the same connection are refused too.
+    let (status, _) = a_conn.get("/api/v1/info", &[("Authorization", &a_auth)]);
+    assert_eq!(status, 403);
+    // C's open connection is untouched, and no longer lists A.
+    let (status, body) = c_conn.get(
+        &announce_path_as(hash, None, c_id),
+        &[("Authorization", &c_auth)],
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let peers = decode_announce_response(&body).expect("answer").peers;
+    let seed_port: u16 = hub
+        .seed_addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert!(
+        peers.iter().all(|p| p.port == seed_port),
+        "revoked A still listed to C: {peers:?}"
+    );
+
+    // Re-enrolled under the same name: the tracker takes identity "a" again,
+    // but the connection that still holds the certificate from before must
+    // not (only the hub's check of the certificate can tell them apart).
+    let o = hub.login(&a, "a");
+    assert!(o.status.success(), "{}", output_text(&o));
+    let new_auth = format!("Bearer {}", secret_of(&a));
+    let mut fresh = HubConn::open(&hub, Some(&a));
+    wait_until(
+        "the re-enrolled client to be taken",
+        Duration::from_secs(10),
+        || {
+            let ok = fresh
+                .get(
+                    &announce_path_as(hash, None, a_id),
+                    &[("Authorization", &new_auth)],
+                )
+                .0
+                == 200;
+            if !ok {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            ok
+        },
+    );
+    for auth in [&a_auth, &new_auth] {
+        let (status, body) = a_conn.get(
+            &announce_path_as(hash, None, a_id),
+            &[("Authorization", auth)],
+        );
+        assert!(
+            status == 401 || status == 403,
+            "the certificate from before re-enrollment announced: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+#[test]
 fn p2p_off_on_client_or_hub_and_stalled_swarms_use_http() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let size = 8 * MIB;

@@ -367,6 +367,10 @@ impl Node {
             }
             BlockOutcome::Duplicate | BlockOutcome::Unrequested => {
                 self.stats.bytes_wasted += u64::from(block.length);
+                self.event(NodeEvent::BlockWasted {
+                    conn,
+                    bytes: block.length,
+                });
             }
         }
         self.fill_requests(conn);

@@ -385,6 +385,14 @@ pub enum NodeEvent {
         /// Bytes.
         bytes: u32,
     },
+    /// A block arrived that was not needed (a duplicate, or never
+    /// requested): counted in [`crate::node::NodeStats::bytes_wasted`].
+    BlockWasted {
+        /// From.
+        conn: ConnId,
+        /// Bytes.
+        bytes: u32,
+    },
     /// A block was sent.
     BlockUploaded {
         /// To.

@@ -349,3 +349,40 @@ fn upload_window_grows_with_the_rate_we_send_at() {
     let later = now + Duration::from_secs(20);
     assert_eq!(mid.upload_window(later, &config, 16384), 4);
 }
+
+#[test]
+fn a_deep_queue_that_keeps_delivering_does_not_expire_its_tail() {
+    // Sixteen requests sent at once to a link that delivers one block a
+    // second: the last waits 16 s, but only behind blocks that arrived, so
+    // none expires while blocks keep coming.
+    let config = SessionConfig::default();
+    let mut s = established(4);
+    feed(&mut s, Instant::ZERO, Message::Unchoke).unwrap();
+    for i in 0..16 {
+        s.requests_out.push((block(0, i), Instant::ZERO));
+    }
+    for i in 0..15 {
+        let now = Instant::from_secs(u64::from(i) + 1);
+        let data = bytes::Bytes::from(vec![0u8; 16384]);
+        feed(&mut s, now, Message::Piece(block(0, i), data)).unwrap();
+        let next = s.next_deadline(&config);
+        assert!(
+            next > now + Duration::from_secs(4),
+            "block {i}: next deadline {next:?} at {now:?}"
+        );
+        assert!(
+            s.expire_requests(now + Duration::from_millis(900), &config)
+                .is_empty(),
+            "a request expired after block {i} though the link delivers"
+        );
+    }
+    // The link stalls: the last request expires no sooner than the floor
+    // after the last delivery, and by the ceiling.
+    assert!(s
+        .expire_requests(Instant::from_secs(19), &config)
+        .is_empty());
+    assert_eq!(
+        s.expire_requests(Instant::from_secs(15) + config.request_timeout, &config),
+        vec![block(0, 15)]
+    );
+}

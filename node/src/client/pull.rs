@@ -89,6 +89,13 @@ pub struct PullSummary {
     pub from_peers: u64,
     /// Bytes over HTTP (web seed).
     pub from_http: u64,
+    /// Bytes that came twice (or unasked) from the hub seeder and other
+    /// clients: received, then dropped. Not in `from_hub` or `from_peers`.
+    #[serde(default)]
+    pub wasted_from_hub: u64,
+    /// As `wasted_from_hub`, from other clients.
+    #[serde(default)]
+    pub wasted_from_peers: u64,
     /// Bytes we uploaded.
     pub uploaded: u64,
     /// Seconds taken.
@@ -342,6 +349,8 @@ async fn pull_counted(
         let status = s.handle.status.borrow().clone();
         summary.from_hub = status.bytes_from_hub;
         summary.from_peers = status.bytes_from_peers;
+        summary.wasted_from_hub = status.wasted_from_hub;
+        summary.wasted_from_peers = status.wasted_from_peers;
         if let (Some(a), Some(b)) = (status.first_block_at, status.completed_at) {
             summary.data_seconds = b.saturating_duration_since(a).as_secs_f64();
         }

@@ -98,6 +98,10 @@ pub struct SwarmStatus {
     pub bytes_from_hub: u64,
     /// Accepted block bytes from other clients.
     pub bytes_from_peers: u64,
+    /// Block bytes from the hub seeder that were not needed (duplicates).
+    pub wasted_from_hub: u64,
+    /// Block bytes from other clients that were not needed (duplicates).
+    pub wasted_from_peers: u64,
     /// Block bytes we uploaded.
     pub bytes_up: u64,
     /// Block bytes we uploaded, by the verified identity of the peer (peers
@@ -689,6 +693,13 @@ impl Driver {
                 }
                 if let Some(m) = &self.spec.metrics {
                     m.block_received(from_hub, bytes);
+                }
+            }
+            NodeEvent::BlockWasted { conn, bytes } => {
+                if self.hub_conns.contains(&conn) {
+                    self.status.wasted_from_hub += u64::from(bytes);
+                } else {
+                    self.status.wasted_from_peers += u64::from(bytes);
                 }
             }
             NodeEvent::BlockUploaded { conn, bytes } => {

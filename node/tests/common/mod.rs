@@ -368,3 +368,74 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// One HTTP/1.1 keep-alive connection to the hub's API over TLS, as `who`
+/// (or with no client certificate): requests on it reuse the connection,
+/// as a client's announces do.
+pub struct HubConn {
+    stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    host: String,
+}
+
+impl HubConn {
+    pub fn open(hub: &Hub, who: Option<&Client>) -> HubConn {
+        use rustls::pki_types::ServerName;
+        use swarmhub_node::tls::creds::{CredentialFiles, KeyStore};
+        let ca = swarmhub_node::tls::ca::HubCa::load(&hub.dir.join("ca")).expect("hub CA");
+        let keys = who.map(|c| {
+            let creds = CredentialFiles::new(c.home.join("tls"))
+                .load()
+                .expect("client credentials");
+            KeyStore::new(creds.certified_key().expect("certified key"))
+        });
+        let config =
+            swarmhub_node::tls::peer::hub_client_config(ca.cert_der(), keys).expect("TLS config");
+        let host = hub.api.trim_start_matches("https://").to_owned();
+        let tcp = std::net::TcpStream::connect(&host).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("read timeout");
+        let name = ServerName::try_from(swarmhub_node::tls::HUB_NAME).expect("name");
+        let conn =
+            rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client");
+        HubConn {
+            stream: rustls::StreamOwned::new(conn, tcp),
+            host,
+        }
+    }
+
+    /// `GET path` on this connection: status and body (read to its
+    /// Content-Length, so the connection stays usable).
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        self.stream.write_all(req.as_bytes()).expect("send");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.stream
+                .read_exact(&mut byte)
+                .expect("response head (connection closed?)");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status");
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .expect("a Content-Length (keep-alive answers carry one)");
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).expect("response body");
+        (status, body)
+    }
+}

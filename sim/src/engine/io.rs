@@ -99,7 +99,9 @@ impl Sim {
                     reason: format!("{reason:?}"),
                 });
             }
-            NodeEvent::BlockReceived { .. } | NodeEvent::BlockUploaded { .. } => {
+            NodeEvent::BlockReceived { .. }
+            | NodeEvent::BlockWasted { .. }
+            | NodeEvent::BlockUploaded { .. } => {
                 // Counted by the engine itself; too many to trace one by one.
                 return;
             }
