@@ -89,12 +89,7 @@ fn unenrolled_and_revoked_clients_are_refused() {
         a.image_file("auth", "1", "src.bin").exists()
     });
     std::thread::sleep(Duration::from_millis(500));
-    let seed_port: u16 = hub
-        .seed_addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let seed_port = seed_port(&hub);
     let others = |key: &str| -> usize {
         let (status, body) = http_get(&hub, Some(&c), &announce_path(hash, Some(key)), &[]);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -245,12 +240,7 @@ fn a_revocation_reaches_announces_on_a_connection_that_stays_open() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let peers = decode_announce_response(&body).expect("answer").peers;
-    let seed_port: u16 = hub
-        .seed_addr
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let seed_port = seed_port(&hub);
     assert!(
         peers.iter().all(|p| p.port == seed_port),
         "revoked A still listed to C: {peers:?}"

@@ -280,12 +280,15 @@ impl Client {
 
 /// A raw HTTP/1.0 GET to the hub API over TLS (trusting the hub CA), as
 /// client `who` (with its certificate) or anonymously; returns (status, body).
-pub fn http_get(
+/// A TLS connection to the hub's API as `who` (or with no client
+/// certificate), and the `host:port` it went to.
+fn hub_tls(
     hub: &Hub,
     who: Option<&Client>,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Vec<u8>) {
+) -> (
+    rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    String,
+) {
     use rustls::pki_types::ServerName;
     use swarmhub_node::tls::creds::{CredentialFiles, KeyStore};
     let ca = swarmhub_node::tls::ca::HubCa::load(&hub.dir.join("ca")).expect("hub CA");
@@ -297,12 +300,23 @@ pub fn http_get(
     });
     let config =
         swarmhub_node::tls::peer::hub_client_config(ca.cert_der(), keys).expect("TLS config");
-    let host = hub.api.trim_start_matches("https://");
-    let tcp = std::net::TcpStream::connect(host).expect("connect");
+    let host = hub.api.trim_start_matches("https://").to_owned();
+    let tcp = std::net::TcpStream::connect(&host).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
     let name = ServerName::try_from(swarmhub_node::tls::HUB_NAME).expect("name");
     let conn =
         rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client");
-    let mut s = rustls::StreamOwned::new(conn, tcp);
+    (rustls::StreamOwned::new(conn, tcp), host)
+}
+
+pub fn http_get(
+    hub: &Hub,
+    who: Option<&Client>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
+    let (mut s, host) = hub_tls(hub, who);
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -323,6 +337,15 @@ pub fn http_get(
         .and_then(|c| c.parse().ok())
         .expect("status");
     (status, resp[split + 4..].to_vec())
+}
+
+/// The port the hub's seeder listens on (to tell it apart in peer lists).
+pub fn seed_port(hub: &Hub) -> u16 {
+    hub.seed_addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("seeder port")
 }
 
 /// A free TCP port on 127.0.0.1 (free when this returns; good enough for tests).
@@ -379,28 +402,8 @@ pub struct HubConn {
 
 impl HubConn {
     pub fn open(hub: &Hub, who: Option<&Client>) -> HubConn {
-        use rustls::pki_types::ServerName;
-        use swarmhub_node::tls::creds::{CredentialFiles, KeyStore};
-        let ca = swarmhub_node::tls::ca::HubCa::load(&hub.dir.join("ca")).expect("hub CA");
-        let keys = who.map(|c| {
-            let creds = CredentialFiles::new(c.home.join("tls"))
-                .load()
-                .expect("client credentials");
-            KeyStore::new(creds.certified_key().expect("certified key"))
-        });
-        let config =
-            swarmhub_node::tls::peer::hub_client_config(ca.cert_der(), keys).expect("TLS config");
-        let host = hub.api.trim_start_matches("https://").to_owned();
-        let tcp = std::net::TcpStream::connect(&host).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("read timeout");
-        let name = ServerName::try_from(swarmhub_node::tls::HUB_NAME).expect("name");
-        let conn =
-            rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client");
-        HubConn {
-            stream: rustls::StreamOwned::new(conn, tcp),
-            host,
-        }
+        let (stream, host) = hub_tls(hub, who);
+        HubConn { stream, host }
     }
 
     /// `GET path` on this connection: status and body (read to its
