@@ -409,16 +409,29 @@ fn check_header(path: &Path, found: &[String], expected: &[&str]) -> Result<(), 
 /// Columns a `peers.csv` may end with after [`PEERS_COLUMNS`] (newer outputs).
 const PEERS_OPTIONAL: [&str; 1] = ["bytes_wasted"];
 
-fn load_csv<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Vec<T>, LoadError> {
-    load_csv_optional(path, columns, &[])
-}
-
-/// Like [`load_csv`]; the header may also carry `optional` columns after
-/// `columns`, in that order.
+/// Rows of the CSV file at `path`, whose header must be `columns`, then
+/// `optional` columns in that order (newer outputs).
 fn load_csv_optional<T: DeserializeOwned>(
     path: &Path,
     columns: &[&str],
     optional: &[&str],
+) -> Result<Vec<T>, LoadError> {
+    load_csv_with(path, columns, optional, |_| false)
+}
+
+/// A `timeline.csv` column of one inter-site link direction
+/// (`link_FROM_TO_bps`), written only by scenarios with links.
+fn is_link_column(name: &str) -> bool {
+    name.starts_with("link_") && name.ends_with("_bps")
+}
+
+/// Like [`load_csv_optional`]; any columns after those that `tail` accepts
+/// are allowed too (and not read into `T`).
+fn load_csv_with<T: DeserializeOwned>(
+    path: &Path,
+    columns: &[&str],
+    optional: &[&str],
+    tail: fn(&str) -> bool,
 ) -> Result<Vec<T>, LoadError> {
     let text = read(path)?;
     let mut r = csv::Reader::from_reader(text.as_bytes());
@@ -429,6 +442,10 @@ fn load_csv_optional<T: DeserializeOwned>(
         .min(optional.len());
     let mut expected: Vec<&str> = columns.to_vec();
     expected.extend_from_slice(&optional[..extra]);
+    let rest = found.get(expected.len()..).unwrap_or_default();
+    if rest.iter().all(|c| tail(c)) {
+        expected.extend(rest.iter().map(String::as_str));
+    }
     check_header(path, &found, &expected)?;
     r.deserialize()
         .map(|row| row.map_err(|e| csv_error(path, &e)))
@@ -457,7 +474,12 @@ pub fn load_summary(path: &Path) -> Result<Summary, LoadError> {
 pub fn load_run(dir: &Path) -> Result<Run, LoadError> {
     let summary = load_summary(&dir.join("summary.json"))?;
     let peers = load_csv_optional(&dir.join("peers.csv"), &PEERS_COLUMNS, &PEERS_OPTIONAL)?;
-    let timeline: Vec<TimelineRow> = load_csv(&dir.join("timeline.csv"), &TIMELINE_COLUMNS)?;
+    let timeline: Vec<TimelineRow> = load_csv_with(
+        &dir.join("timeline.csv"),
+        &TIMELINE_COLUMNS,
+        &[],
+        is_link_column,
+    )?;
     if timeline.is_empty() {
         return Err(LoadError::Empty {
             path: dir.join("timeline.csv"),

@@ -121,6 +121,32 @@ fn bad_header_is_named() {
 }
 
 #[test]
+fn timeline_link_columns_are_accepted_and_other_extras_refused() {
+    // Scenarios with inter-site links add one link_FROM_TO_bps column per
+    // direction; the report must still draw them.
+    let (_tmp, dir) = copy_fixture("run");
+    let path = dir.join("timeline.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with_links: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l},link_a_b_bps,link_b_a_bps")
+            } else {
+                format!("{l},1000,0")
+            }
+        })
+        .collect();
+    std::fs::write(&path, with_links.join("\n")).unwrap();
+    write_report(&dir).expect("a timeline with link columns gives a report");
+    let other = text.replacen("peer_egress_bps", "peer_egress_bps,surprise", 1);
+    std::fs::write(&path, other).unwrap();
+    let e = error_of(&dir);
+    assert!(e.contains("bad header") && e.contains("surprise"), "{e}");
+}
+
+#[test]
 fn bad_number_names_file_and_line() {
     let (_tmp, dir) = copy_fixture("run");
     let path = dir.join("peers.csv");
