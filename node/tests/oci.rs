@@ -154,7 +154,8 @@ impl Streaming {
 fn the_mirror_streams_a_blob_while_its_image_downloads() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let work = tmp.path();
-    // A 4 MiB layer of noise, from a hub seeding at 256 KiB/s: about 16 s.
+    // A 4 MiB layer of noise, from a hub seeding at 128 KiB/s: about 32 s,
+    // long enough that the first bytes come mid-download on a loaded machine.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let noise: Vec<u8> = (0..4 * MIB)
         .map(|_| {
@@ -169,7 +170,7 @@ fn the_mirror_streams_a_blob_while_its_image_downloads() {
     let layout = format!("{}:1", work.join("l").display());
     let o = import_layout(&hub_dir, &layout, "team/app:1");
     assert!(o.status.success(), "import: {}", text(&o));
-    let hub = Hub::start(&hub_dir, &["--max-upload-rate", "256K"]);
+    let hub = Hub::start(&hub_dir, &["--max-upload-rate", "128K"]);
     let c = hub.client(work, "c");
     let addr = format!("127.0.0.1:{}", free_port());
     let metrics = format!("127.0.0.1:{}", free_port());
