@@ -34,7 +34,7 @@ impl Node {
             Some(DisconnectReason::Banned)
         } else if self.config.require_auth && identity.is_none() {
             Some(DisconnectReason::NotAuthenticated)
-        } else if self.sessions.len() >= self.config.max_peers || !outbound && self.inbound_full() {
+        } else if self.over_budget(outbound) {
             Some(DisconnectReason::TooManyPeers)
         } else {
             None
@@ -53,6 +53,23 @@ impl Node {
             self.send_handshake(conn);
         }
         Ok(())
+    }
+
+    /// Whether a new connection would exceed the connection budget.
+    ///
+    /// A connection this node dialed is always admitted: each dial was within
+    /// the budget when it started, and peers that dial us meanwhile cannot
+    /// take the slots of dials in flight (an inbound link is counted against
+    /// sessions plus dials in flight). Only the hub's seeders
+    /// (`pinned_peers`, a handful of ports), which are dialed whenever not
+    /// connected, can take a node past `max_peers`, by at most their number:
+    /// a client keeps its link to the hub however many peers it has.
+    /// Refusing a connection we dialed would close it before our handshake,
+    /// which the other end can only log as a peer that never spoke.
+    fn over_budget(&self, outbound: bool) -> bool {
+        !outbound
+            && (self.sessions.len() + self.dialing.len() >= self.config.max_peers
+                || self.inbound_full())
     }
 
     /// Half the connection budget of a downloading node is for peers that dial

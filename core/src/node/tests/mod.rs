@@ -701,6 +701,177 @@ fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
     }
 }
 
+/// Every dial a node makes ends in its handshake: peers that dial it while
+/// its dials are in flight cannot take their slots, and the hub's seeders
+/// are admitted however many peers it has.
+#[test]
+fn a_connection_this_node_dialed_is_never_refused_for_lack_of_room() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let hub: SocketAddr = "10.0.9.1:6881".parse().unwrap();
+    let mut config = NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g);
+    config.max_peers = 4;
+    config.pinned_peers = vec![hub];
+    let mut node = Node::new(config, PieceSet::new(4), 1, Instant::ZERO);
+    // The other end's handshake, so a link is not closed as silent.
+    let greet = |node: &mut Node, now: Instant, conn: ConnId| {
+        let mut peer_id = [7; 20];
+        peer_id[..8].copy_from_slice(&conn.0.to_le_bytes());
+        let handshake = crate::wire::Handshake {
+            info_hash: Id20::new([1; 20]),
+            peer_id: Id20::new(peer_id),
+            extended: false,
+        };
+        node.handle_input(now, Input::Handshake { conn, handshake })
+            .unwrap();
+    };
+    node.handle_input(Instant::ZERO, Input::Start).unwrap();
+    let mut outs = drain(&mut node);
+    let candidates: Vec<SocketAddr> = (10..20)
+        .map(|i| format!("10.0.0.{i}:6881").parse().unwrap())
+        .collect();
+    node.handle_input(
+        Instant::ZERO,
+        Input::Announced(Ok(tracker_reply(&candidates))),
+    )
+    .unwrap();
+    outs.extend(drain(&mut node));
+    let dialed: Vec<SocketAddr> = outs
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Connect { addr } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert!(dialed.contains(&hub), "the hub is dialed: {dialed:?}");
+    let peers: Vec<SocketAddr> = dialed.iter().copied().filter(|a| *a != hub).collect();
+    assert_eq!(
+        peers.len(),
+        1,
+        "half the budget of 4, less the hub's dial: {dialed:?}"
+    );
+    // Peers dial us while our two dials are in flight: two fit beside them.
+    let mut refused = 0;
+    for i in 0..4u8 {
+        let conn = ConnId(100 + u64::from(i));
+        node.handle_input(
+            Instant::ZERO,
+            Input::Connected {
+                conn,
+                addr: format!("10.0.1.{i}:40000").parse().unwrap(),
+                outbound: false,
+                identity: Some(format!("in-{i}")),
+            },
+        )
+        .unwrap();
+        let outs = drain(&mut node);
+        if outs
+            .iter()
+            .any(|o| matches!(o, Output::Disconnect { conn: c } if *c == conn))
+        {
+            refused += 1;
+        } else {
+            greet(&mut node, Instant::ZERO, conn);
+        }
+    }
+    assert_eq!(
+        refused, 2,
+        "inbound links beyond the room left by dials in flight"
+    );
+    // Both dials succeed and each gets our handshake, not a close.
+    for (i, addr) in dialed.iter().enumerate() {
+        let conn = ConnId(10 + i as u64);
+        node.handle_input(
+            Instant::ZERO,
+            Input::Connected {
+                conn,
+                addr: *addr,
+                outbound: true,
+                identity: Some(format!("out-{i}")),
+            },
+        )
+        .unwrap();
+        let outs = drain(&mut node);
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::SendHandshake { conn: c, .. } if *c == conn)),
+            "dial of {addr}: {outs:?}"
+        );
+        assert!(
+            !outs
+                .iter()
+                .any(|o| matches!(o, Output::Disconnect { conn: c } if *c == conn)),
+            "dial of {addr} refused: {outs:?}"
+        );
+        greet(&mut node, Instant::ZERO, conn);
+    }
+    // Four sessions, the budget: the hub's link drops and its first redial
+    // fails. The node refills with a peer meanwhile, so it is full when it
+    // dials the hub again; that dial is admitted all the same.
+    node.handle_input(
+        Instant::ZERO,
+        Input::Closed {
+            conn: ConnId(10 + dialed.iter().position(|a| *a == hub).unwrap() as u64),
+            reason: "reset".into(),
+        },
+    )
+    .unwrap();
+    let mut now = Instant::ZERO;
+    let mut hub_failed = false;
+    let mut next = 300;
+    let mut hub_conn = None;
+    for _ in 0..600 {
+        for o in drain(&mut node) {
+            let Output::Connect { addr } = o else {
+                continue;
+            };
+            if addr == hub && !hub_failed {
+                hub_failed = true;
+                node.handle_input(now, Input::ConnectFailed { addr })
+                    .unwrap();
+                continue;
+            }
+            let conn = ConnId(next);
+            next += 1;
+            node.handle_input(
+                now,
+                Input::Connected {
+                    conn,
+                    addr,
+                    outbound: true,
+                    identity: Some(format!("re-{addr}")),
+                },
+            )
+            .unwrap();
+            let outs = drain(&mut node);
+            assert!(
+                outs.iter()
+                    .any(|o| matches!(o, Output::SendHandshake { conn: c, .. } if *c == conn)),
+                "redial of {addr} admitted: {outs:?}"
+            );
+            greet(&mut node, now, conn);
+            if addr == hub {
+                hub_conn = Some(conn);
+            }
+        }
+        if hub_conn.is_some() {
+            break;
+        }
+        now = node
+            .poll_timeout()
+            .expect("the node keeps ticking")
+            .max(now);
+        node.handle_input(now, Input::Timeout).unwrap();
+    }
+    assert!(
+        hub_failed && hub_conn.is_some(),
+        "the hub is redialed twice"
+    );
+    assert!(next > 301, "a peer was dialed before the hub's second dial");
+}
+
 mod interop;
 mod locality;
 mod slots;
