@@ -229,8 +229,9 @@ impl Node {
 
     // ---- mutators ----
 
-    /// Download these pieces before any other, the rarest first (a reader such
-    /// as a streaming mirror waits for them); replaces the previous list, and
+    /// Download these pieces before any other, the rarest first and equally
+    /// rare ones in the list's order (a reader such as a streaming mirror
+    /// waits for them, front first); replaces the previous list, and
     /// an empty list goes back to the configured strategy alone. Takes effect
     /// at the next pick: blocks already requested are not cancelled.
     pub fn set_priority(&mut self, pieces: Vec<u32>) {
@@ -410,8 +411,15 @@ impl Node {
     }
 
     fn dial_candidates(&mut self) {
-        // Pinned peers (the hub's seeders) come first, whenever not connected.
-        for i in 0..self.config.pinned_peers.len() {
+        // Pinned peers (the hub's seeders) come first, whenever not connected
+        // and we still need pieces: a seed would only drop them again
+        // (`BothSeeds`), at the cost of a TLS handshake to the hub each time.
+        let pinned = if self.picker.is_complete() {
+            0
+        } else {
+            self.config.pinned_peers.len()
+        };
+        for i in 0..pinned {
             let addr = self.config.pinned_peers[i];
             let busy = self.connected_addrs.contains_key(&addr) || self.dialing.contains(&addr);
             let due = self.pinned_retry_at.is_none_or(|t| self.now >= t);

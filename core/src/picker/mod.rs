@@ -330,9 +330,11 @@ impl Picker {
         }
         let wanted =
             |p: u32| self.state.get(p as usize) == Some(&PieceState::Wanted) && has.contains(p);
-        // The rarest of them, ties broken at random: readers on several
-        // machines that want the same pieces then fetch different ones from
-        // the hub and trade the rest, as rarest-first does for the image.
+        // The rarest of them, ties broken by the list's order (the order its
+        // readers need them: a streaming reader waits on the front). Readers
+        // on several machines that want the same pieces still fetch different
+        // ones where the sources differ: from peers rarity differs, and a
+        // super-seeding hub offers each peer different pieces.
         if let Some(rarest) = self
             .priority
             .iter()
@@ -340,13 +342,11 @@ impl Picker {
             .map(|&p| self.availability[p as usize])
             .min()
         {
-            let ties: Vec<u32> = self
+            return self
                 .priority
                 .iter()
                 .copied()
-                .filter(|&p| wanted(p) && self.availability[p as usize] == rarest)
-                .collect();
-            return Some(ties[rng.random_range(0..ties.len())]);
+                .find(|&p| wanted(p) && self.availability[p as usize] == rarest);
         }
         let random = self.config.strategy == PickStrategy::Random
             || (self.config.strategy == PickStrategy::RarestFirst

@@ -872,6 +872,35 @@ fn a_connection_this_node_dialed_is_never_refused_for_lack_of_room() {
     assert!(next > 301, "a peer was dialed before the hub's second dial");
 }
 
+/// A seed leaves the hub's seeders alone: a link between two seeds would be
+/// dropped at once (`BothSeeds`), and redialing every `announce_retry` costs
+/// the hub a TLS handshake per finished client.
+#[test]
+fn a_seed_does_not_dial_the_hub() {
+    let g = crate::metainfo::Geometry {
+        total_length: 1 << 20,
+        piece_length: 1 << 18,
+    };
+    let hub: SocketAddr = "10.0.9.1:6881".parse().unwrap();
+    for (have, dials) in [(PieceSet::new(4), 1), (PieceSet::full(4), 0)] {
+        let mut config = NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g);
+        config.pinned_peers = vec![hub];
+        let mut node = Node::new(config, have, 1, Instant::ZERO);
+        node.handle_input(Instant::ZERO, Input::Start).unwrap();
+        let mut connects = 0;
+        let mut now = Instant::ZERO;
+        while now < Instant::ZERO + Duration::from_secs(120) {
+            connects += drain(&mut node)
+                .iter()
+                .filter(|o| matches!(o, Output::Connect { addr } if *addr == hub))
+                .count();
+            now = node.poll_timeout().expect("the node keeps ticking").max(now);
+            node.handle_input(now, Input::Timeout).unwrap();
+        }
+        assert_eq!(connects, dials, "hub dials in 120 s by a node with {dials} to get");
+    }
+}
+
 mod interop;
 mod locality;
 mod slots;
