@@ -158,6 +158,29 @@ pub fn hub_node_config(
     config
 }
 
+/// How long one unchoke slot may take to carry a piece at a client's known
+/// upload rate (see [`slots_for_uplink`]).
+pub const SLOT_PIECE_TIME_MS: u64 = 1000;
+
+/// Regular unchoke slots for a client whose uplink carries `upload_bps`
+/// bytes/s: at most `slots`, and no more than let each slot carry a piece of
+/// `piece_length` bytes in [`SLOT_PIECE_TIME_MS`] (at least one).
+///
+/// A piece is of use to others only once whole and verified, so an uplink
+/// split over many slots keeps its bytes in half-done pieces for longer: at
+/// 2.5 MB/s over 13 flows a 1 MiB piece takes 5.5 s to land anywhere, against
+/// 0.4 s on one. The sooner pieces land, the sooner their receivers upload
+/// them, which is what the spread of a swarm whose peers upload no faster than
+/// its hub waits on (Mundinger, Weber & Weiss 2008: the optimal schedule
+/// sends whole pieces one at a time, at full rate). A fast uplink keeps its
+/// many slots, which even out completion times in a fleet; a slow one that
+/// turns out underused still widens (`NodeConfig::upload_capacity_bps`).
+pub fn slots_for_uplink(slots: usize, upload_bps: u64, piece_length: u32) -> usize {
+    let per_piece = u64::from(piece_length.max(1));
+    let fit = upload_bps.saturating_mul(SLOT_PIECE_TIME_MS) / 1000 / per_piece;
+    (fit as usize).clamp(1, slots.max(1))
+}
+
 /// A client's [`NodeConfig`] for one image.
 pub fn client_node_config(
     id: NodeIdentity,
@@ -166,6 +189,9 @@ pub fn client_node_config(
 ) -> NodeConfig {
     let mut config = base_config(id, protocol);
     config.upload_capacity_bps = client.upload_bps;
+    if let Some(up) = client.upload_bps {
+        config.choker.slots = slots_for_uplink(config.choker.slots, up, id.geometry.piece_length);
+    }
     if let Some(m) = client.max_peers {
         config.max_peers = m.max(1);
     }
@@ -267,6 +293,47 @@ mod tests {
         let d = hub_node_config(id(), &off, &HubSettings::default());
         assert_eq!(d.choker.slots, HUB_UPLOAD_SLOTS);
         assert_eq!(d.max_peers, HUB_CONNECTION_LIMIT);
+    }
+
+    #[test]
+    fn a_client_sizes_its_slots_from_its_uplink_and_piece_length() {
+        let p = ProtocolSettings::default();
+        let mib = 1u32 << 20;
+        // Fast enough that every slot carries a piece in time: the protocol's.
+        let fast = 1000 * u64::from(mib);
+        assert_eq!(
+            slots_for_uplink(p.unchoke_slots, fast, mib),
+            p.unchoke_slots
+        );
+        // Too slow for one piece in time: one slot, never none.
+        assert_eq!(slots_for_uplink(p.unchoke_slots, 1000, mib), 1);
+        assert_eq!(slots_for_uplink(0, fast, mib), 1);
+        // Fewer slots for a slower uplink or larger pieces, never more.
+        let mut last = 0;
+        for up in (1..=64u64).map(|k| k * 250_000) {
+            let n = slots_for_uplink(p.unchoke_slots, up, mib);
+            assert!(n >= last, "{up} B/s: {n} slots after {last}");
+            assert!(slots_for_uplink(p.unchoke_slots, up, 4 * mib) <= n);
+            last = n;
+        }
+        // Each slot gets at least a piece per SLOT_PIECE_TIME_MS.
+        let up = 2_500_000;
+        let n = slots_for_uplink(p.unchoke_slots, up, mib) as u64;
+        assert!(n == 1 || up * SLOT_PIECE_TIME_MS / 1000 / n >= u64::from(mib));
+        // The client's NodeConfig applies it when its upload is known.
+        let slow = ClientSettings {
+            upload_bps: Some(150_000),
+            ..ClientSettings::default()
+        };
+        let c = client_node_config(id(), &p, &slow);
+        let piece = id().geometry.piece_length;
+        assert_eq!(
+            c.choker.slots,
+            slots_for_uplink(p.unchoke_slots, 150_000, piece)
+        );
+        assert!(c.choker.slots < p.unchoke_slots, "{}", c.choker.slots);
+        let unknown = client_node_config(id(), &p, &ClientSettings::default());
+        assert_eq!(unknown.choker.slots, p.unchoke_slots);
     }
 
     #[test]

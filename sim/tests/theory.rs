@@ -167,8 +167,9 @@ fn homogeneous_hub_as_slow_as_a_peer() {
         max >= t_star * 0.999,
         "{max} s beats the optimum {t_star} s"
     );
-    // Target 1.2 T*; today 1.78 T*.
-    assert!(max <= 1.85 * t_star, "{max} s is {:.2} T*", max / t_star);
+    // Target 1.2 T*; today 1.56 T* (1.76 before clients sized their unchoke
+    // slots from their uplink and the piece length).
+    assert!(max <= 1.62 * t_star, "{max} s is {:.2} T*", max / t_star);
     assert!(summary.received_copies_max <= 1.05, "{summary:?}");
     assert!(
         summary.hub_copies <= 1.6,

@@ -894,10 +894,16 @@ fn a_seed_does_not_dial_the_hub() {
                 .iter()
                 .filter(|o| matches!(o, Output::Connect { addr } if *addr == hub))
                 .count();
-            now = node.poll_timeout().expect("the node keeps ticking").max(now);
+            now = node
+                .poll_timeout()
+                .expect("the node keeps ticking")
+                .max(now);
             node.handle_input(now, Input::Timeout).unwrap();
         }
-        assert_eq!(connects, dials, "hub dials in 120 s by a node with {dials} to get");
+        assert_eq!(
+            connects, dials,
+            "hub dials in 120 s by a node with {dials} to get"
+        );
     }
 }
 
