@@ -229,9 +229,9 @@ impl Node {
 
     // ---- mutators ----
 
-    /// Download these pieces before any other, the rarest first and equally
-    /// rare ones in the list's order (a reader such as a streaming mirror
-    /// waits for them, front first); replaces the previous list, and
+    /// Download these pieces before any other, the rarest first and, among
+    /// equally rare ones, one of the list's first few (a reader such as a
+    /// streaming mirror waits for them, front first); replaces the previous list, and
     /// an empty list goes back to the configured strategy alone. Takes effect
     /// at the next pick: blocks already requested are not cancelled.
     pub fn set_priority(&mut self, pieces: Vec<u32>) {

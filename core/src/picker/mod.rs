@@ -330,11 +330,12 @@ impl Picker {
         }
         let wanted =
             |p: u32| self.state.get(p as usize) == Some(&PieceState::Wanted) && has.contains(p);
-        // The rarest of them, ties broken by the list's order (the order its
-        // readers need them: a streaming reader waits on the front). Readers
-        // on several machines that want the same pieces still fetch different
-        // ones where the sources differ: from peers rarity differs, and a
-        // super-seeding hub offers each peer different pieces.
+        // The rarest of them; among equally rare ones, one of the first
+        // PRIORITY_SPREAD in the list's order (the order its readers need
+        // them) at random. A streaming reader then gets the front of what it
+        // waits for among the first pieces, and readers on several machines
+        // that want the same pieces still fetch different ones from the hub
+        // and trade the rest.
         if let Some(rarest) = self
             .priority
             .iter()
@@ -342,11 +343,18 @@ impl Picker {
             .map(|&p| self.availability[p as usize])
             .min()
         {
-            return self
-                .priority
-                .iter()
-                .copied()
-                .find(|&p| wanted(p) && self.availability[p as usize] == rarest);
+            let mut front = [0u32; PRIORITY_SPREAD];
+            let mut n = 0;
+            for &p in &self.priority {
+                if wanted(p) && self.availability[p as usize] == rarest {
+                    front[n] = p;
+                    n += 1;
+                    if n == PRIORITY_SPREAD {
+                        break;
+                    }
+                }
+            }
+            return Some(front[rng.random_range(0..n)]);
         }
         let random = self.config.strategy == PickStrategy::Random
             || (self.config.strategy == PickStrategy::RarestFirst
@@ -617,6 +625,8 @@ impl Picker {
 }
 
 /// The in-order window's length in pieces is at most this.
+/// Equally rare priority pieces chosen among, from the front of the list.
+const PRIORITY_SPREAD: usize = 4;
 const MAX_WINDOW: usize = 64;
 
 /// First piece of `pieces` that `has` contains, scanning from a random start.
