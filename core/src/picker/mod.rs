@@ -624,9 +624,9 @@ impl Picker {
     }
 }
 
-/// The in-order window's length in pieces is at most this.
 /// Equally rare priority pieces chosen among, from the front of the list.
 const PRIORITY_SPREAD: usize = 4;
+/// The in-order window's length in pieces is at most this.
 const MAX_WINDOW: usize = 64;
 
 /// First piece of `pieces` that `has` contains, scanning from a random start.
