@@ -189,6 +189,25 @@ fn drain(node: &mut Node) -> Vec<Output> {
     }
 }
 
+/// A downloading node started with `config` and told of ten peers
+/// (10.0.0.10-19:6881); returns it and everything it put out.
+fn started_with_ten_candidates(config: NodeConfig) -> (Node, Vec<Output>) {
+    let pieces = config.geometry.num_pieces();
+    let mut node = Node::new(config, PieceSet::new(pieces), 1, Instant::ZERO);
+    node.handle_input(Instant::ZERO, Input::Start).unwrap();
+    let mut outs = drain(&mut node);
+    let candidates: Vec<SocketAddr> = (10..20)
+        .map(|i| format!("10.0.0.{i}:6881").parse().unwrap())
+        .collect();
+    node.handle_input(
+        Instant::ZERO,
+        Input::Announced(Ok(tracker_reply(&candidates))),
+    )
+    .unwrap();
+    outs.extend(drain(&mut node));
+    (node, outs)
+}
+
 fn connected_seed() -> (Node, ConnId) {
     // 64 pieces of 256 KiB: 1,024 distinct blocks, more than a peer may queue.
     let g = crate::metainfo::Geometry {
@@ -598,17 +617,7 @@ fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
     };
     let mut config = NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g);
     config.max_peers = 4;
-    let mut node = Node::new(config, PieceSet::new(4), 1, Instant::ZERO);
-    node.handle_input(Instant::ZERO, Input::Start).unwrap();
-    drain(&mut node);
-    let candidates: Vec<SocketAddr> = (10..20)
-        .map(|i| format!("10.0.0.{i}:6881").parse().unwrap())
-        .collect();
-    node.handle_input(
-        Instant::ZERO,
-        Input::Announced(Ok(tracker_reply(&candidates))),
-    )
-    .unwrap();
+    let (mut node, started) = started_with_ten_candidates(config);
     let dialed = |outs: &[Output]| -> Vec<SocketAddr> {
         outs.iter()
             .filter_map(|o| match o {
@@ -617,7 +626,7 @@ fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
             })
             .collect()
     };
-    let mut pending = dialed(&drain(&mut node));
+    let mut pending = dialed(&started);
     assert_eq!(pending.len(), 2, "half the budget of 4 is dialed");
     // Two peers dial us: half the budget is in use.
     for (i, conn) in [ConnId(100), ConnId(101)].into_iter().enumerate() {
@@ -714,7 +723,7 @@ fn a_connection_this_node_dialed_is_never_refused_for_lack_of_room() {
     let mut config = NodeConfig::new(Id20::new([1; 20]), Id20::new([2; 20]), g);
     config.max_peers = 4;
     config.pinned_peers = vec![hub];
-    let mut node = Node::new(config, PieceSet::new(4), 1, Instant::ZERO);
+    let (mut node, outs) = started_with_ten_candidates(config);
     // The other end's handshake, so a link is not closed as silent.
     let greet = |node: &mut Node, now: Instant, conn: ConnId| {
         let mut peer_id = [7; 20];
@@ -727,17 +736,6 @@ fn a_connection_this_node_dialed_is_never_refused_for_lack_of_room() {
         node.handle_input(now, Input::Handshake { conn, handshake })
             .unwrap();
     };
-    node.handle_input(Instant::ZERO, Input::Start).unwrap();
-    let mut outs = drain(&mut node);
-    let candidates: Vec<SocketAddr> = (10..20)
-        .map(|i| format!("10.0.0.{i}:6881").parse().unwrap())
-        .collect();
-    node.handle_input(
-        Instant::ZERO,
-        Input::Announced(Ok(tracker_reply(&candidates))),
-    )
-    .unwrap();
-    outs.extend(drain(&mut node));
     let dialed: Vec<SocketAddr> = outs
         .into_iter()
         .filter_map(|o| match o {
