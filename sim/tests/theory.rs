@@ -178,6 +178,40 @@ fn homogeneous_hub_as_slow_as_a_peer() {
     );
 }
 
+#[test]
+fn one_fast_link_with_latency_is_kept_full() {
+    // One hub -> one client at 1 Gbit/s with 10 ms each way: the pipeline
+    // must cover the bandwidth-delay product (125 MB/s x 20 ms = 2.5 MB,
+    // 153 blocks of 16 KiB). With at most 64 blocks (1 MiB) in flight the
+    // pair ran at 1 MiB per round trip, 52 MB/s, 2.4 times the bound.
+    let s = parse(
+        r#"
+name = "one-fast-link"
+[image]
+size = "256 MiB"
+[hub]
+upload = "1 Gbit/s"
+[[group]]
+name = "client"
+count = 1
+upload = "1 Gbit/s"
+download = "1 Gbit/s"
+[network]
+latency = "10ms"
+"#,
+    );
+    let (_, summary) = run_scenario(s, "h", 1, false, "test", |_, _, _| {});
+    assert_eq!(summary.completed, 1);
+    let max = summary.completion_s.max.unwrap();
+    assert!(max >= summary.bound_s * 0.999, "{summary:?}");
+    assert!(
+        max <= 1.1 * summary.bound_s,
+        "{max} s is {:.2}x the link's {} s",
+        max / summary.bound_s,
+        summary.bound_s
+    );
+}
+
 /// Runs a scenario with sites; returns the summary and, per site, the
 /// last peer's completion over the link-aware bound.
 fn run_sites(s: Scenario) -> (swarmhub_sim::Summary, Vec<(String, f64)>) {

@@ -253,7 +253,19 @@ fn pipeline_depth_follows_the_peers_rate() {
     }
     let now = Instant::from_micros(99 * 100_000);
     let fast = s.request_depth(now, &config, 16384);
-    assert!((55..=64).contains(&fast), "fast depth {fast}");
+    assert!((55..=70).contains(&fast), "fast depth {fast}");
+    // 50 MB/s: one second of it is 3,000 blocks; the cap holds (and is deep
+    // enough for 1 Gbit/s at 32 ms round trip).
+    let mut faster = established(4);
+    faster.peer_choking = false;
+    for i in 0..100 {
+        let t = Instant::from_micros(i * 100_000);
+        faster.recent_download_rate.add(t, 5_000_000);
+        faster.bytes_down += 5_000_000;
+    }
+    let capped = faster.request_depth(now, &config, 16384);
+    assert_eq!(capped, config.max_request_queue_depth);
+    assert!(capped * 16384 >= 4_000_000, "{capped} blocks in flight");
     // The peer said it queues at most 20 requests: never more than that.
     s.remote_reqq = Some(20);
     assert_eq!(s.request_depth(now, &config, 16384), 20);
