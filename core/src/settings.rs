@@ -49,6 +49,11 @@ pub struct ProtocolSettings {
     pub announce_interval: Duration,
     /// Block (request) size in bytes (scenario `image.block_size`).
     pub block_size: u32,
+    /// Once a node knows its site: far connections of its own choosing it
+    /// keeps (the hub's pinned seeders aside).
+    pub cross_site_peers: usize,
+    /// Once a node knows its site: unchoke slots it gives far peers.
+    pub cross_site_slots: usize,
 }
 
 impl Default for ProtocolSettings {
@@ -69,6 +74,8 @@ impl Default for ProtocolSettings {
             numwant: node.numwant,
             announce_interval: tracker.interval,
             block_size: picker.block_len,
+            cross_site_peers: node.cross_site_peers,
+            cross_site_slots: choker.cross_site_slots,
         }
     }
 }
@@ -137,6 +144,8 @@ fn base_config(id: NodeIdentity, protocol: &ProtocolSettings) -> NodeConfig {
     config.choker.rechoke_interval = protocol.rechoke_interval;
     config.choker.optimistic_interval = protocol.optimistic_interval;
     config.max_peers = protocol.max_peers;
+    config.cross_site_peers = protocol.cross_site_peers;
+    config.choker.cross_site_slots = protocol.cross_site_slots;
     config
 }
 

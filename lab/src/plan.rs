@@ -211,7 +211,9 @@ fn check_supported(s: &Scenario) -> Result<(), PlanError> {
         && p.pipeline_depth == d.pipeline_depth
         && p.picker == d.picker
         && p.max_peers == d.max_peers
-        && p.numwant == d.numwant;
+        && p.numwant == d.numwant
+        && p.cross_site_peers == d.cross_site_peers
+        && p.cross_site_slots == d.cross_site_slots;
     if !same {
         return Err(refuse(
             "protocol",
@@ -295,6 +297,7 @@ download = "10 Mbit/s"
                 "faults.hub_outage",
             ),
             ("[protocol]\nunchoke_slots = 8\n", "protocol"),
+            ("[protocol]\ncross_site_peers = 2\n", "protocol"),
             (
                 "[arrival]\nkind = \"poisson\"\nrate = 2.0\n",
                 "arrival.kind",

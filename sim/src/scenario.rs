@@ -229,6 +229,11 @@ pub struct Protocol {
     pub numwant: u32,
     /// Tracker announce interval.
     pub announce_interval: Dur,
+    /// Far connections (to peers of other sites) a peer of a site keeps of
+    /// its own choosing, the hub aside (default: the core's, 1).
+    pub cross_site_peers: usize,
+    /// Unchoke slots a peer of a site gives far peers (default: the core's, 1).
+    pub cross_site_slots: usize,
 }
 
 impl Default for Protocol {
@@ -245,6 +250,8 @@ impl Default for Protocol {
             max_peers: p.max_peers,
             numwant: p.numwant,
             announce_interval: Dur(p.announce_interval),
+            cross_site_peers: p.cross_site_peers,
+            cross_site_slots: p.cross_site_slots,
         }
     }
 }
@@ -576,6 +583,8 @@ impl Scenario {
             numwant: p.numwant,
             announce_interval: p.announce_interval.0,
             block_size: self.block_size(),
+            cross_site_peers: p.cross_site_peers,
+            cross_site_slots: p.cross_site_slots,
         }
     }
 

@@ -148,3 +148,19 @@ fn sweep_errors_name_lines_of_the_users_file() {
     );
     assert!(err.contains("--vary hub.upload=fast"), "{err}");
 }
+
+#[test]
+fn cross_site_knobs_reach_every_peers_config() {
+    let text = format!("{MINIMAL}[protocol]\ncross_site_peers = 3\ncross_site_slots = 2\n");
+    let s = Scenario::parse(&text, Path::new("t.toml")).unwrap();
+    let set = crate::Sim::new(s, 1, false).node_config(1);
+    assert_eq!(set.cross_site_peers, 3);
+    assert_eq!(set.choker.cross_site_slots, 2);
+    // Unset: the core's defaults, which the real client takes too.
+    let s = Scenario::parse(MINIMAL, Path::new("t.toml")).unwrap();
+    let default = crate::Sim::new(s, 1, false).node_config(1);
+    let core = swarmhub_core::settings::ProtocolSettings::default();
+    assert_eq!(default.cross_site_peers, core.cross_site_peers);
+    assert_eq!(default.choker.cross_site_slots, core.cross_site_slots);
+    assert_ne!(default.cross_site_peers, 3);
+}
