@@ -238,31 +238,38 @@ fn block(piece: u32, i: u32) -> BlockRef {
     }
 }
 
+/// An established session that unchokes us.
+fn unchoked() -> Session {
+    let mut s = established(4);
+    s.peer_choking = false;
+    s
+}
+
+/// `s` receives `bytes` every `every_us` microseconds, 100 times from
+/// t = 0; returns the instant of the last delivery.
+fn deliver_steadily(s: &mut Session, bytes: u64, every_us: u64) -> Instant {
+    for i in 0..100 {
+        s.recent_download_rate
+            .add(Instant::from_micros(i * every_us), bytes);
+        s.bytes_down += bytes;
+    }
+    Instant::from_micros(99 * every_us)
+}
+
 #[test]
 fn pipeline_depth_follows_the_peers_rate() {
     let config = SessionConfig::default();
-    let mut s = established(4);
-    s.peer_choking = false;
+    let mut s = unchoked();
     // Unknown rate: the configured initial depth.
     assert_eq!(s.request_depth(Instant::ZERO, &config, 16384), 32);
     // 1 MB/s for ten seconds: one second of it is about 61 blocks.
-    for i in 0..100 {
-        let t = Instant::from_micros(i * 100_000);
-        s.recent_download_rate.add(t, 100_000);
-        s.bytes_down += 100_000;
-    }
-    let now = Instant::from_micros(99 * 100_000);
+    let now = deliver_steadily(&mut s, 100_000, 100_000);
     let fast = s.request_depth(now, &config, 16384);
     assert!((55..=70).contains(&fast), "fast depth {fast}");
     // 50 MB/s: one second of it is 3,000 blocks; the cap holds (and is deep
     // enough for 1 Gbit/s at 32 ms round trip).
-    let mut faster = established(4);
-    faster.peer_choking = false;
-    for i in 0..100 {
-        let t = Instant::from_micros(i * 100_000);
-        faster.recent_download_rate.add(t, 5_000_000);
-        faster.bytes_down += 5_000_000;
-    }
+    let mut faster = unchoked();
+    deliver_steadily(&mut faster, 5_000_000, 100_000);
     let capped = faster.request_depth(now, &config, 16384);
     assert_eq!(capped, config.max_request_queue_depth);
     assert!(capped * 16384 >= 4_000_000, "{capped} blocks in flight");
@@ -270,14 +277,8 @@ fn pipeline_depth_follows_the_peers_rate() {
     s.remote_reqq = Some(20);
     assert_eq!(s.request_depth(now, &config, 16384), 20);
     // A trickle of 4 kB/s: the floor of two blocks.
-    let mut slow = established(4);
-    slow.peer_choking = false;
-    for i in 0..100 {
-        slow.recent_download_rate
-            .add(Instant::from_micros(i * 1_000_000), 4_000);
-        slow.bytes_down += 4_000;
-    }
-    let now = Instant::from_micros(99 * 1_000_000);
+    let mut slow = unchoked();
+    let now = deliver_steadily(&mut slow, 4_000, 1_000_000);
     assert_eq!(
         slow.request_depth(now, &config, 16384),
         config.min_request_queue_depth
