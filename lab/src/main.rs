@@ -135,9 +135,12 @@ enum Cmd {
         /// Sites: only 1 today (every client shares 127.0.0.1).
         #[arg(long, default_value_t = 1)]
         sites: usize,
-        /// Each client's upload limit.
-        #[arg(long, default_value = "100Mbit/s")]
-        client_upload: swarmhub_sim::units::Rate,
+        /// Each client's upload limit. Default: this machine's fleet
+        /// budget (250 Mbit/s per CPU core) shared by the clients, at most
+        /// 100 Mbit/s each, so the emulated links bound the run and not the
+        /// CPU the whole fleet shares.
+        #[arg(long)]
+        client_upload: Option<swarmhub_sim::units::Rate>,
         /// Each client's download limit (default none).
         #[arg(long)]
         client_download: Option<swarmhub_sim::units::Rate>,
@@ -426,7 +429,23 @@ fn dispatch(cli: Cli) -> Result<()> {
                 image_bytes: image_size.0,
                 out: out.clone(),
                 hub_upload_bps: hub_upload.0,
-                client_upload_bps: client_upload.0,
+                client_upload_bps: match client_upload {
+                    Some(r) => r.0,
+                    None => {
+                        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                        let bps = swarmhub_lab::fleet::auto_client_upload_bps(clients, cores);
+                        eprintln!(
+                            "fleet: each client uploads at {:.2} Mbit/s: {:.0} Mbit/s per core \
+                             of this machine's {cores} shared by {clients} clients (at most {:.0} \
+                             each), so the emulated links and not the shared CPU bound the run; \
+                             --client-upload sets it",
+                            bps / 1e6,
+                            swarmhub_lab::fleet::FLEET_UPLINK_PER_CORE_BPS / 1e6,
+                            swarmhub_lab::fleet::AUTO_CLIENT_UPLOAD_MAX_BPS / 1e6,
+                        );
+                        bps
+                    }
+                },
                 client_download_bps: client_download.map_or(0.0, |r| r.0),
                 announce_interval_s: announce_interval,
                 fallback_after_s: fallback_after,
@@ -531,9 +550,15 @@ fn print_fleet(s: &swarmhub_lab::fleet::FleetSummary) {
         );
     }
     println!(
-        "cpu busy        {:.0}% mean, {:.0}% peak",
+        "cpu busy        {:.0}% mean, {:.0}% peak{}",
         l.cpu_busy * 100.0,
-        l.cpu_busy_peak * 100.0
+        l.cpu_busy_peak * 100.0,
+        if l.cpu_saturated {
+            ": CPU bound, so the times are this machine's CPU, not the links the \
+             simulator models; a lower --client-upload makes the links the limit"
+        } else {
+            ""
+        }
     );
     if let Some(w) = s.lab.base.wasted_bytes {
         println!("wasted bytes    {w} (duplicates the clients dropped)");

@@ -108,7 +108,11 @@ pub(super) async fn pin_ca(
         ));
     }
     let fp = fingerprint(&der);
-    eprintln!("hub CA fingerprint (SHA-256): {fp}");
+    if expected.is_none() {
+        // Shown to be compared; a fingerprint given on the command line is
+        // checked instead (and named in the error when it differs).
+        eprintln!("hub CA fingerprint (SHA-256): {fp}");
+    }
     match expected {
         Some(want) if same_fingerprint(want, &fp) => Ok(der),
         Some(want) => Err(ClientError::Other(format!(

@@ -332,15 +332,16 @@ async fn pull_counted(
         } else {
             bar.suspend(|| {
                 eprintln!(
-                    "no peer or seeder delivered for {} s: falling back to HTTP from the hub \
-                     for the missing pieces (peers keep working alongside)",
+                    "no peer or seeder delivered for {} s: falling back to HTTP from the hub, \
+                     a few pieces at a time while the swarm stays silent (peers keep working \
+                     alongside)",
                     fallback.as_secs()
                 )
             });
             tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
             metrics.webseed_fallbacks.inc();
             let (o, http) = http_beside_swarm(
-                &hub, &s.handle, &bar, &meta, &limits, &outage, metrics, link,
+                &hub, &s.handle, &bar, &meta, &limits, &outage, metrics, link, fallback,
             )
             .await;
             summary.from_http = http;
@@ -642,9 +643,24 @@ async fn watch_swarm(
     }
 }
 
+/// Longest wait between two web-seed doses (see [`http_beside_swarm`]); a
+/// shorter `--fallback-after` shortens it too.
+const DOSE_WAIT: Duration = Duration::from_secs(5);
+/// Each dose is this many times the last while the swarm stays silent.
+const DOSE_GROWTH: u32 = 4;
+
 /// Fetch the missing pieces over HTTP while the swarm keeps running and
 /// feeding the node: whichever source delivers a piece first wins. Returns how
 /// the swarm ended and the bytes the web seed supplied.
+///
+/// HTTP comes in doses, so that a client the swarm merely overlooked (it had
+/// nothing to trade, nobody unchoked it) costs the hub a piece or a few, not
+/// the image: one piece first, then, every `min(DOSE_WAIT, fallback)` in which
+/// the swarm still delivered nothing, `DOSE_GROWTH` times the last dose. Once
+/// the swarm delivers again no more doses are granted until it has been
+/// silent for a wait again (then one piece again). A swarm that delivers
+/// nothing at all (the seeder unreachable) gets the whole image over HTTP
+/// after a few waits: 1 + 4 + 16 + 64 + ... pieces.
 #[allow(clippy::too_many_arguments)]
 async fn http_beside_swarm(
     hub: &HubClient,
@@ -655,14 +671,16 @@ async fn http_beside_swarm(
     outage: &Arc<HubOutage>,
     metrics: &Arc<ClientMetrics>,
     link: Option<&PullLink>,
+    fallback: Duration,
 ) -> (SwarmOutcome, u64) {
     let sink = swarm.web_seed();
     let have = swarm.status.borrow().have.clone();
     let fetched = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let fetch = http_fetch(
         hub,
         meta,
-        WebTarget::Swarm(sink),
+        WebTarget::Swarm(sink, gate.clone()),
         &have,
         bar,
         limits,
@@ -670,8 +688,14 @@ async fn http_beside_swarm(
         outage,
         metrics,
     );
+    let doses = grant_doses(
+        swarm.status.clone(),
+        gate.clone(),
+        DOSE_WAIT.min(fallback),
+        meta.num_pieces(),
+    );
     let watch = watch_swarm(swarm, bar, meta, None, outage, link);
-    tokio::pin!(fetch, watch);
+    tokio::pin!(fetch, watch, doses);
     let mut fetching = true;
     let outcome = loop {
         tokio::select! {
@@ -681,9 +705,12 @@ async fn http_beside_swarm(
                     break SwarmOutcome::Failed(e.to_string());
                 }
             }
+            () = &mut doses, if fetching => {}
             w = &mut watch => match w {
                 Watch::Ended(SwarmOutcome::Complete) if fetching => {
-                    // Let the fetchers count the pieces they handed over last.
+                    // Let the fetchers count the pieces they handed over last;
+                    // those waiting for a dose stop.
+                    gate.close();
                     if let Err(e) = fetch.await {
                         tracing::warn!("web seed after completion: {e}");
                     }
@@ -695,22 +722,83 @@ async fn http_beside_swarm(
             },
         }
     };
+    gate.close();
     (outcome, fetched.load(Ordering::Relaxed))
+}
+
+/// Add web-seed permits to `gate` in doses, as [`http_beside_swarm`] says,
+/// watching what the swarm (hub seeder and peers, not the web seed) delivers.
+/// Runs until dropped.
+async fn grant_doses(
+    status: tokio::sync::watch::Receiver<SwarmStatus>,
+    gate: Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    pieces: u32,
+) {
+    let delivered = || {
+        let s = status.borrow();
+        s.bytes_from_hub + s.bytes_from_peers
+    };
+    let mut dose = 1u32;
+    loop {
+        gate.add_permits(dose as usize);
+        let mut mark = delivered();
+        tokio::time::sleep(wait).await;
+        if delivered() == mark {
+            dose = dose.saturating_mul(DOSE_GROWTH).min(pieces.max(1));
+            continue;
+        }
+        // The swarm works again: HTTP waits until it is silent for a wait.
+        dose = 1;
+        loop {
+            mark = delivered();
+            tokio::time::sleep(wait).await;
+            if delivered() == mark {
+                break;
+            }
+        }
+        tracing::info!(
+            "swarm silent for {} s again: one more piece over HTTP",
+            wait.as_secs()
+        );
+    }
 }
 
 /// Where web-seed pieces go.
 enum WebTarget {
     /// Straight into the files (no swarm runs), told to the link if any.
     Storage(Arc<Storage>, Option<PullLink>),
-    /// Into a running swarm, which stores, verifies and announces them.
-    Swarm(WebSeedSink),
+    /// Into a running swarm, which stores, verifies and announces them; a
+    /// piece is fetched only with a permit from the gate (closed: stop).
+    Swarm(WebSeedSink, Arc<tokio::sync::Semaphore>),
 }
 
 impl WebTarget {
     fn has(&self, piece: u32) -> bool {
         match self {
             WebTarget::Storage(..) => false,
-            WebTarget::Swarm(sink) => sink.has(piece),
+            WebTarget::Swarm(sink, _) => sink.has(piece),
+        }
+    }
+
+    /// Wait until `piece` may be fetched: false when the fetch should stop.
+    async fn may_fetch(&self) -> bool {
+        match self {
+            WebTarget::Storage(..) => true,
+            WebTarget::Swarm(_, gate) => match gate.acquire().await {
+                Ok(permit) => {
+                    permit.forget();
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// A permit taken for a piece that did not need fetching after all.
+    fn give_back(&self) {
+        if let WebTarget::Swarm(_, gate) = self {
+            gate.add_permits(1);
         }
     }
 
@@ -732,7 +820,7 @@ impl WebTarget {
                     WebOutcome::BadHash
                 })
             }
-            WebTarget::Swarm(sink) => sink.deliver(piece, data).await.map_err(other),
+            WebTarget::Swarm(sink, _) => sink.deliver(piece, data).await.map_err(other),
         }
     }
 }
@@ -795,10 +883,16 @@ async fn http_fetch(
     outage: &Arc<HubOutage>,
     metrics: &Arc<ClientMetrics>,
 ) -> Result<(), ClientError> {
-    let missing: Vec<u32> = (0..meta.num_pieces())
+    let mut missing: Vec<u32> = (0..meta.num_pieces())
         .filter(|p| !have.contains(*p))
         .collect();
     let direct = matches!(target, WebTarget::Storage(..));
+    if !direct {
+        // Beside a swarm, in an order of this client's own, so that clients
+        // that fell back at once fetch different pieces and can trade them.
+        let order = std::collections::hash_map::RandomState::new();
+        missing.sort_by_cached_key(|p| std::hash::BuildHasher::hash_one(&order, p));
+    }
     if direct {
         bar.set_message(HTTP_ONLY);
     }
@@ -824,6 +918,16 @@ async fn http_fetch(
                 let Some(piece) = next else {
                     return Ok::<(), ClientError>(());
                 };
+                if target.has(piece) {
+                    continue;
+                }
+                if !target.may_fetch().await {
+                    return Ok(());
+                }
+                if target.has(piece) {
+                    target.give_back();
+                    continue;
+                }
                 let first = geometry.piece_offset(piece);
                 let len = u64::from(geometry.piece_len(piece));
                 let mut attempt = 0;
@@ -1036,5 +1140,56 @@ async fn os_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Permits granted so far (none is ever taken here).
+    fn granted(gate: &tokio::sync::Semaphore) -> usize {
+        gate.available_permits()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http_doses_grow_while_the_swarm_is_silent_and_stop_while_it_delivers() {
+        let wait = Duration::from_secs(5);
+        let (tx, rx) = tokio::sync::watch::channel(SwarmStatus::default());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let doses = tokio::spawn(grant_doses(rx, gate.clone(), wait, 100));
+        let step = |secs: f64| tokio::time::sleep(Duration::from_secs_f64(secs));
+        step(0.5).await;
+        assert_eq!(granted(&gate), 1, "one piece first");
+        step(5.0).await;
+        assert_eq!(granted(&gate), 1 + 4, "silent swarm: four times the dose");
+        step(5.0).await;
+        assert_eq!(granted(&gate), 1 + 4 + 16);
+
+        // The swarm delivers again: no dose while it keeps delivering.
+        for _ in 0..6 {
+            tx.send_modify(|s| s.bytes_from_peers += 16_384);
+            step(2.0).await;
+        }
+        assert_eq!(granted(&gate), 21, "no HTTP while peers deliver");
+
+        // Silent again for a whole wait (the last delivery came in the
+        // wait ending at 25 s, so the next ends at 30 s): one piece, then
+        // growth again.
+        step(5.5).await;
+        assert_eq!(granted(&gate), 21, "silent for less than a whole wait");
+        step(2.5).await;
+        assert_eq!(granted(&gate), 22, "a silent wait restarts at one piece");
+        step(5.0).await;
+        assert_eq!(granted(&gate), 26);
+        for _ in 0..4 {
+            step(5.0).await;
+        }
+        assert_eq!(
+            granted(&gate),
+            26 + 16 + 64 + 100 + 100,
+            "doses never exceed the image's pieces"
+        );
+        doses.abort();
     }
 }
