@@ -169,6 +169,44 @@ pub fn auto_client_upload_bps(clients: usize, cores: usize) -> f64 {
     (share.clamp(AUTO_CLIENT_UPLOAD_MIN_BPS, AUTO_CLIENT_UPLOAD_MAX_BPS) / 1e3).floor() * 1e3
 }
 
+/// Memory one client takes besides its peer links (store, database,
+/// runtime, hub connections): about 4 MB. The 2,000-client fleet with 4
+/// links each measured 3.6 MB per client in all (README).
+pub const CLIENT_BASE_BYTES: u64 = 4_000_000;
+
+/// Memory each peer link of a client adds (TLS buffers, the core's session,
+/// blocks in flight): about 0.3 MB, from 500 clients with 50 links at
+/// 16.9 MB each and 2,000 with 4 links at 3.6 MB each.
+pub const CLIENT_LINK_BYTES: u64 = 300_000;
+
+/// Share of the machine's available memory a fleet may plan to use.
+const FLEET_MEMORY_SHARE: f64 = 0.6;
+
+/// Default connection cap of each of `clients` on a machine with
+/// `available` bytes of memory: `None` (the protocol's `max_peers`) when the
+/// whole fleet fits in [`FLEET_MEMORY_SHARE`] of it at that cap, else the most
+/// links per client that fit, at least 2. A fleet that set no cap would
+/// otherwise run the machine out of memory (2,000 clients at 50 links need
+/// about 38 GB) and be killed midway.
+pub fn auto_client_max_peers(clients: usize, available: u64) -> Option<usize> {
+    let protocol = swarmhub_core::settings::ProtocolSettings::default().max_peers;
+    let budget = (available as f64 * FLEET_MEMORY_SHARE) as u64 / clients.max(1) as u64;
+    let links = budget.saturating_sub(CLIENT_BASE_BYTES) / CLIENT_LINK_BYTES;
+    (links < protocol as u64).then(|| (links as usize).max(2))
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+pub fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_available(&text)
+}
+
+fn meminfo_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Open files a client may hold in a process of its own: its peer links at
 /// its connection cap (both ends, when the peer runs in the same process),
 /// its listener, API, seeder and web-seed connections, database and image files.
@@ -1094,6 +1132,22 @@ mod tests {
         assert_eq!(auto_client_upload_bps(3000, 2), 166e3);
         // Zero cores or clients are read as one.
         assert_eq!(auto_client_upload_bps(0, 0), AUTO_CLIENT_UPLOAD_MAX_BPS);
+    }
+
+    #[test]
+    fn the_default_connection_cap_fits_the_fleet_in_memory() {
+        let gb = 1_000_000_000;
+        // 500 clients in 22 GB: the protocol's 50 links fit (19 MB each).
+        assert_eq!(auto_client_max_peers(500, 22 * gb), None);
+        // 2,000 in 22 GB: 6.6 MB each, 8 links.
+        assert_eq!(auto_client_max_peers(2000, 22 * gb), Some(8));
+        // Never below 2, however little memory.
+        assert_eq!(auto_client_max_peers(100_000, gb), Some(2));
+        assert_eq!(
+            meminfo_available("MemTotal: 100 kB\nMemFree: 5 kB\nMemAvailable:   2048 kB\n"),
+            Some(2 * 1024 * 1024)
+        );
+        assert_eq!(meminfo_available("MemTotal: 100 kB\n"), None);
     }
 
     #[test]

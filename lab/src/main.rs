@@ -156,9 +156,10 @@ enum Cmd {
         /// Stop waiting for clients after this many seconds.
         #[arg(long, default_value_t = 1800.0)]
         timeout: f64,
-        /// Each client's cap on connections (`pull --max-peers`; default the
-        /// protocol's 50). Both ends of every link are in this process, so
-        /// this sets the open files a fleet needs.
+        /// Each client's cap on connections (`pull --max-peers`). Default: the
+        /// protocol's 50, or fewer when the fleet would not fit in 60% of the
+        /// memory available. Both ends of every link are on this machine, so
+        /// this sets the open files and memory a fleet needs.
         #[arg(long)]
         client_max_peers: Option<usize>,
         /// Processes to run the clients in, beside the hub's (each has its
@@ -450,7 +451,20 @@ fn dispatch(cli: Cli) -> Result<()> {
                 announce_interval_s: announce_interval,
                 fallback_after_s: fallback_after,
                 timeout_s: timeout,
-                client_max_peers,
+                client_max_peers: client_max_peers.or_else(|| {
+                    let available = swarmhub_lab::fleet::memory_available()?;
+                    let cap = swarmhub_lab::fleet::auto_client_max_peers(clients, available)?;
+                    eprintln!(
+                        "fleet: each client keeps at most {cap} peer links: {clients} clients at \
+                         the protocol's default would not fit in 60% of the {:.1} GB of memory \
+                         available (about {:.1} MB per client plus {:.1} MB per link); \
+                         --client-max-peers sets it",
+                        available as f64 / 1e9,
+                        swarmhub_lab::fleet::CLIENT_BASE_BYTES as f64 / 1e6,
+                        swarmhub_lab::fleet::CLIENT_LINK_BYTES as f64 / 1e6,
+                    );
+                    Some(cap)
+                }),
                 client_processes,
                 client_nice,
                 command: std::env::args().collect::<Vec<_>>().join(" "),

@@ -58,7 +58,9 @@ enum Cmd {
         out: Option<PathBuf>,
         #[command(flatten)]
         net: NetArgs,
-        /// Seconds without progress before falling back to HTTP from the hub.
+        /// Seconds in which neither this client nor its peers make progress
+        /// before HTTP from the hub is added, a few pieces at a time (a client
+        /// whose peers progress without serving it waits 4 times as long).
         #[arg(long)]
         fallback_after: Option<u64>,
         /// Most connections for this image (default: the `max_peers` setting,

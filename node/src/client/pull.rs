@@ -327,25 +327,24 @@ async fn pull_counted(
             Duration::from_secs(opts.fallback_after_s.unwrap_or(cfg.fallback_after_s).max(1));
         let link = opts.link.as_ref();
         let outcome = watch_swarm(&s.handle, &bar, &meta, Some(fallback), &outage, link).await;
-        let outcome = if let Watch::Ended(o) = outcome {
-            o
-        } else {
-            bar.suspend(|| {
-                eprintln!(
-                    "no peer or seeder delivered for {} s: falling back to HTTP from the hub, \
-                     a few pieces at a time while the swarm stays silent (peers keep working \
-                     alongside)",
-                    fallback.as_secs()
+        let outcome = match outcome {
+            Watch::Ended(o) => o,
+            Watch::Stalled(why) => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "{why}: falling back to HTTP from the hub, a few pieces at a time while \
+                     the swarm stays silent (peers keep working alongside)"
+                    )
+                });
+                tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
+                metrics.webseed_fallbacks.inc();
+                let (o, http) = http_beside_swarm(
+                    &hub, &s.handle, &bar, &meta, &limits, &outage, metrics, link, fallback,
                 )
-            });
-            tracing::warn!("{image}: swarm stalled, fetching the rest over HTTP too");
-            metrics.webseed_fallbacks.inc();
-            let (o, http) = http_beside_swarm(
-                &hub, &s.handle, &bar, &meta, &limits, &outage, metrics, link, fallback,
-            )
-            .await;
-            summary.from_http = http;
-            o
+                .await;
+                summary.from_http = http;
+                o
+            }
         };
         let status = s.handle.status.borrow().clone();
         summary.from_hub = status.bytes_from_hub;
@@ -576,9 +575,15 @@ enum SwarmOutcome {
 /// What [`watch_swarm`] saw.
 enum Watch {
     Ended(SwarmOutcome),
-    /// Nothing arrived for the fallback delay.
-    Stalled,
+    /// Nothing arrived for the fallback delay (and why that counts as a
+    /// stall, for the message).
+    Stalled(String),
 }
+
+/// A client that receives nothing while its peers keep gaining pieces is
+/// waiting for its turn (a flash crowd's first minute on slow uplinks), not
+/// stalled; it falls back anyway after this many fallback delays.
+const STARVED_FACTOR: u32 = 4;
 
 async fn watch_swarm(
     handle: &SwarmHandle,
@@ -595,6 +600,8 @@ async fn watch_swarm(
     }
     let mut last_bytes = 0;
     let mut last_progress = Instant::now();
+    // The most pieces the connected peers held together, and when it grew.
+    let (mut peer_pieces, mut last_swarm_progress) = (0, Instant::now());
     let sig = signal();
     tokio::pin!(sig);
     loop {
@@ -618,11 +625,17 @@ async fn watch_swarm(
             return Watch::Ended(SwarmOutcome::Failed(e));
         }
         let got = s.bytes_from_hub + s.bytes_from_peers;
+        if s.peer_pieces > peer_pieces {
+            peer_pieces = s.peer_pieces;
+            last_swarm_progress = Instant::now();
+        }
         if got != last_bytes {
             last_bytes = got;
             last_progress = Instant::now();
-        } else if fallback.is_some_and(|f| last_progress.elapsed() >= f) {
-            return Watch::Stalled;
+        } else if let Some(f) = fallback {
+            if let Some(why) = stall(last_progress.elapsed(), last_swarm_progress.elapsed(), f) {
+                return Watch::Stalled(why);
+            }
         }
         let wanted = async {
             match priority.as_mut() {
@@ -648,6 +661,26 @@ async fn watch_swarm(
 const DOSE_WAIT: Duration = Duration::from_secs(5);
 /// Each dose is this many times the last while the swarm stays silent.
 const DOSE_GROWTH: u32 = 4;
+
+/// Whether a swarm that delivered nothing to us for `quiet`, while our peers
+/// last gained a piece `swarm_quiet` ago, counts as stalled after `fallback`:
+/// the reason when it does. Nothing for us while the peers progress is a
+/// queue, not a stall, until [`STARVED_FACTOR`] times `fallback`.
+fn stall(quiet: Duration, swarm_quiet: Duration, fallback: Duration) -> Option<String> {
+    let secs = fallback.as_secs();
+    if quiet >= fallback && swarm_quiet >= fallback {
+        Some(format!(
+            "no peer or seeder delivered for {secs} s, and the peers gained no piece either"
+        ))
+    } else if quiet >= fallback * STARVED_FACTOR {
+        Some(format!(
+            "no peer or seeder delivered for {} s, although the peers kept gaining pieces",
+            secs * u64::from(STARVED_FACTOR)
+        ))
+    } else {
+        None
+    }
+}
 
 /// Fetch the missing pieces over HTTP while the swarm keeps running and
 /// feeding the node: whichever source delivers a piece first wins. Returns how
@@ -718,7 +751,7 @@ async fn http_beside_swarm(
                 }
                 Watch::Ended(o) => break o,
                 // Unreachable without a fallback delay; keep the swarm's word.
-                Watch::Stalled => break SwarmOutcome::Failed("the swarm stalled".into()),
+                Watch::Stalled(why) => break SwarmOutcome::Failed(why),
             },
         }
     };
@@ -1150,6 +1183,24 @@ mod tests {
     /// Permits granted so far (none is ever taken here).
     fn granted(gate: &tokio::sync::Semaphore) -> usize {
         gate.available_permits()
+    }
+
+    #[test]
+    fn a_client_waiting_while_its_peers_progress_is_not_stalled_until_starved() {
+        let s = Duration::from_secs;
+        let f = s(60);
+        // Nothing for us, nothing for the peers: stalled after the delay.
+        assert!(stall(s(59), s(59), f).is_none());
+        let why = stall(s(60), s(60), f).expect("stalled");
+        assert!(why.contains("60 s") && why.contains("no piece"), "{why}");
+        // The peers gained a piece 10 s ago: a queue, until 4 delays.
+        assert!(stall(s(61), s(10), f).is_none());
+        assert!(stall(s(239), s(0), f).is_none());
+        let why = stall(s(240), s(0), f).expect("starved");
+        assert!(
+            why.contains("240 s") && why.contains("kept gaining"),
+            "{why}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -109,6 +109,9 @@ pub struct SwarmStatus {
     pub bytes_up_by_identity: Arc<BTreeMap<String, u64>>,
     /// Open connections.
     pub peers: usize,
+    /// Pieces the connected peers hold, summed over them: it grows while the
+    /// swarm around this node makes progress, even before any of it is ours.
+    pub peer_pieces: u64,
     /// Pieces that failed their hash.
     pub hash_failures: u32,
     /// The last announce error, cleared by a good announce.
@@ -946,6 +949,11 @@ impl Driver {
         }
         self.status.bytes_left = self.node.bytes_left();
         self.status.peers = self.node.peer_count();
+        self.status.peer_pieces = self
+            .node
+            .sessions()
+            .map(|s| u64::from(s.remote_has.count()))
+            .sum();
         if self.up_by_identity_dirty {
             self.status.bytes_up_by_identity = Arc::new(self.up_by_identity.clone());
             self.up_by_identity_dirty = false;
