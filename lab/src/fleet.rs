@@ -151,7 +151,8 @@ pub fn scenario_text(o: &FleetOptions) -> String {
 /// the CPU, which the simulator does not model, instead of the links it
 /// does: 500 clients at the old 100 Mbit/s each ran at 99% busy and 50 times
 /// the simulator's time. At 250 Mbit/s per core, 500 clients on 2 cores
-/// (1 Mbit/s each) ran 54% busy and within 5% of the simulator (README).
+/// (1 Mbit/s each) ran 54-90% busy over four runs and within 5% of the
+/// simulator on completion times (README).
 pub const FLEET_UPLINK_PER_CORE_BPS: f64 = 250e6;
 
 /// The most a client uploads by default, however few they are.

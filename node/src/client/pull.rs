@@ -920,14 +920,13 @@ async fn http_fetch(
         .filter(|p| !have.contains(*p))
         .collect();
     let direct = matches!(target, WebTarget::Storage(..));
-    if !direct {
+    if direct {
+        bar.set_message(HTTP_ONLY);
+    } else {
         // Beside a swarm, in an order of this client's own, so that clients
         // that fell back at once fetch different pieces and can trade them.
         let order = std::collections::hash_map::RandomState::new();
         missing.sort_by_cached_key(|p| std::hash::BuildHasher::hash_one(&order, p));
-    }
-    if direct {
-        bar.set_message(HTTP_ONLY);
     }
     let queue = Arc::new(std::sync::Mutex::new(missing.into_iter()));
     let target = Arc::new(target);
