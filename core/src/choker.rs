@@ -1,8 +1,11 @@
 //! Choker: decides which interested peers we upload to.
 //!
-//! Leecher choker (tit-for-tat, BEP 3's "choking algorithm"): every
-//! `rechoke_interval` the `slots` interested, non-snubbed peers that gave us the
-//! highest download rate are unchoked; one more "optimistic" slot rotates every
+//! Leecher choker (after BEP 3's "choking algorithm"): every
+//! `rechoke_interval` the `slots` interested, non-snubbed peers are unchoked,
+//! those we serve now first (a slot is not taken from a peer mid-transfer:
+//! all members of a swarm are the hub's authenticated clients, so there are
+//! no free riders for tit-for-tat to starve), then those that gave us the
+//! highest download rate; one more "optimistic" slot rotates every
 //! `optimistic_interval` to a random choked interested peer, with peers that
 //! connected recently three times as likely, so newcomers get a first piece to trade.
 //!
@@ -79,6 +82,9 @@ pub struct ChokerPeer {
     pub pieces: u32,
     /// The peer is in another site (always false while sites are unknown).
     pub far: bool,
+    /// We unchoke the peer now (whoever unchoked it: a rechoke, or a slot
+    /// handed on between rechokes).
+    pub unchoked: bool,
 }
 
 /// The choker of one node.
@@ -149,7 +155,21 @@ impl Choker {
         if seeding {
             candidates.sort_by_key(|p| p.bytes_given);
         } else {
-            candidates.sort_by_key(|p| (p.snubbed, std::cmp::Reverse(rate_key(p.download_bps))));
+            // Peers we serve now keep their slots: every swarm member is an
+            // authenticated client of ours, so there is no free rider to
+            // starve out, and choking a peer cuts off its requests in
+            // flight and leaves its half-fetched pieces to others. Slots
+            // change hands when their holders lose interest, are snubbed,
+            // or a clearly faster reciprocator turns up (`upgrade`); the
+            // rest go to the fastest senders, as in BEP 3.
+            let held = |p: &ChokerPeer| p.unchoked && !self.optimistic.contains(&p.conn);
+            candidates.sort_by_key(|p| {
+                (
+                    p.snubbed,
+                    !held(p),
+                    std::cmp::Reverse(rate_key(p.download_bps)),
+                )
+            });
         }
         let mut far_left = self.config.cross_site_slots;
         let regular: BTreeSet<ConnId> = candidates
@@ -285,6 +305,7 @@ mod tests {
     fn peer(conn: u64, rate: f64, given: u64) -> ChokerPeer {
         ChokerPeer {
             far: false,
+            unchoked: false,
             conn: ConnId(conn),
             interested: true,
             snubbed: false,
@@ -338,6 +359,31 @@ mod tests {
         // With a free regular slot there is nothing to swap (the node fills it).
         peers[2].interested = true;
         assert_eq!(c.upgrade(&peers, |c| c == ConnId(2)), None);
+    }
+
+    #[test]
+    fn leecher_keeps_serving_the_peers_it_serves() {
+        // Peer 1 holds a slot and sends us little; peers 2 and 3 send more
+        // but wait choked. A rechoke keeps 1 and hands the free slot to the
+        // fastest waiting peer.
+        let mut c = Choker::new(ChokerConfig {
+            slots: 2,
+            optimistic_slots: 0,
+            ..ChokerConfig::default()
+        });
+        let mut rng = from_seed(5);
+        let mut peers = vec![peer(1, 1e3, 0), peer(2, 5e5, 0), peer(3, 9e5, 0)];
+        peers[0].unchoked = true;
+        let set = c.rechoke(Instant::ZERO, false, &peers, &mut rng).clone();
+        assert_eq!(set, [ConnId(1), ConnId(3)].into_iter().collect());
+        // Once it is snubbed or loses interest, the slot goes by rate.
+        peers[0].snubbed = true;
+        let set = c.rechoke(Instant::ZERO, false, &peers, &mut rng).clone();
+        assert_eq!(set, [ConnId(2), ConnId(3)].into_iter().collect());
+        peers[0].snubbed = false;
+        peers[0].interested = false;
+        let set = c.rechoke(Instant::ZERO, false, &peers, &mut rng).clone();
+        assert_eq!(set, [ConnId(2), ConnId(3)].into_iter().collect());
     }
 
     #[test]
@@ -434,6 +480,7 @@ mod tests {
             let mut rng = from_seed(seed);
             let peers: Vec<ChokerPeer> = rates.iter().enumerate().map(|(i, &(r, int, snub, given))| ChokerPeer {
                 far: false,
+                unchoked: false,
                 conn: ConnId(i as u64), interested: int, snubbed: snub, download_bps: r,
                 bytes_given: given, connected_at: Instant::ZERO, pieces: 0,
             }).collect();

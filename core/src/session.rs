@@ -21,9 +21,14 @@ pub struct SessionConfig {
     pub request_queue_depth: usize,
     /// Once a peer's rate is known, the pipeline to it holds this much
     /// transfer time at that rate (see [`Session::request_depth`]): deep
-    /// enough for a fast link's bandwidth-delay product, shallow enough that
-    /// a slow link's requests do not wait so long they time out and are
-    /// fetched twice. Default: 1 s.
+    /// enough for a link's bandwidth-delay product (six times it at 40 ms
+    /// round trip), shallow enough that a block is not committed to a busy
+    /// peer long before it can send it. A block requested from one peer
+    /// waits there even when another peer that has it sits idle, so a deep
+    /// pipeline starves the peers that received a piece last: with the hub
+    /// no faster than a peer (`sim/tests/theory/homogeneous-*.toml`, three
+    /// seeds) the last peer finished at 1.72x the bound with 1 s, 1.61x with
+    /// 250 ms. Default: 250 ms.
     pub request_queue_time: Duration,
     /// Fewest blocks kept requested from an unchoking peer. Default: 2.
     pub min_request_queue_depth: usize,
@@ -74,7 +79,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             request_queue_depth: 32,
-            request_queue_time: Duration::from_secs(1),
+            request_queue_time: Duration::from_millis(250),
             min_request_queue_depth: 2,
             max_request_queue_depth: 250,
             max_peer_requests: 256,

@@ -812,6 +812,7 @@ impl Node {
                 connected_at: s.connected_at,
                 pieces: s.remote_has.count(),
                 far: s.far,
+                unchoked: !s.am_choking,
             })
             .collect()
     }
