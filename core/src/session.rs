@@ -23,12 +23,12 @@ pub struct SessionConfig {
     /// transfer time at that rate (see [`Session::request_depth`]): deep
     /// enough for a link's bandwidth-delay product (six times it at 40 ms
     /// round trip), shallow enough that a block is not committed to a busy
-    /// peer long before it can send it. A block requested from one peer
-    /// waits there even when another peer that has it sits idle, so a deep
-    /// pipeline starves the peers that received a piece last: with the hub
-    /// no faster than a peer (`sim/tests/theory/homogeneous-*.toml`, three
-    /// seeds) the last peer finished at 1.72x the bound with 1 s, 1.61x with
-    /// 250 ms. Default: 250 ms.
+    /// peer long before it can send it: a block requested from one peer
+    /// waits there even when another peer that has it sits idle. The rate is
+    /// `Session::pipeline_rate` (250 ms time constant), so a link that speeds
+    /// up deepens its pipeline as fast as a 1 s pipeline on a 1 s rate did
+    /// (a 1 Gbit/s link at 20 ms round trip: 256 MiB in 2.30 s; 2.46 s on
+    /// the 1 s rate). Default: 250 ms.
     pub request_queue_time: Duration,
     /// Fewest blocks kept requested from an unchoking peer. Default: 2.
     pub min_request_queue_depth: usize,
@@ -256,6 +256,10 @@ pub struct Session {
     /// The same with a 1 s time constant, to size the request pipeline and
     /// its timeouts: it follows a link that speeds up within a second.
     pub recent_download_rate: Rate,
+    /// The same with a 250 ms time constant, to size the request pipeline:
+    /// a pipeline of `request_queue_time` grows as fast as this follows a
+    /// link that speeds up.
+    pub pipeline_rate: Rate,
     /// Requests to the remote that we gave up on (timed out and cancelled),
     /// most recent last: a block for one of them that still arrives is
     /// welcome, not a protocol breach. Bounded by `max_request_queue_depth`.
@@ -281,6 +285,9 @@ pub struct Session {
     pub last_block_at: Instant,
     /// When we last choked the remote.
     pub choked_at: Instant,
+    /// When the remote last asked us for a block, or we last unchoked it
+    /// (see `Node::rotate_idle_slots`).
+    pub asked_at: Instant,
     /// The remote has not delivered for `snub_timeout` although asked.
     pub snubbed: bool,
     /// The peer announced it only uploads (BEP 21 style `upload_only`, or our own
@@ -329,6 +336,7 @@ impl Session {
             upload_inflight: Vec::new(),
             download_rate: Rate::default(),
             recent_download_rate: Rate::with_time_constant(1.0),
+            pipeline_rate: Rate::with_time_constant(0.25),
             cancelled_out: VecDeque::new(),
             remote_reqq: None,
             upload_rate: Rate::default(),
@@ -340,6 +348,7 @@ impl Session {
             last_send: now,
             last_block_at: now,
             choked_at: now,
+            asked_at: now,
             site: None,
             far: false,
             snubbed: false,
@@ -440,6 +449,7 @@ impl Session {
                 self.bytes_down += u64::from(block.length);
                 self.download_rate.add(now, u64::from(block.length));
                 self.recent_download_rate.add(now, u64::from(block.length));
+                self.pipeline_rate.add(now, u64::from(block.length));
                 self.last_block_at = now;
                 self.snubbed = false;
                 self.requests_out.retain(|(b, _)| *b != block);
@@ -483,6 +493,7 @@ impl Session {
         if self.their_queue.len() >= config.max_peer_requests {
             return Err(Violation::RequestFlood(config.max_peer_requests));
         }
+        self.asked_at = now;
         if !self.their_queue.contains(&block) && !self.upload_inflight.contains(&block) {
             self.their_queue.push_back(block);
         }
@@ -545,13 +556,13 @@ impl Session {
 
     /// The pipeline depth for this peer at `now`: before its rate is known,
     /// `request_queue_depth`; then `request_queue_time` worth of blocks at
-    /// its recent rate, within `min_request_queue_depth ..=
+    /// its rate (`pipeline_rate`), within `min_request_queue_depth ..=
     /// max_request_queue_depth` and never more than its announced `reqq`.
     /// The same rule in the simulator and the node, so a fast link is kept
     /// full and a slow one is not flooded with requests it cannot answer
     /// before they time out.
     pub fn request_depth(&self, now: Instant, config: &SessionConfig, block_len: u32) -> usize {
-        let rate = self.recent_download_rate.get(now);
+        let rate = self.pipeline_rate.get(now);
         let cap = config
             .max_request_queue_depth
             .min(self.remote_reqq.map_or(usize::MAX, |q| q as usize))

@@ -7,12 +7,18 @@ use super::{peer_key, ApiError, BanReason, DisconnectReason, Node, NodeEvent, Ou
 use crate::choker::ChokerPeer;
 use crate::picker::BlockOutcome;
 use crate::session::{Phase, Session, SessionEvent};
+use crate::time::{Duration, Instant};
 use crate::tracker::AnnounceEvent;
 use crate::wire::{BlockRef, ExtendedHandshake, Handshake, Message};
 use crate::ConnId;
 
 /// At most this many regular slots change hands per tick between rechokes.
 const MAX_UPGRADES_PER_TICK: usize = 2;
+/// An unchoked peer that asked for nothing for the time one of our slots
+/// takes to carry a piece, within these two, gives its slot to a waiting
+/// peer when our uplink is underused (see `Node::rotate_idle_slots`).
+const IDLE_SLOT_AFTER: Duration = Duration::from_secs(1);
+const IDLE_SLOT_AFTER_MAX: Duration = Duration::from_secs(3);
 
 impl Node {
     pub(super) fn handle_connected(
@@ -710,11 +716,13 @@ impl Node {
             .filter(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established)
             .map(|s| s.conn)
             .collect();
-        // Random order, so no peer id is favoured.
+        // The peers choked longest first, ties at random (no peer id is
+        // favoured): a slot handed on goes round the waiting peers in turn.
         for i in (1..waiting.len()).rev() {
             use rand::RngExt;
             waiting.swap(i, self.rng.random_range(0..=i));
         }
+        waiting.sort_by_key(|c| self.sessions.get(c).map(|s| s.choked_at));
         let mut free = slots - unchoked_interested;
         let mut far_free = self
             .config
@@ -769,10 +777,65 @@ impl Node {
             .sessions
             .values()
             .any(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established);
-        if used < 0.8 * cap as f64 && waiting {
+        if used < 0.8 * cap as f64 && waiting && !self.rotate_idle_slots() {
             self.choker.set_slots(self.choker.slots() + 1);
             self.fill_free_slots();
         }
+    }
+
+    /// Unchoked, interested peers that have asked us for nothing for
+    /// `IDLE_SLOT_AFTER` (or a piece's time through one of our slots),
+    /// longest silent first: everything we have that they lack they are
+    /// fetching from others.
+    fn idle_slot_holders(&self) -> Vec<ConnId> {
+        let now = self.now;
+        let piece_time = self.config.upload_capacity_bps.map_or(0.0, |cap| {
+            let slots =
+                (self.config.choker.slots + self.config.choker.optimistic_slots).max(1) as f64;
+            f64::from(self.config.geometry.piece_length) * slots / cap.max(1) as f64
+        });
+        let after = Duration::from_secs_f64(piece_time.min(60.0))
+            .max(IDLE_SLOT_AFTER)
+            .min(IDLE_SLOT_AFTER_MAX);
+        let mut idle: Vec<(Instant, ConnId)> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.phase == Phase::Established
+                    && !s.am_choking
+                    && s.peer_interested
+                    && s.their_queue.is_empty()
+                    && s.upload_inflight.is_empty()
+                    && now >= s.asked_at + after
+            })
+            .map(|s| (s.asked_at, s.conn))
+            .collect();
+        idle.sort();
+        idle.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The uplink is underused while peers wait: when it is because peers
+    /// holding slots ask for nothing, hand their slots to the waiting peers
+    /// instead of opening more. Widening then would split the uplink over
+    /// ever more peers (it grew to 20-28 slots of a 2-slot uplink), so a
+    /// piece that only we have reaches all of them at once, late, instead of
+    /// one of them at full rate and from there on to the rest. Returns
+    /// whether any slot changed hands.
+    fn rotate_idle_slots(&mut self) -> bool {
+        let idle = self.idle_slot_holders();
+        let waiting = self
+            .sessions
+            .values()
+            .filter(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established)
+            .count();
+        if idle.is_empty() || waiting == 0 {
+            return false;
+        }
+        for conn in idle.into_iter().take(waiting) {
+            self.set_choke(conn, true);
+        }
+        self.fill_free_slots();
+        true
     }
 
     /// A super-seed serves only as many peers at once as its uplink fills
@@ -862,7 +925,7 @@ impl Node {
                 .iter()
                 .any(|p| p.interested && !self.choker.unchoked().contains(&p.conn));
             let slots = self.choker.slots();
-            if used < 0.9 * cap as f64 && waiting {
+            if used < 0.9 * cap as f64 && waiting && self.idle_slot_holders().is_empty() {
                 // Widen quickly (by half) while capacity sits idle; narrow
                 // one at a time when saturated.
                 self.choker.set_slots(slots + slots.div_ceil(2));
@@ -894,6 +957,7 @@ impl Node {
             s.their_queue.clear();
             self.transmit(conn, Message::Choke);
         } else {
+            s.asked_at = now;
             self.transmit(conn, Message::Unchoke);
         }
     }

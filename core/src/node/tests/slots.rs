@@ -104,3 +104,78 @@ fn check_invariants_reports_unaccounted_bytes() {
     let err = node.check_invariants().unwrap_err();
     assert!(err.starts_with("bytes:"), "{err}");
 }
+
+/// Feed `input` at `at_ms`; the choke/unchoke messages the node sends back.
+fn at(node: &mut Node, at_ms: u64, input: Input) -> Vec<(u64, bool)> {
+    node.handle_input(Instant::from_micros(at_ms * 1000), input)
+        .unwrap();
+    let outs = drain(node);
+    node.check_invariants().unwrap();
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Transmit {
+                conn,
+                msg: Message::Choke,
+            } => Some((conn.0, true)),
+            Output::Transmit {
+                conn,
+                msg: Message::Unchoke,
+            } => Some((conn.0, false)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An uplink left idle by a peer that holds the slot and asks for nothing
+/// (everything it lacks it fetches elsewhere) goes to the peer that waits,
+/// instead of a second slot; once the holder asks for blocks, an idle uplink
+/// widens as before.
+#[test]
+fn a_slot_whose_holder_asks_nothing_goes_to_a_waiting_peer() {
+    let mut node = one_slot_seed();
+    node.config.upload_capacity_bps = Some(1_000_000);
+    connect(&mut node, 1);
+    connect(&mut node, 2);
+    assert_eq!(say(&mut node, 1, Message::Interested), vec![(1, false)]);
+    assert_eq!(say(&mut node, 2, Message::Interested), vec![]);
+    // Silent for 1 s (the floor; the slot carries a 256 KiB piece in
+    // 0.26 s): its slot goes to peer 2, which waited longest.
+    assert_eq!(
+        at(&mut node, 1_000, Input::Timeout),
+        vec![(1, true), (2, false)]
+    );
+    // Peer 2 asks for a block: it is busy, so the still idle uplink opens a
+    // second slot, for peer 1.
+    let block = crate::wire::BlockRef {
+        piece: 0,
+        begin: 0,
+        length: 16384,
+    };
+    let request = Input::Message {
+        conn: ConnId(2),
+        msg: Message::Request(block),
+    };
+    assert_eq!(at(&mut node, 1_500, request), vec![]);
+    assert_eq!(at(&mut node, 2_000, Input::Timeout), vec![(1, false)]);
+}
+
+/// While a silent holder has had less than a piece's time through its slot
+/// (2.6 s at 100 kB/s), it keeps the slot and the idle uplink widens.
+#[test]
+fn a_holder_keeps_its_slot_for_a_piece_time() {
+    let mut node = one_slot_seed();
+    node.config.upload_capacity_bps = Some(100_000);
+    connect(&mut node, 1);
+    connect(&mut node, 2);
+    connect(&mut node, 3);
+    assert_eq!(say(&mut node, 1, Message::Interested), vec![(1, false)]);
+    assert_eq!(say(&mut node, 2, Message::Interested), vec![]);
+    assert_eq!(at(&mut node, 1_000, Input::Timeout), vec![(2, false)]);
+    assert_eq!(say(&mut node, 3, Message::Interested), vec![]);
+    // At 3 s peer 1 has been silent for 3 s, peer 2 for 2 s: only peer 1
+    // gives its slot to peer 3.
+    assert_eq!(
+        at(&mut node, 3_000, Input::Timeout),
+        vec![(1, true), (3, false)]
+    );
+}
