@@ -776,8 +776,9 @@ impl Node {
         let waiting = self
             .sessions
             .values()
-            .any(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established);
-        if used < 0.8 * cap as f64 && waiting && !self.rotate_idle_slots() {
+            .filter(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established)
+            .count();
+        if used < 0.8 * cap as f64 && waiting > 0 && !self.rotate_idle_slots(waiting) {
             self.choker.set_slots(self.choker.slots() + 1);
             self.fill_free_slots();
         }
@@ -819,16 +820,12 @@ impl Node {
     /// instead of opening more. Widening then would split the uplink over
     /// ever more peers (it grew to 20-28 slots of a 2-slot uplink), so a
     /// piece that only we have reaches all of them at once, late, instead of
-    /// one of them at full rate and from there on to the rest. Returns
-    /// whether any slot changed hands.
-    fn rotate_idle_slots(&mut self) -> bool {
+    /// one of them at full rate and from there on to the rest. `waiting`
+    /// peers are choked and interested. Returns whether any slot changed
+    /// hands.
+    fn rotate_idle_slots(&mut self, waiting: usize) -> bool {
         let idle = self.idle_slot_holders();
-        let waiting = self
-            .sessions
-            .values()
-            .filter(|s| s.am_choking && s.peer_interested && s.phase == Phase::Established)
-            .count();
-        if idle.is_empty() || waiting == 0 {
+        if idle.is_empty() {
             return false;
         }
         for conn in idle.into_iter().take(waiting) {

@@ -44,13 +44,21 @@ fn connect(node: &mut Node, conn: u64) {
     node.check_invariants().unwrap();
 }
 
-/// Feed `msg` from `conn`; the choke/unchoke messages the node sends back, by connection.
+/// Feed `msg` from `conn` at time zero; the choke/unchoke messages the node
+/// sends back, by connection.
 fn say(node: &mut Node, conn: u64, msg: Message) -> Vec<(u64, bool)> {
     let input = Input::Message {
         conn: ConnId(conn),
         msg,
     };
-    node.handle_input(Instant::ZERO, input).unwrap();
+    at(node, 0, input)
+}
+
+/// Feed `input` at `at_ms` (the node's clock never goes back); the
+/// choke/unchoke messages the node sends back, by connection.
+fn at(node: &mut Node, at_ms: u64, input: Input) -> Vec<(u64, bool)> {
+    node.handle_input(Instant::from_micros(at_ms * 1000), input)
+        .unwrap();
     let outs = drain(node);
     node.check_invariants().unwrap();
     outs.iter()
@@ -103,27 +111,6 @@ fn check_invariants_reports_unaccounted_bytes() {
     node.stats.bytes_down += 1;
     let err = node.check_invariants().unwrap_err();
     assert!(err.starts_with("bytes:"), "{err}");
-}
-
-/// Feed `input` at `at_ms`; the choke/unchoke messages the node sends back.
-fn at(node: &mut Node, at_ms: u64, input: Input) -> Vec<(u64, bool)> {
-    node.handle_input(Instant::from_micros(at_ms * 1000), input)
-        .unwrap();
-    let outs = drain(node);
-    node.check_invariants().unwrap();
-    outs.iter()
-        .filter_map(|o| match o {
-            Output::Transmit {
-                conn,
-                msg: Message::Choke,
-            } => Some((conn.0, true)),
-            Output::Transmit {
-                conn,
-                msg: Message::Unchoke,
-            } => Some((conn.0, false)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// An uplink left idle by a peer that holds the slot and asks for nothing
