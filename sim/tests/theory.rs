@@ -167,11 +167,12 @@ fn homogeneous_hub_as_slow_as_a_peer() {
         max >= t_star * 0.999,
         "{max} s beats the optimum {t_star} s"
     );
-    // Target 1.2 T*; today 1.33 T* (1.55 before idle slots were handed on
+    // Target 1.2 T*; today 1.29 T* (1.33 before interest followed what
+    // there is to ask a peer for, 1.55 before idle slots were handed on
     // instead of widened and leechers stopped rechoking the peers they
     // serve, 1.76 before clients sized their unchoke slots from their uplink
     // and the piece length).
-    assert!(max <= 1.38 * t_star, "{max} s is {:.2} T*", max / t_star);
+    assert!(max <= 1.35 * t_star, "{max} s is {:.2} T*", max / t_star);
     assert!(summary.received_copies_max <= 1.05, "{summary:?}");
     assert!(
         summary.hub_copies <= 1.6,
@@ -194,7 +195,8 @@ fn homogeneous_256_hub_as_slow_as_a_peer() {
         max >= t_star * 0.999,
         "{max} s beats the optimum {t_star} s"
     );
-    // Target 1.2 T*; today 1.45 T* (1.64 before idle slots were handed on
+    // Target 1.2 T*; today 1.44 T* (1.45 before interest followed what
+    // there is to ask a peer for, 1.64 before idle slots were handed on
     // instead of widened and leechers kept the peers they serve).
     assert!(max <= 1.5 * t_star, "{max} s is {:.2} T*", max / t_star);
     assert!(summary.received_copies_max <= 1.05, "{summary:?}");
@@ -256,9 +258,11 @@ fn poisson_arrivals_against_qiu_srikant() {
         .collect();
     assert_eq!(took.len(), 900, "{summary:?}");
     let mean = took.iter().sum::<f64>() / took.len() as f64;
-    // Target within 15%; today 1.18x (seeds 1-3: 1.178-1.181).
+    // Target within 15%; today 1.12x (seeds 1-3: 1.118-1.120; 1.18 before
+    // a peer told those it had nothing to ask for that it was not
+    // interested, so their slots went to peers that ask).
     assert!(
-        mean <= 1.22 * qs,
+        mean <= 1.15 * qs,
         "mean {mean} s is {:.3}x Qiu-Srikant's {qs} s",
         mean / qs
     );

@@ -191,6 +191,7 @@ impl Node {
             }
             self.fill_requests(conn);
         }
+        self.refresh_interest();
     }
 
     /// The pieces of `has` we may ask a peer for: all of them from a

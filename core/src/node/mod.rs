@@ -564,6 +564,7 @@ impl Node {
                 self.session_timers(conn);
             }
             self.super_tick();
+            self.refresh_interest();
             self.widen_if_idle();
             self.reciprocate();
         }

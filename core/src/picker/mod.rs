@@ -227,6 +227,28 @@ impl Picker {
         })
     }
 
+    /// True when [`Picker::pick`] would find a block to ask `peer` (which has
+    /// `has`) for now: a piece not started, a block of a started piece that
+    /// nobody is asked for, or in endgame a block whose duplicates are not
+    /// used up. A peer that has only what we already ask others for is of no
+    /// use to us until that changes, however interesting its pieces are.
+    pub fn can_pick(&self, peer: ConnId, has: &PieceSet) -> bool {
+        let endgame = self.in_endgame();
+        let limit = self.config.endgame_max_duplicates;
+        has.iter().any(|p| match self.state[p as usize] {
+            PieceState::Wanted => true,
+            PieceState::Partial => self.partials.get(&p).is_some_and(|partial| {
+                partial.missing > 0
+                    || (endgame
+                        && partial.blocks.iter().any(|b| {
+                            matches!(b, BlockState::Requested(peers)
+                                if peers.len() < limit && !peers.contains(&peer))
+                        }))
+            }),
+            PieceState::Verifying | PieceState::Have => false,
+        })
+    }
+
     /// True when `piece` is still to be downloaded (not verified, not awaiting
     /// verification).
     pub fn is_interesting_piece(&self, piece: u32) -> bool {

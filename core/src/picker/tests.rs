@@ -191,6 +191,55 @@ fn dropped_requests_become_missing_again() {
     assert!(!p.in_endgame() || again.len() == 4);
 }
 
+#[test]
+fn a_peer_with_only_pieces_asked_of_others_has_nothing_to_pick() {
+    let mut p = picker(3, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let zero = set(3, &[0]);
+    let rest = set(3, &[1, 2]);
+    p.add_peer(&zero);
+    p.add_peer(&zero);
+    p.add_peer(&rest);
+    assert!(p.can_pick(ConnId(2), &zero));
+    let mut out = Vec::new();
+    p.pick(ConnId(1), &zero, 4, false, &mut rng, &mut out);
+    assert_eq!(out.len(), 4, "every block of piece 0 asked of peer 1");
+    assert!(!p.in_endgame());
+    // Piece 0 is still wanted, but nothing of it is left to ask peer 2 for.
+    assert!(p.is_interesting(&zero));
+    assert!(!p.can_pick(ConnId(2), &zero));
+    assert!(p.can_pick(ConnId(3), &rest));
+    p.request_dropped(ConnId(1), out[2]);
+    assert!(
+        p.can_pick(ConnId(2), &zero),
+        "a dropped block is free again"
+    );
+    let mut again = Vec::new();
+    p.pick(ConnId(2), &zero, 4, false, &mut rng, &mut again);
+    assert_eq!(again, vec![out[2]]);
+}
+
+#[test]
+fn in_endgame_only_duplicates_not_yet_asked_can_be_picked() {
+    let mut p = picker(1, PickStrategy::RarestFirst);
+    let mut rng = from_seed(3);
+    let all = PieceSet::full(1);
+    p.add_peer(&all);
+    p.add_peer(&all);
+    let mut a = Vec::new();
+    p.pick(ConnId(1), &all, 10, false, &mut rng, &mut a);
+    assert!(p.in_endgame());
+    assert!(
+        !p.can_pick(ConnId(1), &all),
+        "everything is asked of peer 1"
+    );
+    assert!(p.can_pick(ConnId(2), &all));
+    let mut b = Vec::new();
+    p.pick(ConnId(2), &all, 10, false, &mut rng, &mut b);
+    assert_eq!(b.len(), a.len());
+    assert!(!p.can_pick(ConnId(2), &all));
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     AddPeer(u8, Vec<u16>),

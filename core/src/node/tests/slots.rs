@@ -166,3 +166,64 @@ fn a_holder_keeps_its_slot_for_a_piece_time() {
         vec![(1, true), (3, false)]
     );
 }
+
+/// A leecher of 16 pieces of 256 KiB that knows no site.
+fn leecher() -> Node {
+    let config = one_slot_seed().config.clone();
+    Node::new(config, PieceSet::new(16), 1, Instant::ZERO)
+}
+
+/// Feed `msg` from `conn`; the messages the node sends back, by connection.
+fn sent(node: &mut Node, conn: u64, msg: Message) -> Vec<(u64, Message)> {
+    let input = Input::Message {
+        conn: ConnId(conn),
+        msg,
+    };
+    node.handle_input(Instant::ZERO, input).unwrap();
+    let outs = drain(node);
+    node.check_invariants().unwrap();
+    outs.into_iter()
+        .filter_map(|o| match o {
+            Output::Transmit { conn, msg } => Some((conn.0, msg)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A peer that has only a piece we already ask another peer for in full
+/// hears NotInterested, so the slot it gave us goes to someone it can
+/// serve; when those requests are dropped (the other peer choked us) we ask
+/// it again, and for exactly the dropped blocks.
+#[test]
+fn interest_follows_what_there_is_to_ask_a_peer_for() {
+    let mut node = leecher();
+    connect(&mut node, 1);
+    connect(&mut node, 2);
+    assert!(sent(&mut node, 1, Message::Have(0)).contains(&(1, Message::Interested)));
+    assert!(sent(&mut node, 2, Message::Have(0)).contains(&(2, Message::Interested)));
+    // Peer 1 unchokes us: all 16 blocks of piece 0 go to it.
+    let asked = sent(&mut node, 1, Message::Unchoke);
+    let requests = asked
+        .iter()
+        .filter(|(c, m)| *c == 1 && matches!(m, Message::Request(_)))
+        .count();
+    assert_eq!(requests, 16, "{asked:?}");
+    // Peer 2 unchokes us too: nothing is left to ask it for.
+    assert_eq!(
+        sent(&mut node, 2, Message::Unchoke),
+        vec![(2, Message::NotInterested)]
+    );
+    // Peer 1 chokes us: its requests are dropped, and peer 2 gets them.
+    let after = sent(&mut node, 1, Message::Choke);
+    assert_eq!(after.first(), Some(&(2, Message::Interested)), "{after:?}");
+    let again = after
+        .iter()
+        .filter(|(c, m)| *c == 2 && matches!(m, Message::Request(b) if b.piece == 0))
+        .count();
+    assert_eq!(again, 16, "{after:?}");
+    // A piece only peer 2 has that we want keeps our interest in it.
+    assert!(
+        !sent(&mut node, 2, Message::Have(1)).contains(&(2, Message::NotInterested)),
+        "peer 2 still has blocks for us"
+    );
+}
