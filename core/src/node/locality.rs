@@ -191,7 +191,6 @@ impl Node {
             }
             self.fill_requests(conn);
         }
-        self.refresh_interest();
     }
 
     /// The pieces of `has` we may ask a peer for: all of them from a

@@ -10,8 +10,8 @@ use core::net::SocketAddr;
 
 const INFO: [u8; 20] = [1; 20];
 
-/// A (non-super) seed of 16 pieces with one upload slot and no optimistic one.
-fn one_slot_seed() -> Node {
+/// 16 pieces of 256 KiB, one upload slot and no optimistic one, no super-seeding.
+fn one_slot_config() -> NodeConfig {
     let g = crate::metainfo::Geometry {
         total_length: 1 << 22,
         piece_length: 1 << 18,
@@ -20,7 +20,12 @@ fn one_slot_seed() -> Node {
     config.choker.slots = 1;
     config.choker.optimistic_slots = 0;
     config.super_seed = false;
-    Node::new(config, PieceSet::full(16), 1, Instant::ZERO)
+    config
+}
+
+/// A (non-super) seed of 16 pieces with one upload slot and no optimistic one.
+fn one_slot_seed() -> Node {
+    Node::new(one_slot_config(), PieceSet::full(16), 1, Instant::ZERO)
 }
 
 fn connect(node: &mut Node, conn: u64) {
@@ -57,20 +62,25 @@ fn say(node: &mut Node, conn: u64, msg: Message) -> Vec<(u64, bool)> {
 /// Feed `input` at `at_ms` (the node's clock never goes back); the
 /// choke/unchoke messages the node sends back, by connection.
 fn at(node: &mut Node, at_ms: u64, input: Input) -> Vec<(u64, bool)> {
+    transmitted(node, at_ms, input)
+        .into_iter()
+        .filter_map(|(conn, msg)| match msg {
+            Message::Choke => Some((conn, true)),
+            Message::Unchoke => Some((conn, false)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feed `input` at `at_ms`; every message the node sends back, by connection.
+fn transmitted(node: &mut Node, at_ms: u64, input: Input) -> Vec<(u64, Message)> {
     node.handle_input(Instant::from_micros(at_ms * 1000), input)
         .unwrap();
     let outs = drain(node);
     node.check_invariants().unwrap();
-    outs.iter()
+    outs.into_iter()
         .filter_map(|o| match o {
-            Output::Transmit {
-                conn,
-                msg: Message::Choke,
-            } => Some((conn.0, true)),
-            Output::Transmit {
-                conn,
-                msg: Message::Unchoke,
-            } => Some((conn.0, false)),
+            Output::Transmit { conn, msg } => Some((conn.0, msg)),
             _ => None,
         })
         .collect()
@@ -169,25 +179,16 @@ fn a_holder_keeps_its_slot_for_a_piece_time() {
 
 /// A leecher of 16 pieces of 256 KiB that knows no site.
 fn leecher() -> Node {
-    let config = one_slot_seed().config.clone();
-    Node::new(config, PieceSet::new(16), 1, Instant::ZERO)
+    Node::new(one_slot_config(), PieceSet::new(16), 1, Instant::ZERO)
 }
 
-/// Feed `msg` from `conn`; the messages the node sends back, by connection.
+/// Feed `msg` from `conn` at time zero; every message the node sends back.
 fn sent(node: &mut Node, conn: u64, msg: Message) -> Vec<(u64, Message)> {
     let input = Input::Message {
         conn: ConnId(conn),
         msg,
     };
-    node.handle_input(Instant::ZERO, input).unwrap();
-    let outs = drain(node);
-    node.check_invariants().unwrap();
-    outs.into_iter()
-        .filter_map(|o| match o {
-            Output::Transmit { conn, msg } => Some((conn.0, msg)),
-            _ => None,
-        })
-        .collect()
+    transmitted(node, 0, input)
 }
 
 /// A peer that has only a piece we already ask another peer for in full
