@@ -210,8 +210,14 @@ pub enum SessionEvent {
     Haves(Vec<u32>),
     /// The peer unchoked us: time to request.
     Unchoked,
-    /// The peer choked us: our requests to it are void.
+    /// The peer choked us: our requests to it are void (empty under the
+    /// fast extension, where the peer rejects them one by one).
     Choked(Vec<BlockRef>),
+    /// The peer will not serve this request of ours (BEP 6 reject).
+    Rejected(BlockRef),
+    /// The peer asked for a block while we choke it, under the fast
+    /// extension: the node answers with a reject.
+    RequestWhileChoked(BlockRef),
     /// The peer's interest changed.
     InterestChanged,
     /// The peer queued a request; the node decides when to serve it.
@@ -306,6 +312,12 @@ pub struct Session {
     /// The connection crosses an inter-site link (see `node::locality`);
     /// always false while our own site is unknown.
     pub far: bool,
+    /// Both ends set the BEP 6 fast extension bit: a choke keeps requests,
+    /// which end by a block or a `Reject` (see [`Message::Reject`]).
+    pub fast: bool,
+    /// Requests rejected since we last choked the remote, after
+    /// `choked_request_grace` (a peer that keeps asking is in breach).
+    rejected_late: usize,
     bitfield_allowed: bool,
 }
 
@@ -351,6 +363,8 @@ impl Session {
             asked_at: now,
             site: None,
             far: false,
+            fast: false,
+            rejected_late: 0,
             snubbed: false,
             upload_only: false,
             super_pending: Vec::new(),
@@ -394,7 +408,15 @@ impl Session {
                     return Ok(SessionEvent::None);
                 }
                 self.peer_choking = true;
-                let dropped = self.requests_out.drain(..).map(|(b, _)| b).collect();
+                // Under the fast extension the peer rejects what it will not
+                // serve; a request it has not read yet (queued behind our own
+                // blocks to it) may still be served if it unchokes us again,
+                // and dropping it here would fetch that block twice.
+                let dropped = if self.fast {
+                    Vec::new()
+                } else {
+                    self.requests_out.drain(..).map(|(b, _)| b).collect()
+                };
                 SessionEvent::Choked(dropped)
             }
             Message::Unchoke => {
@@ -421,6 +443,45 @@ impl Session {
                     SessionEvent::Have(index)
                 } else {
                     SessionEvent::None
+                }
+            }
+            Message::HaveAll | Message::HaveNone => {
+                let all = matches!(msg, Message::HaveAll);
+                if bitfield_allowed && all {
+                    self.remote_has = PieceSet::full(pieces);
+                    return Ok(SessionEvent::Bitfield);
+                }
+                // A first HaveNone says what sending nothing says: the set
+                // starts empty.
+                // Late ones read like a late bitfield: only new pieces count.
+                let new: Vec<u32> = if all {
+                    (0..pieces).filter(|p| self.remote_has.insert(*p)).collect()
+                } else {
+                    Vec::new()
+                };
+                if new.is_empty() {
+                    SessionEvent::None
+                } else {
+                    SessionEvent::Haves(new)
+                }
+            }
+            Message::Suggest(index) | Message::AllowedFast(index) => {
+                // Advisory: we pick pieces ourselves and never request while
+                // choked.
+                if index >= pieces {
+                    return Err(Violation::PieceOutOfRange { index, pieces });
+                }
+                SessionEvent::None
+            }
+            Message::Reject(block) => {
+                // A reject of a request we cancelled, or never made, changes
+                // nothing (stock clients answer a cancel with one).
+                match self.requests_out.iter().position(|(b, _)| *b == block) {
+                    Some(i) => {
+                        self.requests_out.remove(i);
+                        SessionEvent::Rejected(block)
+                    }
+                    None => SessionEvent::None,
                 }
             }
             Message::Bitfield(bytes) => {
@@ -485,10 +546,24 @@ impl Session {
             return Err(Violation::RequestedMissingPiece(block.piece));
         }
         if self.am_choking {
-            if now.saturating_since(self.choked_at) > config.choked_request_grace {
-                return Err(Violation::RequestWhileChoked);
+            let late = now.saturating_since(self.choked_at) > config.choked_request_grace;
+            if !self.fast {
+                if late {
+                    return Err(Violation::RequestWhileChoked);
+                }
+                return Ok(SessionEvent::None);
             }
-            return Ok(SessionEvent::None);
+            // Under the fast extension a request that crossed our choke is
+            // answered with a reject; one that queued behind the peer's own
+            // blocks may come long after it. A peer that goes on asking well
+            // after the grace is in breach.
+            if late {
+                self.rejected_late += 1;
+                if self.rejected_late > config.max_peer_requests {
+                    return Err(Violation::RequestWhileChoked);
+                }
+            }
+            return Ok(SessionEvent::RequestWhileChoked(block));
         }
         if self.their_queue.len() >= config.max_peer_requests {
             return Err(Violation::RequestFlood(config.max_peer_requests));
@@ -498,6 +573,14 @@ impl Session {
             self.their_queue.push_back(block);
         }
         Ok(SessionEvent::Requested)
+    }
+
+    /// We choke the remote from `now` on: its queued requests are void (the
+    /// caller rejects them under the fast extension).
+    pub fn choke(&mut self, now: Instant) -> VecDeque<BlockRef> {
+        self.choked_at = now;
+        self.rejected_late = 0;
+        std::mem::take(&mut self.their_queue)
     }
 
     /// Requests outstanding longer than their timeout at `now` (see

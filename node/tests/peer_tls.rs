@@ -71,6 +71,7 @@ fn handshake(info_hash: Id20) -> Vec<u8> {
         info_hash,
         peer_id: Id20::new(*b"-TEST00-abcdefghijkl"),
         extended: true,
+        fast: false,
     }
     .encode(&mut b);
     b

@@ -96,6 +96,7 @@ impl Node {
             info_hash: self.config.info_hash,
             peer_id: self.config.peer_id,
             extended: true,
+            fast: true,
         };
         self.emit(Output::SendHandshake { conn, handshake });
     }
@@ -146,6 +147,9 @@ impl Node {
             self.dial_pause_until = None;
         }
         session.peer_id = Some(hs.peer_id);
+        // We always offer the fast extension (see `send_handshake`).
+        session.fast = hs.fast;
+        let fast = hs.fast;
         let identity = session.identity.clone();
         let far = self.site.is_some() && self.sessions.get(&conn).is_some_and(|s| self.is_far(s));
         if let Some(s) = self.sessions.get_mut(&conn) {
@@ -170,10 +174,18 @@ impl Node {
         }
         if self.super_seeding() {
             // No bitfield: a piece or two at a time instead, when a slot is free.
+            if fast {
+                // BEP 6: the first message says what we have, here nothing yet.
+                self.transmit(conn, Message::HaveNone);
+            }
             self.super_fill_slots();
+        } else if fast && self.picker.is_complete() {
+            self.transmit(conn, Message::HaveAll);
         } else if self.picker.have().count() > 0 {
             let bits = bytes::Bytes::from(self.picker.have().to_bitfield());
             self.transmit(conn, Message::Bitfield(bits));
+        } else if fast {
+            self.transmit(conn, Message::HaveNone);
         }
         self.event(NodeEvent::PeerConnected {
             conn,
@@ -279,6 +291,24 @@ impl Node {
                 } else {
                     self.fill_free_slots();
                 }
+            }
+            SessionEvent::Rejected(block) => {
+                // The block is free to ask again: of a peer that unchokes us
+                // now, not at its next block or our next tick.
+                self.picker.request_dropped(conn, block);
+                self.refresh_interest();
+                let open: Vec<ConnId> = self
+                    .sessions
+                    .values()
+                    .filter(|s| !s.peer_choking && s.am_interested)
+                    .map(|s| s.conn)
+                    .collect();
+                for c in open {
+                    self.fill_requests(c);
+                }
+            }
+            SessionEvent::RequestWhileChoked(block) => {
+                self.transmit(conn, Message::Reject(block));
             }
             SessionEvent::Requested => self.serve_uploads(conn),
             SessionEvent::Block(block, data) => self.handle_block(conn, block, data),
@@ -1038,9 +1068,16 @@ impl Node {
         }
         s.am_choking = choke;
         if choke {
-            s.choked_at = now;
-            s.their_queue.clear();
+            let void = s.choke(now);
+            let fast = s.fast;
             self.transmit(conn, Message::Choke);
+            if fast {
+                // BEP 6: a choke voids nothing by itself; say which requests
+                // we drop (blocks already handed to the driver still go).
+                for block in void {
+                    self.transmit(conn, Message::Reject(block));
+                }
+            }
         } else {
             s.asked_at = now;
             self.transmit(conn, Message::Unchoke);

@@ -195,6 +195,115 @@ fn choke_voids_our_requests() {
 }
 
 #[test]
+fn under_the_fast_extension_a_choke_keeps_requests_until_each_is_rejected() {
+    let mut s = established(4);
+    s.fast = true;
+    feed(&mut s, Instant::ZERO, Message::Unchoke).unwrap();
+    s.requests_out.push((block(0, 0), Instant::ZERO));
+    s.requests_out.push((block(1, 0), Instant::ZERO));
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::Choke),
+        Ok(SessionEvent::Choked(Vec::new()))
+    );
+    assert!(s.peer_choking);
+    assert_eq!(s.requests_out.len(), 2, "a choke alone voids nothing");
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::Reject(block(1, 0))),
+        Ok(SessionEvent::Rejected(block(1, 0)))
+    );
+    assert_eq!(s.requests_out, vec![(block(0, 0), Instant::ZERO)]);
+    // A reject of what we no longer ask for (cancelled, or never asked).
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::Reject(block(1, 0))),
+        Ok(SessionEvent::None)
+    );
+    // The request the peer still had is served after it unchokes us again.
+    feed(&mut s, Instant::ZERO, Message::Unchoke).unwrap();
+    let got = feed(
+        &mut s,
+        Instant::ZERO,
+        Message::Piece(block(0, 0), vec![0; 16384].into()),
+    );
+    assert!(matches!(got, Ok(SessionEvent::Block(b, _)) if b == block(0, 0)));
+    assert!(s.requests_out.is_empty());
+}
+
+#[test]
+fn under_the_fast_extension_requests_while_choked_are_answered_until_they_flood() {
+    let config = SessionConfig::default();
+    let mut s = established(4);
+    s.fast = true;
+    assert!(s.am_choking);
+    assert!(s.choke(Instant::ZERO).is_empty());
+    let ask = |s: &mut Session, at: Instant| {
+        s.on_message(
+            at,
+            Message::Request(block(2, 0)),
+            &config,
+            |_| true,
+            |_| 256 * 1024,
+        )
+    };
+    assert_eq!(
+        ask(&mut s, Instant::from_secs(1)),
+        Ok(SessionEvent::RequestWhileChoked(block(2, 0)))
+    );
+    // Long after the choke (a request can queue behind the peer's own
+    // uploads) it is still answered, up to a flood's worth.
+    let late = Instant::ZERO + config.choked_request_grace + Duration::from_secs(1);
+    for _ in 0..config.max_peer_requests {
+        assert_eq!(
+            ask(&mut s, late),
+            Ok(SessionEvent::RequestWhileChoked(block(2, 0)))
+        );
+    }
+    assert_eq!(ask(&mut s, late), Err(Violation::RequestWhileChoked));
+    assert!(s.their_queue.is_empty());
+    // Without the extension the same late request is a breach at once.
+    let mut plain = established(4);
+    assert_eq!(ask(&mut plain, late), Err(Violation::RequestWhileChoked));
+    assert_eq!(
+        ask(&mut plain, Instant::from_secs(1)),
+        Ok(SessionEvent::None)
+    );
+}
+
+#[test]
+fn have_all_and_have_none_stand_for_a_full_and_an_empty_bitfield() {
+    let mut s = established(10);
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::HaveAll),
+        Ok(SessionEvent::Bitfield)
+    );
+    assert!(s.remote_has.is_full());
+    let mut s = established(10);
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::HaveNone),
+        Ok(SessionEvent::None)
+    );
+    assert_eq!(s.remote_has.count(), 0);
+    // After other messages, HaveAll reads as the haves it adds.
+    feed(&mut s, Instant::ZERO, Message::Have(3)).unwrap();
+    let Ok(SessionEvent::Haves(new)) = feed(&mut s, Instant::ZERO, Message::HaveAll) else {
+        panic!("a late have-all adds haves");
+    };
+    assert_eq!(new.len(), 9);
+    assert!(!new.contains(&3));
+    assert!(s.remote_has.is_full());
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::Suggest(10)),
+        Err(Violation::PieceOutOfRange {
+            index: 10,
+            pieces: 10
+        })
+    );
+    assert_eq!(
+        feed(&mut s, Instant::ZERO, Message::AllowedFast(9)),
+        Ok(SessionEvent::None)
+    );
+}
+
+#[test]
 fn slow_requests_expire_and_mark_snubbed() {
     let config = SessionConfig::default();
     let mut s = established(4);

@@ -78,8 +78,9 @@ impl DecoderLimits {
         let fits = |ok: bool| if ok { Ok(()) } else { Err(bad_length.clone()) };
         match msg_id {
             id::CHOKE | id::UNCHOKE | id::INTERESTED | id::NOT_INTERESTED => fits(len == 1),
-            id::HAVE => fits(len == 5),
-            id::REQUEST | id::CANCEL => fits(len == 13),
+            id::HAVE_ALL | id::HAVE_NONE => fits(len == 1),
+            id::HAVE | id::SUGGEST | id::ALLOWED_FAST => fits(len == 5),
+            id::REQUEST | id::CANCEL | id::REJECT => fits(len == 13),
             id::BITFIELD => {
                 fits(len >= 2)?;
                 match self.bitfield_len() {
@@ -345,6 +346,9 @@ fn parse_frame(limits: &DecoderLimits, msg_id: u8, frame: &[u8]) -> Result<Messa
             }),
         };
     }
+    if let Some(msg) = parse_fast(limits, msg_id, frame)? {
+        return Ok(msg);
+    }
     let parsed = match pp::Message::deserialize(frame, &[]) {
         Ok((parsed, _)) => parsed,
         Err(e) => return Err(malformed(msg_id, &e)),
@@ -375,6 +379,55 @@ fn parse_frame(limits: &DecoderLimits, msg_id: u8, frame: &[u8]) -> Result<Messa
         other => return Err(unexpected(msg_id, &other)),
     };
     Ok(msg)
+}
+
+/// A BEP 6 frame (librqbit-peer-protocol has none of them), header already
+/// checked; `None` for any other id.
+fn parse_fast(
+    limits: &DecoderLimits,
+    msg_id: u8,
+    frame: &[u8],
+) -> Result<Option<Message>, DecodeError> {
+    let word = |i: usize| {
+        let at = PREFIX_LEN + 1 + 4 * i;
+        frame
+            .get(at..at + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or(DecodeError::BadLength {
+                id: msg_id,
+                len: (frame.len() - PREFIX_LEN) as u32,
+            })
+    };
+    let msg = match msg_id {
+        id::HAVE_ALL => Message::HaveAll,
+        id::HAVE_NONE => Message::HaveNone,
+        id::SUGGEST | id::ALLOWED_FAST => {
+            let index = word(0)?;
+            let name = if msg_id == id::SUGGEST {
+                "suggest_piece"
+            } else {
+                "allowed_fast"
+            };
+            limits.check_piece_index(name, index)?;
+            if msg_id == id::SUGGEST {
+                Message::Suggest(index)
+            } else {
+                Message::AllowedFast(index)
+            }
+        }
+        id::REJECT => {
+            let block = BlockRef {
+                piece: word(0)?,
+                begin: word(1)?,
+                length: word(2)?,
+            };
+            limits.check_requested("reject_request", &block)?;
+            Message::Reject(block)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(msg))
 }
 
 fn to_block(r: &pp::Request) -> BlockRef {

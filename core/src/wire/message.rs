@@ -51,6 +51,18 @@ pub enum Message {
     /// may send `data` empty and still account the real size through
     /// [`Message::wire_len`].
     Piece(BlockRef, Bytes),
+    /// BEP 6: the sender has every piece (instead of a full bitfield).
+    HaveAll,
+    /// BEP 6: the sender has no piece (instead of an empty bitfield).
+    HaveNone,
+    /// BEP 6: the sender will not serve this request (it chokes us, or will
+    /// not serve it for another reason). With the fast extension this, not a
+    /// choke, is what ends a request without its block.
+    Reject(BlockRef),
+    /// BEP 6: the sender suggests we download this piece (advisory).
+    Suggest(u32),
+    /// BEP 6: we may request this piece even while the sender chokes us.
+    AllowedFast(u32),
     /// BEP 10 extended handshake (extended id 0).
     ExtendedHandshake(ExtendedHandshake),
     /// Any other BEP 10 message, payload unparsed. swarmhub advertises no extension
@@ -98,8 +110,14 @@ impl Message {
     pub fn wire_len(&self) -> usize {
         match self {
             Message::KeepAlive => 4,
-            Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => 5,
-            Message::Have(_) => 9,
+            Message::Choke
+            | Message::Unchoke
+            | Message::Interested
+            | Message::NotInterested
+            | Message::HaveAll
+            | Message::HaveNone => 5,
+            Message::Have(_) | Message::Suggest(_) | Message::AllowedFast(_) => 9,
+            Message::Reject(_) => 17,
             Message::Bitfield(bits) => 5 + bits.len(),
             Message::Request(_) | Message::Cancel(_) => 17,
             Message::Piece(block, _) => PIECE_HEADER_LEN + block.length as usize,
@@ -127,6 +145,11 @@ impl Message {
             Message::Request(_) => "request",
             Message::Cancel(_) => "cancel",
             Message::Piece(..) => "piece",
+            Message::HaveAll => "have_all",
+            Message::HaveNone => "have_none",
+            Message::Reject(_) => "reject_request",
+            Message::Suggest(_) => "suggest_piece",
+            Message::AllowedFast(_) => "allowed_fast",
             Message::ExtendedHandshake(_) => "extended_handshake",
             Message::Extended { .. } => "extended",
         }
@@ -178,13 +201,42 @@ impl Message {
                 out.extend_from_slice(payload);
                 finish_extended(out, start, body, self.name())
             }
+            Message::HaveAll | Message::HaveNone => {
+                let msg_id = if matches!(self, Message::HaveAll) {
+                    id::HAVE_ALL
+                } else {
+                    id::HAVE_NONE
+                };
+                out.extend_from_slice(&1u32.to_be_bytes());
+                out.push(msg_id);
+                Ok(())
+            }
+            Message::Suggest(index) | Message::AllowedFast(index) => {
+                let msg_id = if matches!(self, Message::Suggest(_)) {
+                    id::SUGGEST
+                } else {
+                    id::ALLOWED_FAST
+                };
+                out.extend_from_slice(&5u32.to_be_bytes());
+                out.push(msg_id);
+                out.extend_from_slice(&index.to_be_bytes());
+                Ok(())
+            }
+            Message::Reject(b) => {
+                out.extend_from_slice(&13u32.to_be_bytes());
+                out.push(id::REJECT);
+                for v in [b.piece, b.begin, b.length] {
+                    out.extend_from_slice(&v.to_be_bytes());
+                }
+                Ok(())
+            }
             // Every other variant has a BEP 3 form and was written above.
             _ => Ok(()),
         }
     }
 
     /// The librqbit-peer-protocol form of a BEP 3 message, after our checks; `None`
-    /// for the BEP 10 messages, which librqbit cannot carry with our keys or raw.
+    /// for the BEP 6 and BEP 10 messages.
     fn bep3_form(&self) -> Result<Option<pp::Message<'_>>, EncodeError> {
         let body_limit = u32::MAX as usize - PIECE_HEADER_LEN;
         let msg = match self {
@@ -222,7 +274,15 @@ impl Message {
                 }
                 pp::Message::Piece(pp::Piece::from_data(b.piece, b.begin, data))
             }
-            Message::ExtendedHandshake(_) | Message::Extended { .. } => return Ok(None),
+            // BEP 10 messages (librqbit cannot carry our keys, or raw payloads)
+            // and BEP 6 ones (librqbit has none): laid out by `encode_unchecked`.
+            Message::ExtendedHandshake(_)
+            | Message::Extended { .. }
+            | Message::HaveAll
+            | Message::HaveNone
+            | Message::Reject(_)
+            | Message::Suggest(_)
+            | Message::AllowedFast(_) => return Ok(None),
         };
         Ok(Some(msg))
     }

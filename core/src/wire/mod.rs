@@ -13,12 +13,12 @@
 //! id) bytes arrive, before any body is buffered, so a peer cannot make us allocate more
 //! than one block frame (or one extended message) per connection.
 //!
-//! Supported message ids: 0-8 (BEP 3) and 20 (BEP 10). We do not implement the BEP 6
-//! fast extension (ids 13-17) nor the DHT `port` message (id 9): swarmhub never sets
-//! those reserved bits, so a peer that sends them is misbehaving and gets
-//! [`DecodeError::UnknownMessageId`]. Extended messages other than the handshake
-//! (extended id 0) are passed up raw as [`Message::Extended`]; swarmhub advertises no
-//! extension messages, so the session ignores them.
+//! Supported message ids: 0-8 (BEP 3), 13-17 (the BEP 6 fast extension: suggest,
+//! have all, have none, reject, allowed fast) and 20 (BEP 10). We do not implement the
+//! DHT `port` message (id 9): swarmhub never sets that reserved bit, so a peer that
+//! sends it is misbehaving and gets [`DecodeError::UnknownMessageId`]. Extended messages
+//! other than the handshake (extended id 0) are passed up raw as [`Message::Extended`];
+//! swarmhub advertises no extension messages, so the session ignores them.
 
 mod decoder;
 mod error;
@@ -49,7 +49,7 @@ pub struct BlockRef {
     pub length: u32,
 }
 
-/// Message ids of BEP 3 / BEP 10, as they appear after the length prefix.
+/// Message ids of BEP 3 / BEP 6 / BEP 10, as they appear after the length prefix.
 pub(crate) mod id {
     pub(crate) const CHOKE: u8 = 0;
     pub(crate) const UNCHOKE: u8 = 1;
@@ -60,6 +60,11 @@ pub(crate) mod id {
     pub(crate) const REQUEST: u8 = 6;
     pub(crate) const PIECE: u8 = 7;
     pub(crate) const CANCEL: u8 = 8;
+    pub(crate) const SUGGEST: u8 = 13;
+    pub(crate) const HAVE_ALL: u8 = 14;
+    pub(crate) const HAVE_NONE: u8 = 15;
+    pub(crate) const REJECT: u8 = 16;
+    pub(crate) const ALLOWED_FAST: u8 = 17;
     pub(crate) const EXTENDED: u8 = 20;
 }
 

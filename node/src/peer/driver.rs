@@ -1044,6 +1044,7 @@ mod flood_tests {
                         info_hash: meta.info_hash,
                         peer_id: Id20::new([2 + i; 20]),
                         extended: false,
+                        fast: false,
                     },
                 })
                 .await

@@ -39,6 +39,7 @@ fn connect(node: &mut Node, n: u8) -> Vec<Output> {
         info_hash: Id20::new(INFO),
         peer_id: Id20::new([10 + n; 20]),
         extended: true,
+        fast: false,
     };
     node.handle_input(Instant::ZERO, Input::Handshake { conn, handshake })
         .unwrap();

@@ -233,6 +233,7 @@ fn connected_seed() -> (Node, ConnId) {
         info_hash: info,
         peer_id: Id20::new([3; 20]),
         extended: false,
+        fast: false,
     };
     node.handle_input(
         Instant::ZERO,
@@ -284,6 +285,7 @@ fn wrong_info_hash_and_own_peer_id_close_the_connection() {
             info_hash: hs_info,
             peer_id: hs_peer,
             extended: false,
+            fast: false,
         };
         node.handle_input(
             Instant::ZERO,
@@ -648,6 +650,7 @@ fn refusals_in_a_row_pause_every_dial_of_a_half_connected_node() {
                     info_hash: Id20::new([1; 20]),
                     peer_id: Id20::new([50 + i as u8; 20]),
                     extended: false,
+                    fast: false,
                 },
             },
         )
@@ -732,6 +735,7 @@ fn a_connection_this_node_dialed_is_never_refused_for_lack_of_room() {
             info_hash: Id20::new([1; 20]),
             peer_id: Id20::new(peer_id),
             extended: false,
+            fast: false,
         };
         node.handle_input(now, Input::Handshake { conn, handshake })
             .unwrap();

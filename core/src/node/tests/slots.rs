@@ -29,6 +29,12 @@ fn one_slot_seed() -> Node {
 }
 
 fn connect(node: &mut Node, conn: u64) {
+    connect_with(node, conn, false);
+}
+
+/// Connect `conn`, which offers the BEP 6 fast extension when `fast`; what
+/// the node sends it first.
+fn connect_with(node: &mut Node, conn: u64, fast: bool) -> Vec<Message> {
     let addr: SocketAddr = format!("127.0.0.{conn}:7000").parse().unwrap();
     let conn = ConnId(conn);
     let input = Input::Connected {
@@ -42,11 +48,19 @@ fn connect(node: &mut Node, conn: u64) {
         info_hash: Id20::new(INFO),
         peer_id: Id20::new([10 + conn.0 as u8; 20]),
         extended: false,
+        fast,
     };
     node.handle_input(Instant::ZERO, Input::Handshake { conn, handshake })
         .unwrap();
-    drain(node);
+    let first = drain(node)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Transmit { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
     node.check_invariants().unwrap();
+    first
 }
 
 /// Feed `msg` from `conn` at time zero; the choke/unchoke messages the node
@@ -227,4 +241,105 @@ fn interest_follows_what_there_is_to_ask_a_peer_for() {
         !sent(&mut node, 2, Message::Have(1)).contains(&(2, Message::NotInterested)),
         "peer 2 still has blocks for us"
     );
+}
+
+fn block(piece: u32, i: u32) -> crate::wire::BlockRef {
+    crate::wire::BlockRef {
+        piece,
+        begin: i * crate::wire::BLOCK_LEN,
+        length: crate::wire::BLOCK_LEN,
+    }
+}
+
+/// Under the fast extension (BEP 6) a seed says what it has with HaveAll,
+/// and when it chokes a peer it rejects each request it drops, and each one
+/// that arrives while the peer is choked: the peer learns exactly which
+/// requests it must place elsewhere. A plain peer is told nothing.
+#[test]
+fn a_fast_peer_hears_which_of_its_requests_a_choke_drops() {
+    let mut node = one_slot_seed();
+    assert_eq!(connect_with(&mut node, 1, true), vec![Message::HaveAll]);
+    assert!(matches!(
+        connect_with(&mut node, 2, false).as_slice(),
+        [Message::Bitfield(_)]
+    ));
+    assert_eq!(say(&mut node, 1, Message::Interested), vec![(1, false)]);
+    let mut served = Vec::new();
+    for i in 0..12 {
+        let input = Input::Message {
+            conn: ConnId(1),
+            msg: Message::Request(block(0, i)),
+        };
+        node.handle_input(Instant::ZERO, input).unwrap();
+        for o in drain(&mut node) {
+            if let Output::SendBlock { block, .. } = o {
+                served.push(block);
+            }
+        }
+    }
+    assert!(!served.is_empty() && served.len() < 12, "{served:?}");
+    // Peer 1 leaves its slot to peer 2, then wants it back: it is choked.
+    assert_eq!(say(&mut node, 2, Message::Interested), vec![]);
+    assert_eq!(say(&mut node, 1, Message::NotInterested), vec![(2, false)]);
+    let out = sent(&mut node, 1, Message::Interested);
+    assert_eq!(out.first(), Some(&(1, Message::Choke)), "{out:?}");
+    let rejected: Vec<_> = out
+        .iter()
+        .filter_map(|(c, m)| match m {
+            Message::Reject(b) if *c == 1 => Some(*b),
+            _ => None,
+        })
+        .collect();
+    let queued: Vec<_> = (0..12)
+        .map(|i| block(0, i))
+        .filter(|b| !served.contains(b))
+        .collect();
+    assert_eq!(rejected, queued, "every dropped request, none served");
+    // A request that crossed the choke is rejected too.
+    assert_eq!(
+        sent(&mut node, 1, Message::Request(block(1, 0))),
+        vec![(1, Message::Reject(block(1, 0)))]
+    );
+    // Peer 2 (no fast extension) is choked in the plain way: no rejects.
+    assert_eq!(say(&mut node, 2, Message::NotInterested), vec![(1, false)]);
+    assert_eq!(say(&mut node, 2, Message::Request(block(2, 0))), vec![]);
+}
+
+/// A fast leecher keeps its requests when choked: a peer that had not read
+/// them yet may still serve them after unchoking us, and asking someone else
+/// meanwhile would fetch those blocks twice. Only a reject frees a request.
+#[test]
+fn a_fast_leecher_places_elsewhere_only_what_was_rejected() {
+    let mut node = leecher();
+    connect_with(&mut node, 1, true);
+    connect_with(&mut node, 2, true);
+    sent(&mut node, 1, Message::Have(0));
+    sent(&mut node, 2, Message::Have(0));
+    let asked = sent(&mut node, 1, Message::Unchoke);
+    let to_1: Vec<_> = asked
+        .iter()
+        .filter_map(|(c, m)| match m {
+            Message::Request(b) if *c == 1 => Some(*b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(to_1.len(), 16, "{asked:?}");
+    assert_eq!(
+        sent(&mut node, 2, Message::Unchoke),
+        vec![(2, Message::NotInterested)]
+    );
+    // The choke alone moves nothing to peer 2.
+    assert!(sent(&mut node, 1, Message::Choke).is_empty());
+    // Two rejects: exactly those two blocks go to peer 2.
+    assert!(sent(&mut node, 1, Message::Reject(to_1[3])).contains(&(2, Message::Interested)));
+    let out = sent(&mut node, 1, Message::Reject(to_1[7]));
+    let out2: Vec<_> = out
+        .iter()
+        .filter_map(|(c, m)| match m {
+            Message::Request(b) if *c == 2 => Some(*b),
+            _ => None,
+        })
+        .collect();
+    // The first reject already placed its block (peer 2 unchokes us).
+    assert_eq!(out2, vec![to_1[7]], "{out:?}");
 }

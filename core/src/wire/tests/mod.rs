@@ -35,6 +35,11 @@ pub(super) fn sample_messages() -> Vec<Message> {
             },
             Bytes::from_static(b"z"),
         ),
+        Message::HaveAll,
+        Message::HaveNone,
+        Message::Reject(block),
+        Message::Suggest(4),
+        Message::AllowedFast(5),
         Message::ExtendedHandshake(ExtendedHandshake {
             client: Some("swarmhub/0.1 ünïcode".into()),
             listen_port: Some(6881),

@@ -62,6 +62,11 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         block().prop_map(Message::Request),
         block().prop_map(Message::Cancel),
+        Just(Message::HaveAll),
+        Just(Message::HaveNone),
+        block().prop_map(Message::Reject),
+        (0..NUM_PIECES).prop_map(Message::Suggest),
+        (0..NUM_PIECES).prop_map(Message::AllowedFast),
         (block(), any::<u8>()).prop_map(|(b, fill)| {
             // Mostly small blocks to keep the test fast; the length is still arbitrary.
             let b = BlockRef {

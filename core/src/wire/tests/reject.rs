@@ -167,8 +167,8 @@ fn bitfield_with_spare_bits_is_rejected() {
 
 #[test]
 fn unsupported_message_ids_are_rejected_from_the_id_byte() {
-    // 9 = DHT port, 13-17 = BEP 6 fast extension, 21 and 255 = nothing.
-    for id in [9u8, 13, 14, 15, 16, 17, 21, 255] {
+    // 9 = DHT port, 10-12 and 18-19 = unassigned, 21 and 255 = nothing.
+    for id in [9u8, 10, 12, 18, 19, 21, 255] {
         let mut dec = Decoder::new_after_handshake(DecoderLimits::default());
         dec.push(&frame(3, &[id]));
         assert_eq!(dec.poll_message(), Err(DecodeError::UnknownMessageId(id)));
@@ -177,7 +177,12 @@ fn unsupported_message_ids_are_rejected_from_the_id_byte() {
 
 #[test]
 fn impossible_lengths_for_their_id_are_rejected() {
-    let cases: [(u8, u32); 8] = [
+    let cases: [(u8, u32); 13] = [
+        (13, 1),  // suggest without its index
+        (14, 5),  // have all with a body
+        (15, 2),  // have none with a body
+        (16, 9),  // reject of half a block reference
+        (17, 13), // allowed fast with a block reference
         (0, 2),
         (3, 5),
         (4, 4),
@@ -213,6 +218,9 @@ fn piece_indexes_beyond_the_torrent_are_rejected() {
         ("have", Message::Have(18)),
         ("request", Message::Request(block)),
         ("cancel", Message::Cancel(block)),
+        ("reject_request", Message::Reject(block)),
+        ("suggest_piece", Message::Suggest(18)),
+        ("allowed_fast", Message::AllowedFast(18)),
         (
             "piece",
             Message::Piece(block, bytes::Bytes::from_static(b"abcd")),
@@ -234,7 +242,7 @@ fn piece_indexes_beyond_the_torrent_are_rejected() {
 
 #[test]
 fn requests_for_empty_or_oversized_blocks_are_rejected() {
-    for (name, id) in [("request", 6u8), ("cancel", 8)] {
+    for (name, id) in [("request", 6u8), ("cancel", 8), ("reject_request", 16)] {
         let body = |begin: u32, length: u32| {
             let mut p = 1u32.to_be_bytes().to_vec();
             p.extend_from_slice(&begin.to_be_bytes());

@@ -1,7 +1,7 @@
 //! Every message kind survives encode -> decode, whatever the chunking.
 
 use super::{decode_chunked, encode_all, sample_messages};
-use crate::wire::{Decoder, DecoderLimits, Handshake, Message};
+use crate::wire::{BlockRef, Decoder, DecoderLimits, Handshake, Message};
 use crate::Id20;
 
 fn limits_with_pieces() -> DecoderLimits {
@@ -57,6 +57,7 @@ fn handshake_then_messages_in_one_chunk() {
         info_hash: Id20::new([1; 20]),
         peer_id: Id20::new([2; 20]),
         extended: true,
+        fast: true,
     };
     let msgs = sample_messages();
     let mut bytes = Vec::new();
@@ -180,4 +181,33 @@ fn debug_output_does_not_dump_the_buffer() {
     let text = format!("{dec:?}");
     assert!(text.contains("buffered_len: 1000"), "{text}");
     assert!(text.len() < 300, "{text}");
+}
+
+/// The BEP 6 messages laid out byte for byte as the spec gives them.
+#[test]
+fn fast_extension_messages_have_their_bep6_layout() {
+    let block = BlockRef {
+        piece: 0x0102_0304,
+        begin: 0x4000,
+        length: 0x4000,
+    };
+    let cases: [(Message, &[u8]); 5] = [
+        (Message::HaveAll, &[0, 0, 0, 1, 0x0E]),
+        (Message::HaveNone, &[0, 0, 0, 1, 0x0F]),
+        (Message::Suggest(7), &[0, 0, 0, 5, 0x0D, 0, 0, 0, 7]),
+        (Message::AllowedFast(258), &[0, 0, 0, 5, 0x11, 0, 0, 1, 2]),
+        (
+            Message::Reject(block),
+            &[0, 0, 0, 13, 0x10, 1, 2, 3, 4, 0, 0, 0x40, 0, 0, 0, 0x40, 0],
+        ),
+    ];
+    for (msg, wire) in cases {
+        let mut out = Vec::new();
+        msg.encode(&mut out).expect("encodes");
+        assert_eq!(out, wire, "{}", msg.name());
+        assert_eq!(msg.wire_len(), wire.len());
+        let mut dec = Decoder::new_after_handshake(DecoderLimits::default());
+        dec.push(wire);
+        assert_eq!(dec.poll_message(), Ok(Some(msg)));
+    }
 }
