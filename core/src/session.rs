@@ -451,9 +451,9 @@ impl Session {
                     self.remote_has = PieceSet::full(pieces);
                     return Ok(SessionEvent::Bitfield);
                 }
-                // A first HaveNone says what sending nothing says: the set
-                // starts empty.
-                // Late ones read like a late bitfield: only new pieces count.
+                // A first HaveNone says what sending nothing says (the set
+                // starts empty); later ones read like a late bitfield: only
+                // new pieces count, none is taken back.
                 let new: Vec<u32> = if all {
                     (0..pieces).filter(|p| self.remote_has.insert(*p)).collect()
                 } else {

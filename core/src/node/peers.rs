@@ -293,19 +293,8 @@ impl Node {
                 }
             }
             SessionEvent::Rejected(block) => {
-                // The block is free to ask again: of a peer that unchokes us
-                // now, not at its next block or our next tick.
                 self.picker.request_dropped(conn, block);
-                self.refresh_interest();
-                let open: Vec<ConnId> = self
-                    .sessions
-                    .values()
-                    .filter(|s| !s.peer_choking && s.am_interested)
-                    .map(|s| s.conn)
-                    .collect();
-                for c in open {
-                    self.fill_requests(c);
-                }
+                self.ask_for_freed_blocks();
             }
             SessionEvent::RequestWhileChoked(block) => {
                 self.transmit(conn, Message::Reject(block));
@@ -717,6 +706,12 @@ impl Node {
             self.fill_free_slots();
         }
         // Blocks requested from this peer are free again: ask others.
+        self.ask_for_freed_blocks();
+    }
+
+    /// Requests were dropped: renew interest, and ask the peers that unchoke
+    /// us for the freed blocks now, not at their next block or our next tick.
+    fn ask_for_freed_blocks(&mut self) {
         self.refresh_interest();
         let conns: Vec<ConnId> = self
             .sessions
