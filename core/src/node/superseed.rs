@@ -3,6 +3,9 @@
 //! has advertised least, and tells it about another only when one of those
 //! has spread (a second peer announced it). Each piece then leaves the hub
 //! about once and peers must trade to finish, so the hub sends few copies.
+//! A peer waiting for its pieces to spread may still be given one nobody
+//! holds or fetches (up to twice `super_seed_pieces` pending): that is a
+//! first copy whoever gets it, and it keeps the hub's uplink busy.
 //!
 //! Once a piece has been advertised `super_seed_max_adverts` times and other
 //! peers hold it, it is not advertised again: the swarm carries it from there.
@@ -27,8 +30,14 @@ impl Node {
 
     /// Advertise pieces to `conn` until it has `super_seed_pieces` pending.
     pub(super) fn super_advertise(&mut self, conn: ConnId) {
-        use rand::RngExt;
         let want = self.config.super_seed_pieces.max(1);
+        self.super_advertise_up_to(conn, want, false);
+    }
+
+    /// Advertise pieces to `conn` until it has `want` pending; only pieces
+    /// nobody holds or fetches when `fresh_only`.
+    fn super_advertise_up_to(&mut self, conn: ConnId, want: usize, fresh_only: bool) {
+        use rand::RngExt;
         loop {
             let Some(s) = self.sessions.get(&conn) else {
                 return;
@@ -51,6 +60,9 @@ impl Node {
                 let cap = self.config.super_seed_max_adverts;
                 let fetching = self.super_advertised_to[p as usize].len() as u32;
                 if (availability > 0 && adverts >= cap) || (availability == 0 && fetching >= cap) {
+                    continue;
+                }
+                if fresh_only && (availability > 0 || fetching > 0) {
                     continue;
                 }
                 // Rarest first, counting the copies on their way from us:
@@ -159,8 +171,21 @@ impl Node {
                 }
                 advertised
             } else {
-                // It has its pieces and waits for them to spread.
-                false
+                // It has its pieces and waits for them to spread. A piece
+                // nobody holds or fetches is still worth sending it now: it
+                // is a first copy whoever gets it, and the hub's uplink
+                // would idle meanwhile (lab-flash-crowd: hub egress 7 of
+                // 25 Mbit/s while peers traded, and the last pieces first
+                // left the hub after 120 s).
+                let want = 2 * self.config.super_seed_pieces.max(1);
+                self.super_advertise_up_to(conn, want, true);
+                let fetching = self.sessions.get(&conn).is_some_and(|s| {
+                    s.super_pending.iter().any(|p| !s.remote_has.contains(*p))
+                });
+                if !fetching {
+                    failed_adverts += 1;
+                }
+                fetching
             };
             if ready {
                 self.set_choke(conn, false);
