@@ -229,7 +229,10 @@ fn hub_twice_as_fast_as_a_peer_keeps_its_uplink_on_new_pieces() {
         let ratio = summary.ratio_to_bound.unwrap();
         assert!((1.0..=1.2).contains(&ratio), "seed {seed}: {ratio}");
         assert!(summary.hub_copies <= 2.0, "seed {seed}: {summary:?}");
-        assert!(summary.received_copies_max <= 1.05, "seed {seed}: {summary:?}");
+        assert!(
+            summary.received_copies_max <= 1.05,
+            "seed {seed}: {summary:?}"
+        );
     }
 }
 

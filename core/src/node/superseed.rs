@@ -179,9 +179,10 @@ impl Node {
                 // left the hub after 120 s).
                 let want = 2 * self.config.super_seed_pieces.max(1);
                 self.super_advertise_up_to(conn, want, true);
-                let fetching = self.sessions.get(&conn).is_some_and(|s| {
-                    s.super_pending.iter().any(|p| !s.remote_has.contains(*p))
-                });
+                let fetching = self
+                    .sessions
+                    .get(&conn)
+                    .is_some_and(|s| s.super_pending.iter().any(|p| !s.remote_has.contains(*p)));
                 if !fetching {
                     failed_adverts += 1;
                 }
