@@ -155,38 +155,26 @@ impl Node {
             let Some(s) = self.sessions.get(&conn) else {
                 continue;
             };
-            let fetching = s.super_pending.iter().any(|p| !s.remote_has.contains(*p));
             let ready = if s.super_revealed {
                 s.peer_interested
-            } else if fetching {
+            } else if fetching_from_us(s) {
                 true
-            } else if s.super_pending.is_empty() {
-                self.super_advertise(conn);
-                let advertised = self
-                    .sessions
-                    .get(&conn)
-                    .is_some_and(|s| !s.super_pending.is_empty());
+            } else {
+                // Nothing pending: advertise as usual. Pieces fetched and
+                // waiting to spread: a piece nobody holds or fetches is still
+                // worth sending it now, a first copy whoever gets it, while
+                // the hub's uplink would idle meanwhile (lab-flash-crowd: hub
+                // egress 7 of 25 Mbit/s while peers traded, and the last
+                // pieces first left the hub after 120 s).
+                let pieces = self.config.super_seed_pieces.max(1);
+                let waits = !s.super_pending.is_empty();
+                let want = if waits { 2 * pieces } else { pieces };
+                self.super_advertise_up_to(conn, want, waits);
+                let advertised = self.sessions.get(&conn).is_some_and(fetching_from_us);
                 if !advertised {
                     failed_adverts += 1;
                 }
                 advertised
-            } else {
-                // It has its pieces and waits for them to spread. A piece
-                // nobody holds or fetches is still worth sending it now: it
-                // is a first copy whoever gets it, and the hub's uplink
-                // would idle meanwhile (lab-flash-crowd: hub egress 7 of
-                // 25 Mbit/s while peers traded, and the last pieces first
-                // left the hub after 120 s).
-                let want = 2 * self.config.super_seed_pieces.max(1);
-                self.super_advertise_up_to(conn, want, true);
-                let fetching = self
-                    .sessions
-                    .get(&conn)
-                    .is_some_and(|s| s.super_pending.iter().any(|p| !s.remote_has.contains(*p)));
-                if !fetching {
-                    failed_adverts += 1;
-                }
-                fetching
             };
             if ready {
                 self.set_choke(conn, false);
@@ -351,6 +339,10 @@ const MAX_FAILED_ADVERTS: usize = 4;
 /// The peer holds one of a super-seed's slots: unchoked, and fetching what
 /// was advertised to it (or interested, once revealed everything).
 fn holds_slot(s: &Session) -> bool {
-    !s.am_choking
-        && (s.peer_interested || s.super_pending.iter().any(|p| !s.remote_has.contains(*p)))
+    !s.am_choking && (s.peer_interested || fetching_from_us(s))
+}
+
+/// The peer still lacks a piece we advertised to it.
+fn fetching_from_us(s: &Session) -> bool {
+    s.super_pending.iter().any(|p| !s.remote_has.contains(*p))
 }

@@ -404,17 +404,13 @@ fn parse_fast(
         id::HAVE_NONE => Message::HaveNone,
         id::SUGGEST | id::ALLOWED_FAST => {
             let index = word(0)?;
-            let name = if msg_id == id::SUGGEST {
-                "suggest_piece"
-            } else {
-                "allowed_fast"
-            };
-            limits.check_piece_index(name, index)?;
-            if msg_id == id::SUGGEST {
+            let msg = if msg_id == id::SUGGEST {
                 Message::Suggest(index)
             } else {
                 Message::AllowedFast(index)
-            }
+            };
+            limits.check_piece_index(msg.name(), index)?;
+            msg
         }
         id::REJECT => {
             let block = BlockRef {

@@ -75,6 +75,17 @@ pub enum Message {
     },
 }
 
+/// Append a message of fixed length: its id, then `words` as big-endian u32s
+/// (the BEP 6 messages).
+fn put_fixed(out: &mut Vec<u8>, msg_id: u8, words: &[u32]) {
+    let len = 1 + 4 * words.len() as u32;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(msg_id);
+    for w in words {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+}
+
 /// The fields of a BEP 10 extended handshake that swarmhub uses.
 ///
 /// On the wire it is a bencoded dictionary; unknown keys are ignored on decode. We send
@@ -173,6 +184,10 @@ impl Message {
         if let Some(msg) = self.bep3_form()? {
             return self.serialize_bep3(&msg, out, start);
         }
+        if let Some((msg_id, words, n)) = self.bep6_form() {
+            put_fixed(out, msg_id, &words[..n]);
+            return Ok(());
+        }
         match self {
             Message::ExtendedHandshake(hs) => {
                 let payload = put_extended_header(out, 0);
@@ -201,36 +216,7 @@ impl Message {
                 out.extend_from_slice(payload);
                 finish_extended(out, start, body, self.name())
             }
-            Message::HaveAll | Message::HaveNone => {
-                let msg_id = if matches!(self, Message::HaveAll) {
-                    id::HAVE_ALL
-                } else {
-                    id::HAVE_NONE
-                };
-                out.extend_from_slice(&1u32.to_be_bytes());
-                out.push(msg_id);
-                Ok(())
-            }
-            Message::Suggest(index) | Message::AllowedFast(index) => {
-                let msg_id = if matches!(self, Message::Suggest(_)) {
-                    id::SUGGEST
-                } else {
-                    id::ALLOWED_FAST
-                };
-                out.extend_from_slice(&5u32.to_be_bytes());
-                out.push(msg_id);
-                out.extend_from_slice(&index.to_be_bytes());
-                Ok(())
-            }
-            Message::Reject(b) => {
-                out.extend_from_slice(&13u32.to_be_bytes());
-                out.push(id::REJECT);
-                for v in [b.piece, b.begin, b.length] {
-                    out.extend_from_slice(&v.to_be_bytes());
-                }
-                Ok(())
-            }
-            // Every other variant has a BEP 3 form and was written above.
+            // Every other variant has a BEP 3 or BEP 6 form, written above.
             _ => Ok(()),
         }
     }
@@ -285,6 +271,18 @@ impl Message {
             | Message::AllowedFast(_) => return Ok(None),
         };
         Ok(Some(msg))
+    }
+
+    /// A BEP 6 message's id and its first `n` fixed words; `None` for others.
+    fn bep6_form(&self) -> Option<(u8, [u32; 3], usize)> {
+        Some(match self {
+            Message::HaveAll => (id::HAVE_ALL, [0; 3], 0),
+            Message::HaveNone => (id::HAVE_NONE, [0; 3], 0),
+            Message::Suggest(index) => (id::SUGGEST, [*index, 0, 0], 1),
+            Message::AllowedFast(index) => (id::ALLOWED_FAST, [*index, 0, 0], 1),
+            Message::Reject(b) => (id::REJECT, [b.piece, b.begin, b.length], 3),
+            _ => return None,
+        })
     }
 
     /// Let librqbit-peer-protocol lay out a BEP 3 message at `out[start..]`.
